@@ -1,0 +1,359 @@
+#!/usr/bin/env python
+"""Benchmark: a vectorised seed ensemble against a per-seed loop of the same compiled step.
+
+Trains a ``--seeds``-member ensemble (default 64) of tanh MLPs with full-batch gradient descent
+(``sgd``), MSE loss, float32, on a fixed synthetic regression task (n = 1,024 examples, 32
+inputs), for two nets: ``small`` (widths 32-64-64-1) and ``medium`` (32-256-256-1). Each net is
+trained
+
+- vectorised: ``learnmech.train.train`` (one compiled program over all members), once per
+  layout the trainer offers (``"vmap"``, ``"map"``) and once with ``"auto"``;
+- looped: ONE jit-compiled single-member function built from ``MemberProgram.start`` and
+  ``MemberProgram.advance`` (the very numerics the trainer runs per member), called once per seed
+  from Python.
+
+Timing excludes compilation. The trainer is run with the schedule ``[0, steps]``: its first
+chunk (0 steps) compiles the program and executes it once, its second chunk (all ``steps``
+steps, same compiled program: the trip count is traced) is what is timed, from the
+``progress`` callback after chunk 1 to the one after chunk 2 (the trainer fetches each chunk's
+observations before calling ``progress``, so both marks are synchronised). The looped
+function is compiled and run once with 0 steps first; then the loop over seeds is timed up to
+``jax.block_until_ready`` of every member's output. The looped member also runs ``start``
+(initialisation and one forward pass) inside the timed region: about 1/600 of its work at 200
+steps, which slightly favours the vectorised side.
+
+FLOPs are the matmul FLOPs of one training step, counted exactly: per layer ``2 n fan_in fan_out``
+forward and the same for the weight gradient, plus ``2 n fan_in fan_out`` for the input
+gradient of every layer except the first; times members times steps. The machine's float32
+matmul peak is measured in the same run (jitted ``jnp.dot`` of square matrices, warmed up, best
+of several repeats), so every number here is a ratio taken under the same conditions.
+
+The vectorised/looped speed ratios (looped time / vectorised time, with the ``auto`` layout;
+> 1 means the vectorised ensemble is faster) are printed LAST, one greppable line per net::
+
+    ratio vectorised/looped speed small: 3.21
+
+Usage: ``python bench/ensemble.py [--seeds 64] [--steps 200] [--quick] [--repeats 1]``
+(``--quick``: 8 seeds, 20 steps, a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from learnmech.nets import MLP
+from learnmech.observe import mse_loss
+from learnmech.train import MemberProgram, OptimizerSpec, train
+from learnmech.train import trainer as _trainer
+
+N_EXAMPLES = 1024
+D_IN = 32
+DEPTH = 3
+NETS = {"small": 64, "medium": 256}
+LEARNING_RATE = 0.05
+DTYPE = "float32"
+PEAK_SIZES = (2048, 4096)
+PEAK_REPEATS = 5
+LAYOUTS = ("vmap", "map", "auto")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def widths_for(width: int) -> tuple[int, ...]:
+    return (D_IN,) + (width,) * (DEPTH - 1) + (1,)
+
+
+def step_flops(widths: tuple[int, ...], n: int) -> int:
+    """Matmul FLOPs of one full-batch training step of one member (see module docstring)."""
+    layers = list(zip(widths[:-1], widths[1:]))
+    forward = sum(2 * n * a * b for a, b in layers)
+    weight_grads = forward
+    input_grads = sum(2 * n * a * b for a, b in layers[1:])
+    return forward + weight_grads + input_grads
+
+
+def n_params(widths: tuple[int, ...]) -> int:
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def make_task(n: int = N_EXAMPLES, d: int = D_IN):
+    """A fixed synthetic regression task: y = sin(x u) + 0.5 tanh(x v) + 0.1 noise, x ~ N(0, I)."""
+    kx, ku, kv, ke = jax.random.split(jax.random.key(1234), 4)
+    x = jax.random.normal(kx, (n, d), DTYPE)
+    u = jax.random.normal(ku, (d, 1), DTYPE) / np.sqrt(d)
+    v = jax.random.normal(kv, (d, 1), DTYPE) * (2.0 / np.sqrt(d))
+    y = jnp.sin(x @ u) + 0.5 * jnp.tanh(x @ v) + 0.1 * jax.random.normal(ke, (n, 1), DTYPE)
+    return jax.block_until_ready((x, y.astype(DTYPE)))
+
+
+def matmul_peak(sizes=PEAK_SIZES, repeats=PEAK_REPEATS) -> dict[int, float]:
+    """Best-of-``repeats`` GFLOP/s of a jitted float32 ``jnp.dot`` of two ``s x s`` matrices."""
+    dot = jax.jit(jnp.dot)
+    out = {}
+    for s in sizes:
+        ka, kb = jax.random.split(jax.random.key(s))
+        a = jax.random.normal(ka, (s, s), jnp.float32)
+        b = jax.random.normal(kb, (s, s), jnp.float32)
+        jax.block_until_ready(dot(a, b))  # compile + warm up
+        jax.block_until_ready(dot(a, b))
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(dot(a, b))
+            best = min(best, time.perf_counter() - t0)
+        out[s] = 2.0 * s**3 / best / 1e9
+    return out
+
+
+def _layout_probe(seen: list[str]):
+    """An observable that records which layout actually traced it (vmap gives batch tracers)."""
+
+    def observe(params, params0):
+        leaf = jax.tree.leaves(params)[0]
+        seen.append("vmap" if type(leaf).__name__ == "BatchTracer" else "map")
+        return {}
+
+    return observe
+
+
+def time_vectorised(net: MLP, data, seeds: int, steps: int, layout: str, repeats: int = 1):
+    """Seconds for ``steps`` steps of the whole ensemble via ``train`` (compile excluded).
+
+    The schedule is ``[0, steps]`` (``repeats`` = 1) or ``[0, steps, 2 steps, ...]``: every
+    timed chunk is ``steps`` steps ending in a single observation, all chunks run the same
+    compiled program, and the fastest chunk is kept.
+    """
+    marks: list[tuple[int, float]] = []
+    seen: list[str] = []
+    t_start = time.perf_counter()
+    result = train(
+        init=net.init,
+        loss=mse_loss(net.apply),
+        data=data,
+        optimizer=OptimizerSpec("sgd", {"learning_rate": LEARNING_RATE}),
+        seeds=list(range(seeds)),
+        steps=[steps * i for i in range(repeats + 1)],
+        observe=_layout_probe(seen),
+        layout=layout,
+        progress=lambda done, total: marks.append((done, time.perf_counter())),
+    )
+    t_end = time.perf_counter()
+    assert [m[0] for m in marks] == [steps * i for i in range(repeats + 1)], marks
+    chunks = [b[1] - a[1] for a, b in zip(marks[:-1], marks[1:])]
+    timed = min(chunks)
+    setup = (marks[0][1] - t_start) + (t_end - marks[-1][1])
+    loss_at_steps = np.asarray(result["loss"])[..., 1]  # after the first `steps` steps
+    return timed, setup, loss_at_steps, int(np.sum(result.diverged)), (seen[0] if seen else "?")
+
+
+def make_looped_member(net: MLP, data):
+    """ONE jitted single-member function: start from the seed's key, advance ``n`` steps."""
+    program = MemberProgram(
+        init=net.init,
+        loss=mse_loss(net.apply),
+        optimizer=OptimizerSpec("sgd", {"learning_rate": LEARNING_RATE}),
+    )
+    hp: dict = {}  # no grid: the trainer passes an empty hp dict to every member too
+
+    @jax.jit
+    def member(key, n):
+        state = program.start(key, hp, data)
+        state = program.advance(state, hp, data, n)
+        return program.loss_value(state.params, data, hp), state.diverged
+
+    return member
+
+
+def time_looped(member, seeds: int, steps: int):
+    keys = [jax.random.key(s) for s in range(seeds)]
+    n = jnp.int32(steps)
+    t0 = time.perf_counter()
+    jax.block_until_ready(member(keys[0], jnp.int32(0)))  # compile + one execution
+    setup = time.perf_counter() - t0
+    jax.block_until_ready(n)
+    t0 = time.perf_counter()
+    outs = [member(k, n) for k in keys]
+    jax.block_until_ready(outs)
+    timed = time.perf_counter() - t0
+    final_loss = np.array([float(o[0]) for o in outs])
+    diverged = int(sum(bool(o[1]) for o in outs))
+    return timed, setup, final_loss, diverged
+
+
+def auto_rule(widths: tuple[int, ...], n: int):
+    """The work measure and threshold ``layout="auto"`` compares (read from the trainer)."""
+    threshold = getattr(_trainer, "_AUTO_MAP_THRESHOLD", None)
+    return n * n_params(widths), threshold
+
+
+class CpuShare:
+    """CPU time the rest of the machine took while this benchmark ran (Linux ``/proc/stat``).
+
+    Busy time of all CPUs (user, system, irq, steal, ...) minus this process's own CPU time,
+    as a fraction of the machine's capacity over the same wall time. Timings are only
+    comparable to other runs when this is near zero.
+    """
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+        t = os.times()
+        return busy / hz, t.user + t.system, time.perf_counter()
+
+    def others(self) -> float | None:
+        end = self._sample()
+        if self.start is None or end is None:
+            return None
+        busy = end[0] - self.start[0]
+        ours = end[1] - self.start[1]
+        wall = end[2] - self.start[2]
+        return max(0.0, busy - ours) / (wall * (os.cpu_count() or 1))
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=64, help="ensemble size (default 64)")
+    ap.add_argument("--steps", type=int, default=200, help="GD steps (default 200)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 8 seeds, 20 steps")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed repetitions per variant, fastest kept (default 1; vectorised repeats are "
+        "further chunks of the same train call, so no recompilation)",
+    )
+    args = ap.parse_args(argv)
+    seeds, steps = (8, 20) if args.quick else (args.seeds, args.steps)
+    repeats = max(1, args.repeats)
+    share = CpuShare()
+
+    print(f"bench/ensemble.py: {seeds} seeds x {steps} full-batch GD steps, n = {N_EXAMPLES}, "
+          f"d_in = {D_IN}, tanh MLP depth {DEPTH}, sgd lr {LEARNING_RATE}, {DTYPE}")
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} device), "
+          f"{os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {loadavg()}")
+
+    peaks = matmul_peak()
+    peak = max(peaks.values())
+    print("\nfloat32 matmul peak (jitted jnp.dot, best of "
+          f"{PEAK_REPEATS}): " + ", ".join(f"{s}x{s}: {g:.1f} GFLOP/s" for s, g in peaks.items())
+          + f"  -> peak {peak:.1f} GFLOP/s")
+
+    data = make_task()
+    rows, summary = [], {}
+    for name, width in NETS.items():
+        widths = widths_for(width)
+        net = MLP(widths, activation="tanh", parameterization="sp", dtype=DTYPE)
+        flops = step_flops(widths, N_EXAMPLES) * seeds * steps
+        work, threshold = auto_rule(widths, N_EXAMPLES)
+
+        timings, losses, picked = {}, {}, None
+        for layout in LAYOUTS:
+            timings[layout] = time_vectorised(net, data, seeds, steps, layout, repeats)
+            losses[layout] = timings[layout][2]
+            if layout == "auto":
+                picked = timings[layout][4]
+
+        member = make_looped_member(net, data)
+        best, first_setup = None, None
+        for _ in range(repeats):
+            timed, setup, loss, ndiv = time_looped(member, seeds, steps)
+            first_setup = setup if first_setup is None else first_setup
+            if best is None or timed < best[0]:
+                best = (timed, first_setup, loss, ndiv, "loop")
+        timings["looped"] = best
+        losses["looped"] = best[2]
+
+        for variant in ("vmap", "map", "auto", "looped"):
+            timed, setup, _, ndiv, used = timings[variant]
+            label = f"auto->{used}" if variant == "auto" else variant
+            gflops = flops / timed / 1e9
+            rows.append((name, label, timed, setup, gflops, gflops / peak, ndiv))
+
+        agree = max(float(np.max(np.abs(losses[v] - losses["looped"]))) for v in ("vmap", "map", "auto"))
+        other = "map" if picked == "vmap" else "vmap"
+        summary[name] = dict(
+            widths=widths,
+            work=work,
+            threshold=threshold,
+            picked=picked,
+            faster=min(("vmap", "map"), key=lambda v: timings[v][0]),
+            auto_time=timings["auto"][0],
+            picked_time=timings[picked][0],
+            other=other,
+            other_time=timings[other][0],
+            looped_time=timings["looped"][0],
+            frac_auto=flops / timings["auto"][0] / 1e9 / peak,
+            frac_best=flops / min(timings["vmap"][0], timings["map"][0]) / 1e9 / peak,
+            agree=agree,
+            mean_loss=float(np.mean(losses["looped"])),
+            flops_step=step_flops(widths, N_EXAMPLES),
+            vmap_over_map=timings["vmap"][0] / timings["map"][0],
+        )
+
+    print(f"\n{'net':<7} {'variant':<11} {'time [s]':>9} {'setup [s]':>10} {'GFLOP/s':>9} "
+          f"{'of peak':>8} {'diverged':>9}")
+    print("-" * 69)
+    for name, label, timed, setup, gflops, frac, ndiv in rows:
+        print(f"{name:<7} {label:<11} {timed:>9.3f} {setup:>10.2f} {gflops:>9.1f} {frac:>8.1%} {ndiv:>9d}")
+    print("(time: the timed steps only; setup: compilation, initialisation and the step-0 run)")
+
+    print()
+    for name, s in summary.items():
+        print(f"{name}: widths {s['widths']}, {s['flops_step'] / 1e6:.1f} MFLOP per member step; "
+              f"auto rule n*params = {s['work']:.3g} vs _AUTO_MAP_THRESHOLD = {s['threshold']!r} "
+              f"-> auto picked {s['picked']!r}; faster layout measured: {s['faster']!r} "
+              f"(time vmap/map {s['vmap_over_map']:.2f}); "
+              f"final mean loss {s['mean_loss']:.4f}, max |vectorised - looped| final loss {s['agree']:.2e}")
+    others = share.others()
+    print(f"load average at the end: {loadavg()}; CPU taken by other processes (and steal) "
+          f"during this run: " + ("n/a" if others is None else f"{others:.0%} of the machine")
+          + (" -- CONTENDED, timings unreliable" if others is not None and others > 0.1 else ""))
+
+    print()
+    for name, s in summary.items():
+        ok = s["auto_time"] <= s["looped_time"]
+        print(f"target {name}: vectorised (auto) not slower than looped: {'met' if ok else 'NOT met'}")
+        if s["picked"] != s["faster"]:
+            print(f"note {name}: auto picked {s['picked']!r} but {s['faster']!r} was faster "
+                  f"({s['picked_time']:.3f} s vs {s['other_time']:.3f} s)")
+    if "medium" in summary:
+        s = summary["medium"]
+        print(f"target medium: >= 70% of matmul peak: {'met' if s['frac_auto'] >= 0.7 else 'NOT met'} "
+              f"(auto {s['frac_auto']:.1%}, best layout {s['frac_best']:.1%})")
+
+    print()
+    for name, s in summary.items():
+        print(f"ratio vectorised/looped speed {name}: {s['looped_time'] / s['auto_time']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

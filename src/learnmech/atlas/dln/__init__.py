@@ -1,0 +1,1 @@
+"""Deep linear networks: the solvable setting of Saxe, McClelland & Ganguli (2014)."""

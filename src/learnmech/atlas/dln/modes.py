@@ -1,0 +1,173 @@
+"""dln.modes — sigmoidal mode learning in a two-layer linear network.
+
+Statement: from a small, balanced, teacher-aligned initialisation, each singular mode of a
+two-layer linear network is learned along the logistic curve
+``u(t) = s e^{2st} / (e^{2st} - 1 + s/u0)``, in order of decreasing ``s``, reaching ``s/2`` at
+``t_half = ln(s/u0 - 1) / (2s)`` (Saxe, McClelland & Ganguli 2014, arXiv:1312.6120).
+
+Conventions: loss ``(1/2n) sum ||f - y||^2``, so ``du/dt = 2u(s - u)``; ``t = eta * steps``.
+Discrete GD changes the per-step growth of a mode from ``e^{2 s eta}`` to ``(1 + eta s)^2`` at
+small ``u``, a relative error of about ``eta s / 2`` in ``t_half``: the presets keep
+``eta * s_1 <= 0.01`` so this stays below 0.5%, well inside the 5% threshold.
+
+Verdict (CLAIMS.md): pooled R^2 of predicted vs measured trajectories >= 0.99; every measured
+``t_half`` within 5% of the prediction; learning order matches. Also reported, with no
+threshold: the shift of ``t_half`` when the initialisation is small but random (not aligned),
+which the theory predicts only after an alignment phase.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from pydantic import Field, field_validator
+
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.dln.experiment import decreasing, horizon, make_teacher, mode_curves, loss_curve, train_dln
+from learnmech.atlas.metrics import crossing_time, r_squared
+from learnmech.report import COLORS, band, new_figure, theory_line, verdict_banner
+from learnmech.theory.dln import mode_trajectory_two_layer, predicted_loss, t_half_two_layer
+
+R2_MIN = 0.99  # CLAIMS.md
+T_HALF_RTOL = 0.05  # CLAIMS.md
+
+
+class Config(ClaimConfig):
+    s: tuple[float, ...] = Field((3.0, 2.0, 1.0, 0.5), description="teacher singular values, decreasing")
+    u0: float = Field(1e-3, gt=0, lt=0.1, description="initial mode strength")
+    d_in: int = Field(8, ge=1, le=512)
+    d_out: int = Field(8, ge=1, le=512)
+    hidden: int = Field(16, ge=1, le=1024)
+    eta: float = Field(0.002, gt=0, le=1.0, description="GD learning rate")
+    horizon_factor: float = Field(1.8, gt=1.0, le=20, description="train to this multiple of the slowest t_half")
+    points: int = Field(160, ge=20, le=5000, description="observation points (log-spaced)")
+    n_samples: int = Field(64, ge=1, le=100_000, description="whitened sample size")
+    teacher_seed: int = 0
+    random_init: bool = Field(True, description="also train from small random init and report the time shift")
+
+    _s = field_validator("s")(decreasing)
+
+
+def _random_scale(cfg: Config) -> float:
+    """Per-entry std ``sigma`` of the random init whose typical initial mode is ``u0``.
+
+    ``u_a(0) = sum_k (U^T W2)_{ak} (W1 V)_{ka}`` sums ``hidden`` products of two ``N(0, sigma^2)``
+    variables, so its standard deviation is ``sigma^2 sqrt(hidden)``.
+    """
+    return float(np.sqrt(cfg.u0 / np.sqrt(cfg.hidden)))
+
+
+def _times(cfg: Config) -> np.ndarray:
+    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), cfg.horizon_factor)
+    return np.geomspace(t_max * 1e-3, t_max, 400)
+
+
+def predict(cfg: Config):
+    t = _times(cfg)
+    u = mode_trajectory_two_layer(t, cfg.s, cfg.u0)  # (T, r)
+    out = {f"mode/{a}": Curve(t, u[:, a]) for a in range(len(cfg.s))}
+    out["loss"] = Curve(t, predicted_loss(u, cfg.s))
+    out["t_half"] = Curve(np.arange(len(cfg.s)), t_half_two_layer(np.asarray(cfg.s), cfg.u0))
+    return out
+
+
+def _init(cfg: Config, teacher):
+    """Member init: teacher-aligned balanced (``hp["random"] == 0``) or small random (``== 1``)."""
+    scale = _random_scale(cfg)
+
+    def init(net, key, hp):
+        aligned = net.init_aligned(key, teacher.U, teacher.V, cfg.u0)
+        random = [scale / net.scale * w for w in net.init(key)]
+        return [jnp.where(hp["random"] > 0, r, a) for r, a in zip(random, aligned)]
+
+    return init
+
+
+def measure(cfg: Config, progress=None):
+    teacher = make_teacher(cfg.d_in, cfg.d_out, cfg.s, cfg.teacher_seed)
+    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), cfg.horizon_factor)
+    result = train_dln(
+        teacher, widths=(cfg.d_in, cfg.hidden, cfg.d_out), init=_init(cfg, teacher), eta=cfg.eta,
+        t_max=t_max, seeds=cfg.seeds, points=cfg.points, n_samples=cfg.n_samples,
+        grid={"random": [0.0, 1.0] if cfg.random_init else [0.0]}, progress=progress, label="dln.modes",
+    )
+    out = mode_curves(result, cfg.eta, "mode", index=0)
+    out["loss"] = loss_curve(result, cfg.eta, index=0)
+    if cfg.random_init:
+        out.update(mode_curves(result, cfg.eta, "mode_random", index=1))
+    return out
+
+
+def _t_half_measured(measurement, prefix: str, s) -> np.ndarray:
+    return np.array([
+        crossing_time(measurement[f"{prefix}/{a}"].x, measurement[f"{prefix}/{a}"].mean, sa / 2, ceiling=sa)
+        for a, sa in enumerate(s)
+    ])
+
+
+def judge(cfg: Config, prediction, measurement) -> Verdict:
+    s = np.asarray(cfg.s)
+    modes = [measurement[f"mode/{a}"] for a in range(len(s))]
+    if any(np.isnan(m.y).any() for m in modes):
+        return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
+                       reason="a member diverged; lower eta")
+    t_half_pred = prediction["t_half"].y[0]
+    t_half_meas = _t_half_measured(measurement, "mode", s)
+    if np.isnan(t_half_meas).any():
+        return Verdict(status="inconclusive", metric="modes reaching s/2", value=float(np.sum(~np.isnan(t_half_meas))),
+                       threshold=float(len(s)), reason="training ended before every mode reached s/2")
+    t = modes[0].x
+    u_pred = mode_trajectory_two_layer(t, s, cfg.u0)  # (T, r)
+    r2 = r_squared(np.stack([m.y for m in modes], -1), u_pred[None])
+    rel = np.abs(t_half_meas / t_half_pred - 1.0)
+    order_ok = bool(np.all(np.argsort(t_half_meas) == np.argsort(-s)))
+    details = {"r2": r2, "max_t_half_rel_err": float(rel.max()), "order_matches": float(order_ok)}
+    details.update({f"t_half_rel_err/{a}": float(e) for a, e in enumerate(rel)})
+    if cfg.random_init:
+        shift = _t_half_measured(measurement, "mode_random", s) - t_half_pred
+        details.update({f"random_init_shift/{a}": float(d) for a, d in enumerate(shift)})
+    reason = f"R^2 {r2:.5f}; t_half errors {', '.join(f'{e:.2%}' for e in rel)}; order {'matches' if order_ok else 'differs'}"
+    if r2 < R2_MIN:
+        return Verdict(status="fails", metric="R^2 (modes pooled)", value=r2, threshold=R2_MIN, reason=reason, details=details)
+    if rel.max() > T_HALF_RTOL:
+        return Verdict(status="fails", metric="max t_half rel. error", value=float(rel.max()), threshold=T_HALF_RTOL,
+                       reason=reason, details=details)
+    if not order_ok:
+        return Verdict(status="fails", metric="learning order matches", value=0.0, threshold=1.0, reason=reason, details=details)
+    return Verdict(status="holds", metric="R^2 (modes pooled)", value=r2, threshold=R2_MIN, reason=reason, details=details)
+
+
+def plot(cfg: Config, prediction, measurement, verdict=None):
+    fig, (ax_u, ax_l) = new_figure(2, title="dln.modes: two-layer linear network, mode strengths")
+    for a, sa in enumerate(cfg.s):
+        c = COLORS[a % len(COLORS)]
+        m = measurement[f"mode/{a}"]
+        band(ax_u, m.x, m.y, color=c, label=f"measured, s={sa:g}")
+        if f"mode_random/{a}" in measurement:
+            mr = measurement[f"mode_random/{a}"]
+            ax_u.plot(mr.x, mr.mean, color=c, linewidth=0.9, linestyle=":", alpha=0.9)
+        p = prediction[f"mode/{a}"]
+        theory_line(ax_u, p.x, p.y[0], color="black" if a == 0 else c, label="theory" if a == 0 else None)
+    ax_u.plot([], [], color="gray", linestyle=":", label="random init (measured)")
+    ax_u.set(xscale="log", xlabel="time t = eta x steps", ylabel="mode strength u_a = [U^T W2 W1 V]_aa")
+    ax_u.legend(fontsize=7, loc="upper left")
+    band(ax_l, measurement["loss"].x, measurement["loss"].y, color=COLORS[0], label="measured")
+    theory_line(ax_l, prediction["loss"].x, prediction["loss"].y[0], color="black", label="theory 1/2 sum (s-u)^2")
+    ax_l.set(xscale="log", xlabel="time t = eta x steps", ylabel="loss (1/2n) sum ||f(x)-y||^2")
+    ax_l.legend(fontsize=7)
+    if verdict is not None:
+        verdict_banner(fig, verdict)
+    return fig
+
+
+CLAIM = Claim(
+    id="dln.modes",
+    pillar="solvable settings",
+    statement="Each singular mode of a two-layer linear network is learned along a logistic curve, "
+              "in order of decreasing singular value, reaching s/2 at t_half = ln(s/u0 - 1)/(2s).",
+    references=("Saxe, McClelland & Ganguli 2014, arXiv:1312.6120",),
+    config=Config,
+    presets={"quick": {"seeds": 4}, "full": {"seeds": 16, "s": (4.0, 3.0, 2.0, 1.0, 0.5), "u0": 1e-5,
+                                              "d_in": 16, "d_out": 12, "hidden": 32, "points": 400}},
+    predict=predict, measure=measure, judge=judge, plot=plot,
+)

@@ -1,0 +1,45 @@
+"""The registry of claims. Adding a claim is one module exposing ``CLAIM`` and one line here."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from functools import cache
+
+from learnmech.atlas.contract import Claim
+
+__all__ = ["CLAIM_MODULES", "all_claims", "get_claim", "select_claims"]
+
+CLAIM_MODULES: tuple[str, ...] = (
+    "learnmech.atlas.dln.modes",
+    "learnmech.atlas.dln.depth",
+    "learnmech.atlas.dln.saddle",
+)
+
+
+@cache
+def all_claims() -> dict[str, Claim]:
+    """Every registered claim by id, in catalog order."""
+    claims = {}
+    for name in CLAIM_MODULES:
+        claim = importlib.import_module(name).CLAIM
+        if claim.id in claims:
+            raise RuntimeError(f"claim id {claim.id!r} registered twice")
+        claims[claim.id] = claim
+    return claims
+
+
+def get_claim(claim_id: str) -> Claim:
+    """The claim with this id; ``KeyError`` naming the allowed ids otherwise."""
+    claims = all_claims()
+    if claim_id not in claims:
+        raise KeyError(f"claim: unknown claim {claim_id!r}; allowed: {', '.join(claims)}")
+    return claims[claim_id]
+
+
+def select_claims(pattern: str | None = None) -> list[Claim]:
+    """Claims whose id matches a glob (``dln.*``) or contains ``pattern`` as a substring."""
+    claims = list(all_claims().values())
+    if not pattern:
+        return claims
+    return [c for c in claims if fnmatch.fnmatchcase(c.id, pattern) or pattern in c.id]

@@ -1,0 +1,285 @@
+"""The ``learnmech`` command line: list, check, atlas, runs, show.
+
+Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
+crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from learnmech import __version__
+from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="learnmech: predict, measure and judge the mechanics of neural-network learning.")
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+STORE_OPT = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store (created if missing).")
+
+
+class BadInput(Exception):
+    """A user mistake: reported in one line, exit code 2."""
+
+
+def _fail_input(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``field=value`` pairs; values are JSON when they parse as JSON (numbers, lists), else text."""
+    overrides = {}
+    for pair in pairs:
+        field, sep, raw = pair.partition("=")
+        if not sep or not field.strip():
+            raise BadInput(f"--set: expected field=value, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[field.strip()] = value
+    return overrides
+
+
+def _config_error(claim, exc: ValidationError) -> str:
+    """One line for the first problem pydantic found, naming the field and what is allowed."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(claim.config.model_fields)
+        return f"--set {field}: {claim.id} has no such field; allowed: {allowed}"
+    got = first.get("input")
+    return f"--set {field}: {first['msg'].removeprefix('Value error, ')} (got {got!r})"
+
+
+def _make_config(claim, preset: str, sets: list[str], seeds: Optional[int]):
+    overrides = _parse_sets(sets)
+    if seeds is not None:
+        overrides["seeds"] = seeds
+    try:
+        return claim.make_config(preset, overrides)
+    except ValidationError as exc:
+        raise BadInput(_config_error(claim, exc)) from None
+
+
+def _open_store(path: Path) -> Store:
+    try:
+        return Store.open(path)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
+    """Run ``(claim, config, preset)`` jobs against one store; print the table; return the exit code."""
+    from learnmech.atlas import run_claim
+
+    try:
+        store = _open_store(store_path)
+    except BadInput as exc:
+        _fail_input(str(exc))
+    outcomes = []
+    with store, _progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        overall = bar.add_task("claims", total=len(jobs))
+        for claim, config, preset in jobs:
+            bar.update(overall, description=f"claims ({claim.id})")
+            outcome = run_claim(claim, config, preset=preset, store=store, force=force, progress=progress)
+            outcomes.append(outcome)
+            bar.advance(overall)
+            if outcome.state == "skipped":
+                err.print(f"[dim]{claim.id}: run {outcome.run_id} already done, skipped (use --force to redo)[/dim]")
+            elif outcome.state == "failed":
+                err.print(f"[red]{claim.id}: run {outcome.run_id} crashed[/red]\n{outcome.error}", markup=True)
+    _print_outcomes(outcomes, store_path, as_json)
+    failed = any(o.state == "failed" or (o.verdict is not None and o.verdict.status == "fails") for o in outcomes)
+    return 1 if failed else 0
+
+
+def _print_outcomes(outcomes, store_path: Path, as_json: bool) -> None:
+    if as_json:
+        payload = [{"claim": o.claim_id, "preset": o.preset, "run_id": o.run_id, "state": o.state,
+                    "seconds": round(o.seconds, 3), "figures": o.figures, "error": o.error,
+                    "verdict": None if o.verdict is None else o.verdict.model_dump()} for o in outcomes]
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=True) + "\n")
+        return
+    table = Table(title="learnmech verdicts", title_justify="left")
+    for col in ("claim", "preset", "verdict", "metric", "value", "threshold", "run", "time"):
+        table.add_column(col, justify="right" if col in ("value", "threshold", "time") else "left")
+    colors = {"holds": "green", "fails": "red", "inconclusive": "yellow"}
+    for o in outcomes:
+        v = o.verdict
+        status = "crashed" if v is None else v.status
+        table.add_row(
+            o.claim_id, o.preset, f"[{colors.get(status, 'red')}]{status}[/]",
+            "" if v is None else v.metric, "" if v is None else f"{v.value:.6g}",
+            "" if v is None else f"{v.threshold:.4g}", f"{o.run_id} ({o.state})", f"{o.seconds:.1f}s",
+        )
+    out.print(table)
+    counts = {s: sum(1 for o in outcomes if (o.verdict.status if o.verdict else "crashed") == s)
+              for s in ("holds", "fails", "inconclusive", "crashed")}
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; store {store_path}; figures "
+              f"{Path(store_path).parent / 'figures'}", highlight=False)
+
+
+@app.command("list")
+def list_claims() -> None:
+    """List the registered claims."""
+    from learnmech.atlas import all_claims
+
+    table = Table(title="learnmech claims", title_justify="left")
+    for col in ("claim", "pillar", "statement"):
+        table.add_column(col, overflow="fold")
+    for claim in all_claims().values():
+        table.add_row(claim.id, claim.pillar, claim.statement)
+    out.print(table)
+
+
+@app.command()
+def check(
+    claim_id: str = typer.Argument(..., metavar="CLAIM", help="claim id, e.g. dln.modes"),
+    quick: bool = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)"),
+    sets: list[str] = typer.Option([], "--set", help="override a config field: field=value (repeatable)"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="number of seeds (shorthand for --set seeds=N)"),
+    store: Path = STORE_OPT,
+    force: bool = typer.Option(False, "--force", help="redo the run even if it is done"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcome as JSON"),
+) -> None:
+    """Run one claim: predict, measure, judge, plot, store."""
+    from learnmech.atlas import get_claim
+
+    preset = "quick" if quick else "full"
+    try:
+        claim = get_claim(claim_id)
+        config = _make_config(claim, preset, sets, seeds)
+        Store.check(store)
+    except KeyError as exc:
+        _fail_input(exc.args[0])
+    except (BadInput, StoreError) as exc:
+        _fail_input(str(exc))
+    raise typer.Exit(_run_many([(claim, config, preset)], store, force, as_json))
+
+
+@app.command()
+def atlas(
+    quick: bool = typer.Option(True, "--quick/--full", help="preset for every claim"),
+    only: Optional[str] = typer.Option(None, "--only", help="glob or substring of claim ids, e.g. 'dln.*'"),
+    store: Path = STORE_OPT,
+    force: bool = typer.Option(False, "--force", help="redo runs that are done"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcomes as JSON"),
+) -> None:
+    """Run every registered claim (or those matching --only) and print the verdict table."""
+    from learnmech.atlas import all_claims, select_claims
+
+    preset = "quick" if quick else "full"
+    claims = select_claims(only)
+    if not claims:
+        _fail_input(f"--only: no claim matches {only!r}; claims: {', '.join(all_claims())}")
+    try:
+        Store.check(store)
+    except StoreError as exc:
+        _fail_input(str(exc))
+    jobs = [(c, c.make_config(preset), preset) for c in claims]
+    raise typer.Exit(_run_many(jobs, store, force, as_json))
+
+
+def _existing_store(path: Path) -> Store:
+    if not Path(path).exists():
+        _fail_input(f"--store: {path} does not exist (run `learnmech atlas --quick` first)")
+    try:
+        return Store.open(path, create=False, read_only=True)
+    except StoreError as exc:
+        _fail_input(str(exc))
+
+
+@app.command()
+def runs(
+    store: Path = STORE_OPT,
+    claim: Optional[str] = typer.Option(None, "--claim", help="only runs of this claim"),
+) -> None:
+    """List the runs in the store, newest first."""
+    with _existing_store(store) as db:
+        table = Table(title=f"runs in {store}", title_justify="left")
+        for col in ("run", "claim", "preset", "status", "verdict", "seconds", "finished"):
+            table.add_column(col)
+        for r in db.runs(claim):
+            v = db.verdict(r.run_id)
+            table.add_row(r.run_id, r.claim, r.preset, r.status, v["verdict"] if v else "",
+                          "" if r.seconds is None else f"{r.seconds:.1f}", str(r.finished_at or ""))
+        out.print(table)
+
+
+@app.command()
+def show(
+    run: str = typer.Argument(..., metavar="RUN", help="run id or a unique prefix of one"),
+    store: Path = STORE_OPT,
+    as_json: bool = typer.Option(False, "--json", help="print the run as JSON"),
+) -> None:
+    """Show one run: config, verdict, reason, details, figures and stored curves."""
+    with _existing_store(store) as db:
+        try:
+            rec = db.get_run(run)
+        except KeyError as exc:
+            _fail_input(f"RUN: {exc.args[0]}")
+        verdict = db.verdict(rec.run_id)
+        series = db.series(rec.run_id)
+        names = sorted(set(zip(series["source"].tolist(), series["name"].tolist())))
+        info = {"run_id": rec.run_id, "claim": rec.claim, "preset": rec.preset, "status": rec.status,
+                "seconds": rec.seconds, "finished_at": str(rec.finished_at or ""), "config": rec.config,
+                "versions": rec.versions, "verdict": verdict, "artifacts": db.artifacts(rec.run_id),
+                "curves": [f"{s}:{n}" for s, n in names], "error": rec.error}
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
+        return
+    out.print(f"[bold]{rec.claim}[/bold] run {rec.run_id} ({rec.preset}, {rec.status}, "
+              f"{'' if rec.seconds is None else f'{rec.seconds:.1f}s'})")
+    if verdict:
+        out.print(f"verdict: {verdict['verdict']} — {verdict['metric']} = {verdict['value']:.6g} "
+                  f"(threshold {verdict['threshold']:.4g})", highlight=False)
+        out.print(f"reason: {verdict['reason']}", highlight=False)
+        for k, v in (verdict.get("details") or {}).items():
+            out.print(f"  {k}: {v}", highlight=False)
+    out.print("config: " + json.dumps(rec.config), highlight=False)
+    for kind, path in info["artifacts"]:
+        out.print(f"{kind}: {path}", highlight=False)
+    out.print(f"curves ({len(names)}): " + ", ".join(info["curves"]), highlight=False)
+    if rec.error:
+        out.print(f"error:\n{rec.error}", markup=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

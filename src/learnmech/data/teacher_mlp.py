@@ -1,0 +1,126 @@
+"""Regression on the outputs of a random teacher MLP.
+
+Teacher: ``depth`` weight matrices ``W_1 (d_in, width), ..., W_depth (width, d_out)`` (a single
+(d_in, d_out) matrix when depth = 1), no biases, standard parameterisation with entries
+``W_l[i, j] ~ N(0, 1 / fan_in_l)``. Forward pass on a row-vector input x (rows are examples):
+
+    h_0 = x,   h_l = phi(h_{l-1} W_l)  for l < depth,   f(x) = h_{depth-1} W_depth.
+
+The readout is linear. With this scaling each pre-activation has variance
+``q_l = E[phi(z)^2], z ~ N(0, q_{l-1})`` averaged over teachers, starting from
+``q_1 = tr(Sigma_x) / d_in`` (e.g. halving per ReLU layer, unchanged for linear).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import erf
+
+from .gaussian import _float_dtype, gaussian_inputs
+
+__all__ = ["ACTIVATIONS", "teacher_mlp_init", "teacher_mlp_apply", "teacher_mlp_regression"]
+
+# Activations as data: name -> elementwise function. erf is the unscaled error function
+# (E[erf(z)^2] = (2/pi) arcsin(2q / (1 + 2q)) for z ~ N(0, q), Williams 1997).
+ACTIVATIONS = types.MappingProxyType({
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "erf": erf,
+    "linear": lambda z: z,
+})  # read-only
+
+
+def _activation(name: str):
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}"
+        ) from None
+
+
+def teacher_mlp_init(key, d_in: int, *, width: int = 64, depth: int = 2, d_out: int = 1,
+                     dtype=jnp.float32) -> list:
+    """Random teacher weights: a list of ``depth`` arrays of shape (fan_in, fan_out).
+
+    Layer sizes are ``[d_in] + [width] * (depth - 1) + [d_out]``; entries are
+    ``N(0, 1 / fan_in)`` (standard parameterisation, no biases).
+    """
+    dt = _float_dtype(dtype)
+    if int(depth) < 1 or int(width) < 1 or int(d_in) < 1 or int(d_out) < 1:
+        raise ValueError(
+            f"need depth, width, d_in, d_out >= 1, got {depth}, {width}, {d_in}, {d_out}"
+        )
+    sizes = (int(d_in),) + (int(width),) * (int(depth) - 1) + (int(d_out),)
+    return _init(key, sizes, dt)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _init(key, sizes: tuple, dt) -> list:
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [
+        jax.random.normal(k, (fan_in, fan_out), dt) / jnp.sqrt(jnp.asarray(fan_in, dt))
+        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:])  # (fan_in, fan_out)
+    ]
+
+
+def teacher_mlp_apply(params: list, x, activation: str = "relu"):
+    """Teacher output ``f(x)``: phi after every layer but the last (linear readout).
+
+    Args:
+      params: list of (fan_in, fan_out) weight matrices from :func:`teacher_mlp_init`.
+      x: (n, d_in) inputs.
+      activation: one of ``ACTIVATIONS`` ("relu", "tanh", "erf", "linear").
+
+    Returns:
+      (n, d_out) outputs.
+    """
+    phi = _activation(activation)
+    h = x  # (n, d_in)
+    for w in params[:-1]:
+        h = phi(h @ w)  # (n, width)
+    return h @ params[-1]  # (n, d_out)
+
+
+def teacher_mlp_regression(key, n: int, d_in: int, *, width: int = 64, depth: int = 2,
+                           d_out: int = 1, activation: str = "relu", noise: float = 0.0,
+                           input_spectrum=None, dtype=jnp.float32):
+    """Inputs, noisy teacher-MLP targets, and the teacher itself.
+
+    ``X ~ N(0, I)`` (or ``N(0, diag(input_spectrum))``), ``Y = f(X) + noise * Xi`` with
+    ``Xi`` standard Gaussian and ``f`` a fresh random teacher (see :func:`teacher_mlp_init`).
+    ``noise`` is the standard deviation of the label noise.
+
+    Args:
+      key: jax PRNG key (split into teacher, inputs and noise keys).
+      n: number of examples.
+      d_in: input dimension.
+      width, depth, d_out: teacher architecture (``depth`` weight matrices).
+      activation: "relu", "tanh", "erf" or "linear".
+      noise: label-noise standard deviation.
+      input_spectrum: optional (d_in,) covariance eigenvalues of the inputs.
+      dtype: floating dtype of all arrays.
+
+    Returns:
+      X: (n, d_in), Y: (n, d_out), teacher_params: list of (fan_in, fan_out) arrays.
+    """
+    dt = _float_dtype(dtype)
+    _activation(activation)  # fail early on a bad name
+    spectrum = jnp.ones((int(d_in),), dt) if input_spectrum is None else input_spectrum
+    if jnp.shape(spectrum) != (int(d_in),):
+        raise ValueError(f"input_spectrum must have shape ({d_in},), got {jnp.shape(spectrum)}")
+    k_teacher, k_x, k_noise = jax.random.split(key, 3)
+    params = teacher_mlp_init(k_teacher, d_in, width=width, depth=depth, d_out=d_out, dtype=dt)
+    x = gaussian_inputs(k_x, n, spectrum, dtype=dt)  # (n, d_in)
+    y = _noisy_outputs(k_noise, params, x, noise, activation)  # (n, d_out)
+    return x, y, params
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _noisy_outputs(key, params, x, noise, activation: str):
+    y = teacher_mlp_apply(params, x, activation)  # (n, d_out)
+    return y + noise * jax.random.normal(key, y.shape, y.dtype)  # (n, d_out)

@@ -1,0 +1,255 @@
+"""The store's DuckDB schema, as data, and the checks that turn caller input into its rows.
+
+Contract
+--------
+* ``TABLES`` maps each table name to its column DDL; ``create_statements()`` turns it into
+  ``CREATE TABLE`` statements, ``create_schema(con, version)`` runs them in one transaction.
+* ``file_kind(path)`` tells a DuckDB file from anything else by its header alone (DuckDB files
+  carry ``b"DUCK"`` at byte 8), without opening it with DuckDB.
+* A DuckDB file is a learnmech store exactly when it has a ``learnmech_meta`` table whose
+  ``format`` row is ``STORE_FORMAT``; ``read_meta(con)`` returns that table as a dict ({} when
+  absent) and ``meta_problem(meta)`` says what is wrong with it, if anything.
+  ``meta_rows(version)`` are the rows written at creation, including ``schema_version`` =
+  ``str(SCHEMA_VERSION)``.
+* The allowed values of the enumerated columns are ``RUN_STATUSES``, ``SOURCES`` and
+  ``VERDICTS``. ``series_table``, ``verdict_row`` and ``artifact_rows`` check what a caller
+  hands to ``Store.finish_run`` and raise ``ValueError`` naming the bad key; they never touch
+  a database.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from learnmech.store.ids import canonical_json
+
+__all__ = [
+    "META_TABLE",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "SERIES_COLUMNS",
+    "SOURCES",
+    "STORE_FORMAT",
+    "TABLES",
+    "VERDICTS",
+    "VERDICT_KEYS",
+    "artifact_rows",
+    "create_schema",
+    "create_statements",
+    "file_kind",
+    "meta_problem",
+    "meta_rows",
+    "read_meta",
+    "series_table",
+    "verdict_row",
+]
+
+SCHEMA_VERSION = 1
+STORE_FORMAT = "learnmech-store"
+META_TABLE = "learnmech_meta"
+DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
+
+RUN_STATUSES = ("running", "done", "failed")
+SOURCES = ("theory", "experiment")
+VERDICTS = ("holds", "fails", "inconclusive")
+
+SERIES_COLUMNS = ("source", "name", "member", "step", "value")
+VERDICT_KEYS = ("verdict", "metric", "value", "threshold", "reason", "details")
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+TABLES: dict[str, str] = {
+    META_TABLE: """
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR
+    """,
+    "runs": f"""
+        run_id VARCHAR PRIMARY KEY,
+        claim VARCHAR,
+        preset VARCHAR,
+        config JSON,
+        status VARCHAR CHECK (status IN ({_in(RUN_STATUSES)})),
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        seconds DOUBLE,
+        host VARCHAR,
+        versions JSON,
+        error VARCHAR
+    """,
+    "series": """
+        run_id VARCHAR,
+        source VARCHAR,
+        name VARCHAR,
+        member INTEGER,
+        step DOUBLE,
+        value DOUBLE
+    """,
+    "verdicts": f"""
+        run_id VARCHAR PRIMARY KEY,
+        verdict VARCHAR CHECK (verdict IN ({_in(VERDICTS)})),
+        metric VARCHAR,
+        value DOUBLE,
+        threshold DOUBLE,
+        reason VARCHAR,
+        details JSON
+    """,
+    "artifacts": """
+        run_id VARCHAR,
+        kind VARCHAR,
+        path VARCHAR
+    """,
+}
+
+
+def create_statements() -> tuple[str, ...]:
+    """Return the ``CREATE TABLE`` statements of every table in ``TABLES``."""
+    return tuple(
+        f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(cols.split())})"
+        for name, cols in TABLES.items()
+    )
+
+
+def meta_rows(learnmech_version: str) -> tuple[tuple[str, str], ...]:
+    """Return the ``learnmech_meta`` rows written when a store is created."""
+    return (
+        ("format", STORE_FORMAT),
+        ("schema_version", str(SCHEMA_VERSION)),
+        ("created_by", f"learnmech {learnmech_version}"),
+    )
+
+
+def create_schema(con: duckdb.DuckDBPyConnection, learnmech_version: str) -> None:
+    """Create every table and the meta rows on ``con``, in one transaction."""
+    con.begin()
+    try:
+        for statement in create_statements():
+            con.execute(statement).fetchall()
+        con.executemany(f"INSERT INTO {META_TABLE} VALUES (?, ?)", meta_rows(learnmech_version))
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def read_meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The ``learnmech_meta`` rows as a dict; {} when the table does not exist."""
+    try:
+        return dict(con.execute(f"SELECT key, value FROM {META_TABLE}").fetchall())
+    except duckdb.CatalogException:
+        return {}
+
+
+def meta_problem(meta: Mapping[str, str]) -> str | None:
+    """What makes ``meta`` (``read_meta``'s result) not a usable store, or None if it is one."""
+    if meta.get("format") != STORE_FORMAT:
+        return "is a DuckDB file but not a learnmech store (no learnmech_meta marker)"
+    if meta.get("schema_version") != str(SCHEMA_VERSION):
+        return (f"has learnmech store schema version {meta.get('schema_version')}; "
+                f"this learnmech reads version {SCHEMA_VERSION}")
+    return None
+
+
+def file_kind(path: Path) -> str:
+    """'missing' | 'directory' | 'empty' | 'duckdb' | 'other', from the file header only."""
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "directory"
+    with path.open("rb") as fh:  # OSError (e.g. permission) is the caller's to report
+        head = fh.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
+    if not head:
+        return "empty"
+    return "duckdb" if head[DUCKDB_MAGIC_OFFSET:] == DUCKDB_MAGIC else "other"
+
+
+# -- checking what a caller hands to Store.finish_run -------------------------------------
+_SERIES_TYPES = {"source": pa.string(), "name": pa.string(), "member": pa.int32(),
+                 "step": pa.float64(), "value": pa.float64()}
+
+
+def _column(key: str, values: Any) -> pa.Array:
+    """One series column as an Arrow array of its table type (safe casts only)."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ValueError(f"series[{key!r}] must be 1-D, got shape {a.shape}")
+    if a.size == 0:
+        return pa.array([], _SERIES_TYPES[key])
+    try:
+        out = pa.array(a, type=_SERIES_TYPES[key])
+    except (pa.ArrowException, OverflowError) as exc:
+        raise ValueError(f"series[{key!r}] has values of the wrong type "
+                         f"(want {_SERIES_TYPES[key]}): {' '.join(str(exc).split())}") from None
+    if out.null_count:
+        raise ValueError(f"series[{key!r}] must not contain None")
+    return out
+
+
+def series_table(series: Mapping[str, Any]) -> pa.Table:
+    """Check a series mapping (equal-length 1-D columns ``SERIES_COLUMNS``) -> Arrow table."""
+    if set(series) != set(SERIES_COLUMNS):
+        raise ValueError(f"series keys must be {', '.join(SERIES_COLUMNS)}; got {sorted(series)}")
+    cols = {key: _column(key, series[key]) for key in SERIES_COLUMNS}
+    lengths = {key: len(col) for key, col in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"series columns must have equal lengths, got {lengths}")
+    bad = sorted(set(pc.unique(cols["source"]).to_pylist()) - set(SOURCES))
+    if bad:
+        raise ValueError(f"series['source'] must be one of {', '.join(SOURCES)}; got {bad}")
+    return pa.table(cols)
+
+
+def _optional(key: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and isinstance(value, str):
+        return str(value)
+    raise ValueError(f"verdict[{key!r}] must be a {kind.__name__} or None, got {value!r}")
+
+
+def verdict_row(verdict: Mapping[str, Any]) -> tuple:
+    """Check a verdict mapping -> the ``verdicts`` row after ``run_id``."""
+    unknown = sorted(set(verdict) - set(VERDICT_KEYS))
+    if unknown:
+        raise ValueError(f"verdict has unknown keys {unknown}; allowed: {', '.join(VERDICT_KEYS)}")
+    word = verdict.get("verdict")
+    if word not in VERDICTS:
+        raise ValueError(f"verdict['verdict'] must be one of {', '.join(VERDICTS)}; got {word!r}")
+    details = verdict.get("details")
+    if details is not None and not isinstance(details, Mapping):
+        raise ValueError(f"verdict['details'] must be a mapping or None, got {details!r}")
+    try:
+        details_json = None if details is None else canonical_json(details, nonfinite_as_null=True)
+    except TypeError as exc:
+        raise ValueError(f"verdict['details'] cannot be written as JSON: {exc}") from None
+    return (
+        word,
+        _optional("metric", verdict.get("metric"), str),
+        _optional("value", verdict.get("value"), float),
+        _optional("threshold", verdict.get("threshold"), float),
+        _optional("reason", verdict.get("reason"), str),
+        details_json,
+    )
+
+
+def artifact_rows(artifacts: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Check (kind, path) pairs of strings."""
+    rows = []
+    for item in artifacts:
+        row = tuple(item) if isinstance(item, (tuple, list)) else (item,)
+        if len(row) != 2 or not all(isinstance(part, str) and part for part in row):
+            raise ValueError(f"each artifact must be a (kind, path) pair of strings, got {item!r}")
+        rows.append(row)
+    return rows

@@ -1,0 +1,380 @@
+"""The results store: one DuckDB file with runs, curves, verdicts and artifact paths.
+
+Contract
+--------
+* ``Store.open(path)`` opens or creates a learnmech store. A path that exists but is not one
+  is refused with ``NotAStoreError`` and left byte-for-byte unchanged: a non-DuckDB file is
+  recognised by its header without DuckDB, a DuckDB file is opened read-only to look for the
+  ``learnmech_meta`` marker before any read-write open. ``Store.check(path)`` does the same
+  checks and never writes.
+* A Store holds one read-write connection for its lifetime. DuckDB lets one process write a
+  file at a time, so a second process gets ``StoreBusyError``; a run found ``running`` was
+  therefore left by a killed process, and callers redo it.
+* ``begin_run`` and ``finish_run`` are each one transaction: ``finish_run`` validates its input
+  first (``ValueError``), then writes all of a run's results or none of them.
+* Errors about the store file are one line starting with ``--store:``. Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from learnmech import __version__
+from learnmech.store import schema
+from learnmech.store.ids import canonical_json
+
+__all__ = ["DEFAULT_STORE_PATH", "NotAStoreError", "RunRecord", "Store", "StoreBusyError",
+           "StoreError", "UnknownRunError"]
+
+DEFAULT_STORE_PATH = Path("learnmech-results") / "learnmech.duckdb"
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_KIND_PROBLEMS = {"directory": "is a directory, not a learnmech store file",
+                  "empty": "is an empty file, not a learnmech store",
+                  "other": "is not a learnmech store (not a DuckDB file)"}
+_RUN_COLUMNS = ("run_id, claim, preset, config, status, started_at, finished_at, seconds, "
+                "host, versions, error")
+
+
+class StoreError(Exception):
+    """A problem with the store file or with using it (closed, read-only, wrong state)."""
+
+
+class NotAStoreError(StoreError):
+    """The path exists but is not a learnmech store, or is missing and may not be created."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the store's DuckDB lock."""
+
+
+class UnknownRunError(KeyError):
+    """No run, or no unique run, matches the given id or prefix."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the ``runs`` table, with its JSON columns decoded."""
+
+    run_id: str
+    claim: str
+    preset: str | None
+    config: dict
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+    host: str | None
+    versions: dict
+    error: str | None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """True for an existing DuckDB file, False for a missing path; else NotAStoreError."""
+    try:
+        kind = schema.file_kind(path)
+    except OSError as exc:
+        raise StoreError(f"--store: {path} cannot be read ({_one_line(exc)})") from None
+    if kind in _KIND_PROBLEMS:
+        raise NotAStoreError(f"--store: {path} {_KIND_PROBLEMS[kind]}")
+    return kind == "duckdb"
+
+
+def _busy(path: Path, message: str) -> StoreBusyError:
+    pid = re.search(r"PID (\d+)", message)
+    who = f" (pid {pid.group(1)})" if pid else ""
+    return StoreBusyError(f"--store: {path} is in use by another learnmech process{who}; "
+                          "wait for it to finish or choose another --store")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` with DuckDB, turning its errors into one-line StoreErrors."""
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise _busy(path, str(exc)) from None
+        raise StoreError(f"--store: {path} cannot be opened ({_one_line(exc)})") from None
+    except duckdb.ConnectionException as exc:
+        raise StoreBusyError(f"--store: {path} is already open in this process "
+                             f"({_one_line(exc)})") from None
+    except duckdb.Error as exc:
+        raise StoreError(f"--store: {path} cannot be opened ({_one_line(exc)})") from None
+    con.execute("SET enable_progress_bar = false").fetchall()
+    return con
+
+
+def _probe(path: Path, keep: bool) -> duckdb.DuckDBPyConnection | None:
+    """Check an existing DuckDB file's marker read-only; return the connection if ``keep``."""
+    con = _connect(path, read_only=True)
+    try:
+        problem = schema.meta_problem(schema.read_meta(con))
+        if problem:
+            raise NotAStoreError(f"--store: {path} {problem}")
+    except BaseException:
+        con.close()
+        raise
+    if keep:
+        return con
+    con.close()
+    return None
+
+
+def _create(path: Path) -> duckdb.DuckDBPyConnection:
+    """Make the parent folders, the database file and its schema."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"--store: {path} cannot be created ({_one_line(exc)})") from None
+    con = _connect(path, read_only=False)
+    try:
+        schema.create_schema(con, __version__)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> list[tuple]:
+    """Run one statement and fetch all of its result (DuckDB refuses new work otherwise)."""
+    return con.execute(sql, list(params)).fetchall()
+
+
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """A string column as a numpy str array, via its (few) distinct values."""
+    encoded = column.combine_chunks().dictionary_encode()
+    words = np.asarray(encoded.dictionary.to_pylist(), dtype=str)
+    return words[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _record(row: tuple) -> RunRecord:
+    values = list(row)
+    for i in (3, 9):  # config, versions
+        values[i] = json.loads(values[i]) if values[i] is not None else {}
+    return RunRecord(*values)
+
+
+class Store:
+    """A learnmech results store; open with ``Store.open(path)``, use as a context manager."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._con: duckdb.DuckDBPyConnection | None = con
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, create: bool = True,
+             read_only: bool = False) -> Store:
+        """Open the store at ``path``, creating it (and its folders) if missing and ``create``."""
+        p = Path(path)
+        if _is_duckdb_file(p):
+            probe = _probe(p, keep=read_only)
+            con = probe if probe is not None else _connect(p, read_only=False)
+        elif create and not read_only:
+            con = _create(p)
+        else:
+            raise NotAStoreError(f"--store: {p} does not exist (no learnmech store there)")
+        return cls(p, con, read_only)
+
+    @staticmethod
+    def check(path: str | os.PathLike) -> None:
+        """Raise NotAStoreError if ``path`` exists and is not a learnmech store; never writes.
+
+        A store locked by another process raises StoreBusyError; a missing path passes.
+        """
+        p = Path(path)
+        if _is_duckdb_file(p):
+            _probe(p, keep=False)
+
+    @property
+    def directory(self) -> Path:
+        """The folder holding the database file (artifacts live beside it)."""
+        return self.path.parent
+
+    def close(self) -> None:
+        """Close the connection; further use raises StoreError."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StoreError(f"--store: {self.path} is closed")
+        return self._con
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.read_only:
+            raise StoreError(f"--store: {self.path} was opened read-only")
+        con = self._db
+        con.begin()
+        try:
+            yield con
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+
+    def begin_run(self, run_id: str, *, claim: str, preset: str | None, config: Mapping,
+                  versions: Mapping, host: str | None = None) -> None:
+        """Mark ``run_id`` running, dropping any results an earlier attempt left."""
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+            raise ValueError(f"run_id must be letters, digits, '-', '_' or '.'; got {run_id!r}")
+        row = (run_id, claim, preset, canonical_json(config), _now(),
+               host or socket.gethostname(), canonical_json(versions))
+        with self._transaction() as con:
+            for table in ("series", "verdicts", "artifacts"):
+                _rows(con, f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+            _rows(con, f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
+                  "VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL, ?, ?, NULL)", row)
+
+    def finish_run(self, run_id: str, *, series: Mapping[str, np.ndarray] | None,
+                   verdict: Mapping | None, artifacts: Sequence[tuple[str, str]] = (),
+                   seconds: float) -> None:
+        """Write a running run's series, verdict and artifacts and mark it done, atomically."""
+        table = schema.series_table(series) if series is not None else None
+        vrow = schema.verdict_row(verdict) if verdict is not None else None
+        arts = schema.artifact_rows(artifacts)
+        seconds = float(seconds)
+        self._require_running(run_id)
+        with self._transaction() as con:
+            if table is not None and table.num_rows:
+                self._insert_series(con, run_id, table)
+            if vrow is not None:
+                self._insert_verdict(con, run_id, vrow)
+            if arts:
+                con.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
+                                [(run_id, kind, path) for kind, path in arts])
+            _rows(con, "UPDATE runs SET status = 'done', finished_at = ?, seconds = ? "
+                  "WHERE run_id = ?", [_now(), seconds, run_id])
+
+    def fail_run(self, run_id: str, *, error: str, seconds: float) -> None:
+        """Mark a running run failed with ``error`` (e.g. its traceback)."""
+        self._require_running(run_id)
+        with self._transaction() as con:
+            _rows(con, "UPDATE runs SET status = 'failed', finished_at = ?, seconds = ?, "
+                  "error = ? WHERE run_id = ?", [_now(), float(seconds), str(error), run_id])
+
+    def _require_running(self, run_id: str) -> None:
+        found = self.status(run_id)
+        if found is None:
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}; call begin_run first")
+        if found != "running":
+            raise StoreError(f"run {run_id} is {found}, not running; call begin_run first")
+
+    @staticmethod
+    def _insert_series(con: duckdb.DuckDBPyConnection, run_id: str, table: pa.Table) -> None:
+        view = "_learnmech_series_in"
+        con.register(view, table)
+        try:
+            _rows(con, "INSERT INTO series SELECT ?, source, name, member, step, value "
+                  f"FROM {view}", [run_id])
+        finally:
+            con.unregister(view)
+
+    @staticmethod
+    def _insert_verdict(con: duckdb.DuckDBPyConnection, run_id: str, row: tuple) -> None:
+        _rows(con, "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, *row))
+
+    def status(self, run_id: str) -> str | None:
+        """The run's status ('running' | 'done' | 'failed'), or None if there is no such run."""
+        rows = _rows(self._db, "SELECT status FROM runs WHERE run_id = ?", [run_id])
+        return rows[0][0] if rows else None
+
+    def runs(self, claim: str | None = None) -> list[RunRecord]:
+        """All runs (of ``claim`` if given), newest first."""
+        where, params = ("WHERE claim = ?", [claim]) if claim is not None else ("", [])
+        rows = _rows(self._db, f"SELECT {_RUN_COLUMNS} FROM runs {where} "
+                     "ORDER BY started_at DESC NULLS LAST, run_id", params)
+        return [_record(row) for row in rows]
+
+    def get_run(self, prefix: str) -> RunRecord:
+        """The run whose id is ``prefix`` or uniquely starts with it; else UnknownRunError."""
+        select = f"SELECT {_RUN_COLUMNS} FROM runs WHERE "
+        exact = _rows(self._db, select + "run_id = ?", [prefix])
+        if exact:
+            return _record(exact[0])
+        rows = _rows(self._db, select + "starts_with(run_id, ?) ORDER BY run_id LIMIT 6",
+                     [prefix]) if prefix else []
+        if len(rows) == 1:
+            return _record(rows[0])
+        if not rows:
+            raise UnknownRunError(f"no run id starts with {prefix!r} in {self.path}")
+        ids = ", ".join(r[0] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise UnknownRunError(f"run id prefix {prefix!r} is ambiguous: it matches {ids}")
+
+    def _series_arrow(self, run_id: str, source: str | None, name: str | None) -> pa.Table:
+        where, params = ["run_id = ?"], [run_id]
+        for column, value in (("source", source), ("name", name)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = (f"SELECT {', '.join(schema.SERIES_COLUMNS)} FROM series WHERE "
+               + " AND ".join(where) + " ORDER BY source, name, member, step")
+        return self._db.sql(sql, params=params).to_arrow_table()
+
+    def series(self, run_id: str, *, source: str | None = None,
+               name: str | None = None) -> dict[str, np.ndarray]:
+        """The run's curves as numpy columns, ordered by source, name, member, step."""
+        table = self._series_arrow(run_id, source, name)
+        out = {col: table.column(col).to_numpy() for col in ("member", "step", "value")}
+        return {"source": _strings(table.column("source")),
+                "name": _strings(table.column("name")), **out}
+
+    def verdict(self, run_id: str) -> dict | None:
+        """The run's verdict as a dict with keys ``schema.VERDICT_KEYS``, or None."""
+        rows = _rows(self._db, f"SELECT {', '.join(schema.VERDICT_KEYS)} FROM verdicts "
+                     "WHERE run_id = ?", [run_id])
+        if not rows:
+            return None
+        out = dict(zip(schema.VERDICT_KEYS, rows[0]))
+        out["details"] = json.loads(out["details"]) if out["details"] is not None else None
+        return out
+
+    def artifacts(self, run_id: str) -> list[tuple[str, str]]:
+        """The run's (kind, path) artifact rows, in the order they were written."""
+        rows = _rows(self._db, "SELECT kind, path FROM artifacts WHERE run_id = ? "
+                     "ORDER BY rowid", [run_id])
+        return [(kind, path) for kind, path in rows]
+
+    def export_parquet(self, run_id: str, directory: str | os.PathLike) -> Path:
+        """Write the run's series to ``<directory>/<run_id>-series.parquet``; return its path."""
+        if self.status(run_id) is None:
+            raise UnknownRunError(f"no run {run_id!r} in {self.path}")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{run_id}-series.parquet"
+        partial = folder / f".{run_id}-series.parquet.partial"
+        pq.write_table(self._series_arrow(run_id, None, None), partial)
+        os.replace(partial, target)
+        return target

