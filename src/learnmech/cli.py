@@ -114,7 +114,11 @@ def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
             if outcome.state == "skipped":
                 err.print(f"[dim]{claim.id}: run {outcome.run_id} already done, skipped (use --force to redo)[/dim]")
             elif outcome.state == "failed":
-                err.print(f"[red]{claim.id}: run {outcome.run_id} crashed[/red]\n{outcome.error}", markup=True)
+                err.print(f"[red]{claim.id}: run {outcome.run_id} crashed[/red]", markup=True)
+                err.print(outcome.error, markup=False, highlight=False)
+            else:
+                err.print(f"{claim.id}: {outcome.verdict.status} (run {outcome.run_id}, {outcome.seconds:.1f}s)",
+                          markup=False, highlight=False)
     _print_outcomes(outcomes, store_path, as_json)
     failed = any(o.state == "failed" or (o.verdict is not None and o.verdict.status == "fails") for o in outcomes)
     return 1 if failed else 0

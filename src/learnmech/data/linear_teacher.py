@@ -196,11 +196,12 @@ class LinearTeacher:
         n = int(n)
         if n < self.d_in:
             raise ValueError(f"whitened_sample needs n >= d_in = {self.d_in}, got n = {n}")
-        return _whitened_sample(key, self.matrix, n, noise)
+        noisy = isinstance(noise, jax.core.Tracer) or bool(np.any(np.asarray(noise) != 0))
+        return _whitened_sample(key, self.matrix, n, noise, noisy)
 
 
-@functools.partial(jax.jit, static_argnums=(2,))
-def _whitened_sample(key, w, n: int, noise):
+@functools.partial(jax.jit, static_argnums=(2, 4))
+def _whitened_sample(key, w, n: int, noise, noisy: bool):
     d_out, d_in = w.shape
     k_x, k_noise = jax.random.split(key)
     g = jax.random.normal(k_x, (n, d_in), w.dtype)  # (n, d_in)
@@ -208,7 +209,8 @@ def _whitened_sample(key, w, n: int, noise):
     inv_sqrt = (evecs * evals[None, :] ** -0.5) @ evecs.T  # (d_in, d_in) = M^{-1/2}
     x = g @ inv_sqrt  # (n, d_in), X^T X / n = I
     y = x @ w.T  # (n, d_out)
-    y = y + noise * jax.random.normal(k_noise, (n, d_out), w.dtype)  # (n, d_out)
+    if noisy:  # static: skip the draw (and its compile) for noiseless data
+        y = y + noise * jax.random.normal(k_noise, (n, d_out), w.dtype)  # (n, d_out)
     return x, y
 
 

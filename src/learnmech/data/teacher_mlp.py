@@ -18,6 +18,7 @@ import types
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import erf
 
 from .gaussian import _float_dtype, gaussian_inputs
@@ -61,11 +62,16 @@ def teacher_mlp_init(key, d_in: int, *, width: int = 64, depth: int = 2, d_out: 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _init(key, sizes: tuple, dt) -> list:
-    keys = jax.random.split(key, len(sizes) - 1)
-    return [
-        jax.random.normal(k, (fan_in, fan_out), dt) / jnp.sqrt(jnp.asarray(fan_in, dt))
-        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:])  # (fan_in, fan_out)
-    ]
+    # One Gaussian draw for all layers, cut into matrices (one threefry call: cheaper to
+    # compile than one per layer).
+    shapes = list(zip(sizes[:-1], sizes[1:]))  # [(fan_in, fan_out), ...]
+    z = jax.random.normal(key, (sum(a * b for a, b in shapes),), dt)  # (n_params,)
+    params, start = [], 0
+    for fan_in, fan_out in shapes:
+        w = z[start:start + fan_in * fan_out].reshape(fan_in, fan_out)  # (fan_in, fan_out)
+        params.append(w / jnp.sqrt(jnp.asarray(fan_in, dt)))  # entries N(0, 1/fan_in)
+        start += fan_in * fan_out
+    return params
 
 
 def teacher_mlp_apply(params: list, x, activation: str = "relu"):
@@ -116,11 +122,18 @@ def teacher_mlp_regression(key, n: int, d_in: int, *, width: int = 64, depth: in
     k_teacher, k_x, k_noise = jax.random.split(key, 3)
     params = teacher_mlp_init(k_teacher, d_in, width=width, depth=depth, d_out=d_out, dtype=dt)
     x = gaussian_inputs(k_x, n, spectrum, dtype=dt)  # (n, d_in)
-    y = _noisy_outputs(k_noise, params, x, noise, activation)  # (n, d_out)
+    y = _outputs(k_noise, params, x, noise, activation, not _is_zero(noise))  # (n, d_out)
     return x, y, params
 
 
-@functools.partial(jax.jit, static_argnums=(4,))
-def _noisy_outputs(key, params, x, noise, activation: str):
+def _is_zero(noise) -> bool:
+    """True when ``noise`` is concretely zero, so no noise needs to be drawn."""
+    return not isinstance(noise, jax.core.Tracer) and bool(np.all(np.asarray(noise) == 0))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _outputs(key, params, x, noise, activation: str, noisy: bool):
     y = teacher_mlp_apply(params, x, activation)  # (n, d_out)
-    return y + noise * jax.random.normal(key, y.shape, y.dtype)  # (n, d_out)
+    if noisy:
+        y = y + noise * jax.random.normal(key, y.shape, y.dtype)  # (n, d_out)
+    return y

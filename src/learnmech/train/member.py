@@ -108,7 +108,7 @@ class MemberProgram:
         idx = jax.random.choice(
             jax.random.fold_in(state.key, state.step), n, (self.batch_size,), replace=False
         )
-        return jax.tree.map(lambda a: a[idx], data)
+        return jax.tree.map(lambda a: jnp.asarray(a)[idx], data)  # numpy leaves cannot take a traced index
 
     def step(self, state: MemberState, hp, data) -> MemberState:
         """One optimiser step with per-member divergence detection and freezing."""

@@ -1,0 +1,106 @@
+"""End to end: the quick atlas through the CLI, killed mid-run and resumed, and the shared
+conformance checks that every registered claim must pass on the run it produced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learnmech import __version__
+from learnmech.atlas import all_claims
+from learnmech.atlas.runner import record_from_columns, stored_verdict
+from learnmech.store import Store, run_id
+
+CLAIMS = list(all_claims().values())
+
+
+def _atlas(store: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "learnmech.cli", "atlas", "--quick", "--store", str(store), *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _statuses(store: Path) -> dict[str, str]:
+    with Store.open(store, create=False, read_only=True) as db:
+        return {r.claim: r.status for r in db.runs()}
+
+
+@pytest.fixture(scope="module")
+def killed_then_resumed(tmp_path_factory):
+    """Start the quick atlas, SIGKILL it once the first claim is done, inspect, then re-run it."""
+    store = tmp_path_factory.mktemp("atlas") / "learnmech.duckdb"
+    proc = _atlas(store)
+    first = CLAIMS[0].id
+    for line in proc.stderr:  # the CLI prints one line per finished claim
+        if line.startswith(f"{first}: "):
+            break
+    time.sleep(1.0)  # well inside the second claim, which takes several seconds
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    after_kill = _statuses(store)
+    resumed = _atlas(store)
+    stdout, stderr = resumed.communicate(timeout=600)
+    again = _atlas(store, "--json")
+    again_out, again_err = again.communicate(timeout=120)
+    return {"store": store, "after_kill": after_kill, "resumed": (resumed.returncode, stdout, stderr),
+            "again": (again.returncode, again_out, again_err)}
+
+
+def test_kill_leaves_no_unfinished_run_marked_done(killed_then_resumed):
+    after = killed_then_resumed["after_kill"]
+    assert after[CLAIMS[0].id] == "done"
+    assert after.get(CLAIMS[1].id) == "running"  # killed inside it: not done
+    assert all(after.get(c.id) is None for c in CLAIMS[2:])
+
+
+def test_resume_completes_every_claim_and_they_hold(killed_then_resumed):
+    rc, stdout, stderr = killed_then_resumed["resumed"]
+    assert rc == 0, stderr
+    assert f"{CLAIMS[0].id}: run" in stderr and "already done, skipped" in stderr
+    assert set(_statuses(killed_then_resumed["store"]).values()) == {"done"}
+    for claim in CLAIMS:
+        assert claim.id in stdout
+
+
+def test_second_run_skips_everything(killed_then_resumed):
+    rc, stdout, stderr = killed_then_resumed["again"]
+    assert rc == 0, stderr
+    outcomes = json.loads(stdout)
+    assert [o["state"] for o in outcomes] == ["skipped"] * len(CLAIMS)
+    assert {o["verdict"]["status"] for o in outcomes} == {"holds"}  # the three dln claims hold
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_conformance(claim, killed_then_resumed):
+    """Every registered claim: presets, JSON round trip, purity of predict, verdict, figure, stored records."""
+    store = killed_then_resumed["store"]
+    quick, full = claim.make_config("quick"), claim.make_config("full")
+    for cfg in (quick, full):
+        assert claim.config.model_validate_json(cfg.model_dump_json()) == cfg
+    assert claim.statement and claim.references and claim.pillar
+    rid = run_id(claim.id, quick.model_dump(mode="json"), __version__)
+    with Store.open(store, create=False, read_only=True) as db:
+        assert db.status(rid) == "done"
+        verdict = stored_verdict(db, rid)
+        figures = [Path(p) for kind, p in db.artifacts(rid) if kind == "figure"]
+        cols = db.series(rid)
+    assert verdict.status in ("holds", "fails", "inconclusive")
+    assert np.isfinite(verdict.value) and np.isfinite(verdict.threshold) and verdict.reason
+    assert {p.suffix for p in figures} == {".png", ".svg"}
+    assert all(p.exists() and p.stat().st_size > 1000 for p in figures)
+    # The stored curves are everything the verdict depends on: judging them again agrees.
+    prediction, measurement = record_from_columns(cols, "theory"), record_from_columns(cols, "experiment")
+    fresh_prediction = claim.predict(quick)
+    assert fresh_prediction.keys() == prediction.keys()
+    for name, curve in fresh_prediction.items():  # predict is pure: the same numbers again
+        np.testing.assert_allclose(curve.y, prediction[name].y, rtol=1e-12)
+    again = claim.judge(quick, prediction, measurement)
+    assert again.status == verdict.status
+    assert again.value == pytest.approx(verdict.value, rel=1e-9)

@@ -1,0 +1,327 @@
+"""The vectorised trainer (train/) against hand-written references.
+
+References: a plain per-member gradient-descent loop written here with ``jax.grad`` (no optax,
+no trainer code), closed forms of gradient descent on a quadratic, heavy-ball and Adam
+recursions written in numpy, and brute-force identification of a minibatch.
+
+Every ``train`` call compiles its own program (a few seconds on a CPU), so the calls below are
+few and shared between tests through module-scoped fixtures.
+"""
+
+import doctest
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.flatten_util import ravel_pytree
+
+from learnmech.nets import MLP
+from learnmech.observe import mse_loss, parameter_norms
+from learnmech.train import (
+    OptimizerSpec,
+    build_optimizer,
+    ensemble_members,
+    linear_schedule,
+    log_schedule,
+    train,
+    validate_schedule,
+)
+from learnmech.train import schedule as schedule_module
+from learnmech.train.member import call_with_hp
+
+# ---------------------------------------------------------------- a tiny tanh network
+
+MODEL = MLP((3, 8, 2), activation="tanh", dtype="float64")
+_rng = np.random.default_rng(0)
+DATA = (_rng.standard_normal((16, 3)), _rng.standard_normal((16, 2)))  # x (16, 3), y (16, 2)
+LOSS = mse_loss(MODEL.apply)
+_FLAT0, UNRAVEL = ravel_pytree(
+    [{"w": np.zeros((3, 8)), "b": np.zeros(8)}, {"w": np.zeros((8, 2)), "b": np.zeros(2)}]
+)
+
+
+def INIT(key):
+    """Every parameter N(0, 0.25) from one draw (one random draw keeps each compile short)."""
+    return UNRAVEL(0.5 * jax.random.normal(key, _FLAT0.shape, jnp.float64))
+
+
+def OBSERVE(params, params0):
+    return {"flat": ravel_pytree(params)[0], "norms": parameter_norms(params)}
+
+
+SEEDS = [0, 1, 2]
+LRS = [0.1, 0.3]  # stable rates
+LR_DIVERGE = 50.0  # the loss passes 1e6 x its initial value within 3 steps (measured)
+STEPS = [0, 1, 2, 3, 4, 6, 9, 14, 20, 30]  # uneven gaps: one compiled chunk serves them all
+
+
+def _train_mlp(lrs, seeds=SEEDS, layout="vmap"):
+    return train(init=INIT, loss=LOSS, data=DATA, optimizer=OptimizerSpec("sgd"), seeds=seeds,
+                 grid={"learning_rate": lrs}, steps=STEPS, observe=OBSERVE, layout=layout)
+
+
+@pytest.fixture(scope="module")
+def run_stable():
+    return _train_mlp(LRS)
+
+
+@pytest.fixture(scope="module")
+def run_with_divergence():
+    return _train_mlp(LRS + [LR_DIVERGE])
+
+
+def _reference_member(seed, lr):
+    """Plain GD loop for one member: init key = first half of split(key(seed)) (trainer contract)."""
+    params = _INIT_JIT(jax.random.split(jax.random.key(seed))[0])
+    losses, flats = [], []
+    for k in range(STEPS[-1] + 1):
+        if k in STEPS:
+            losses.append(float(_LOSS_JIT(params)))
+            flats.append(np.asarray(ravel_pytree(params)[0]))
+        params = _GD_STEP(params, lr)
+    return np.array(losses), np.array(flats)
+
+
+_INIT_JIT = jax.jit(INIT)
+_LOSS_JIT = jax.jit(lambda p: LOSS(p, DATA))
+_GD_STEP = jax.jit(lambda p, lr: jax.tree.map(lambda a, g: a - lr * g, p, jax.grad(LOSS)(p, DATA)))
+
+
+def test_vectorised_trainer_equals_a_per_member_loop(run_stable):
+    r = run_stable
+    assert r.shape == (2, 3) and r["loss"].shape == (2, 3, len(STEPS))  # (lr, seed, step)
+    np.testing.assert_array_equal(r.steps, STEPS)
+    for (g, lr), (s, seed) in itertools.product(enumerate(LRS), enumerate(SEEDS)):
+        losses, flats = _reference_member(seed, lr)
+        # float64; vmap may reorder sums, so 1e-6 is generous (observed agreement ~1e-15)
+        np.testing.assert_allclose(r["loss"][g, s], losses, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(r["flat"][g, s], flats, rtol=1e-6, atol=1e-12)
+        final = ravel_pytree(jax.tree.map(lambda a: a[g, s], r.params))[0]
+        np.testing.assert_allclose(final, flats[-1], rtol=1e-6, atol=1e-12)
+    assert not r.diverged.any() and np.all(r.diverged_step == -1)
+    assert np.all(np.diff(r["loss"], axis=-1) < 0)  # small-step GD descends at every observation
+
+
+def test_diverging_member_is_marked_and_isolated(run_stable, run_with_divergence):
+    r = run_with_divergence
+    assert r.diverged.shape == (3, 3)
+    assert r.diverged[2].all() and not r.diverged[:2].any()
+    np.testing.assert_array_equal(r.diverged_step[:2], -1)
+    steps = np.asarray(STEPS)
+    for s in range(len(SEEDS)):
+        d = r.diverged_step[2, s]
+        assert 0 <= d < STEPS[-1]
+        for name in ("loss", "norms", "flat"):
+            obs = r[name][2, s]  # (T, ...)
+            assert np.isnan(obs[steps > d]).all(), name  # NaN after the divergence step
+            assert np.isfinite(obs[steps <= d]).all(), name  # recorded up to it
+        frozen = ravel_pytree(jax.tree.map(lambda a: a[2, s], r.params))[0]
+        assert np.isfinite(frozen).all()
+        if d in STEPS:  # parameters freeze at the last finite state, the one observed at step d
+            np.testing.assert_array_equal(frozen, r["flat"][2, s][STEPS.index(d)])
+    # the other members do not notice: equal to the run without the diverging rate
+    for name in ("loss", "norms", "flat"):
+        np.testing.assert_allclose(r[name][:2], run_stable[name], rtol=1e-12, atol=0)
+    for a, b in zip(jax.tree.leaves(r.params), jax.tree.leaves(run_stable.params)):
+        np.testing.assert_allclose(a[:2], b, rtol=1e-12, atol=0)
+
+
+# ---------------------------------------------------------------- optimisers on a quadratic
+
+A = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])  # SPD, eigenvalues in (0.4, 2.1)
+X0 = np.array([1.0, -2.0, 0.5])
+QSTEPS = [0, 1, 2, 3, 4, 5, 6, 8, 10]
+
+
+def _quadratic(params, a):
+    """sum over leaves of 1/2 x^T A x; gradient A x per leaf."""
+    return sum(0.5 * x @ a @ x for x in params)
+
+
+def _train_quadratic(optimizer, grid, n_leaves=1, lr_multipliers=None, layout="vmap"):
+    def init(key, hp):  # deterministic: the key is unused
+        return [hp.get("scale", 1.0) * jnp.asarray(X0)] * n_leaves
+
+    return train(init=init, loss=_quadratic, data=A, optimizer=optimizer, seeds=[0], grid=grid,
+                 steps=QSTEPS, observe=lambda p, p0: {"x": jnp.stack(p)}, lr_multipliers=lr_multipliers,
+                 layout=layout)
+
+
+# learning rate 1.5 with multiplier 2 gives |1 - 3 lambda_max| ~ 5.3 on the third leaf: GD diverges
+Q_LRS, Q_SCALES, Q_MULTIPLIERS = [0.1, 0.3, 1.5], [1.0, -2.0], [1.0, 0.0, 2.0]
+
+
+def _train_quadratic_sgd(layout):
+    # "scale" is a model hyperparameter, passed to init
+    return _train_quadratic(OptimizerSpec("sgd"), {"learning_rate": Q_LRS, "scale": Q_SCALES},
+                            n_leaves=3, lr_multipliers=Q_MULTIPLIERS, layout=layout)
+
+
+@pytest.fixture(scope="module")
+def run_quadratic_sgd():
+    return _train_quadratic_sgd("vmap")
+
+
+def _gd_closed_form(lr, c, k):
+    """Leaves after k GD steps: x_k = (I - eta m A)^k x_0 with lr multiplier m (0 freezes the leaf)."""
+    return np.stack([np.linalg.matrix_power(np.eye(3) - m * lr * A, k) @ (c * X0) for m in Q_MULTIPLIERS])
+
+
+def test_sgd_matches_closed_form_and_lr_multipliers_scale_the_step(run_quadratic_sgd):
+    r = run_quadratic_sgd
+    assert r["x"].shape == (3, 2, 1, len(QSTEPS), 3, 3)  # (lr, scale, seed, T, leaf, 3)
+    for (i, lr), (j, c) in itertools.product(enumerate(Q_LRS), enumerate(Q_SCALES)):
+        # the divergence rule, from the closed form: first k with loss(x_k) > 1e6 loss(x_0)
+        losses = np.array([_quadratic(_gd_closed_form(lr, c, k), A) for k in range(QSTEPS[-1] + 1)])
+        above = np.flatnonzero(losses > 1e6 * losses[0])
+        d = int(above[0]) if above.size else -1
+        assert r.diverged_step[i, j, 0] == d and r.diverged[i, j, 0] == (d >= 0)
+        for t, k in enumerate(QSTEPS):
+            x = r["x"][i, j, 0, t]  # (leaf, 3)
+            if d >= 0 and k > d:
+                assert np.isnan(x).all() and np.isnan(r["loss"][i, j, 0, t])
+                continue
+            expected = _gd_closed_form(lr, c, k)
+            np.testing.assert_allclose(x[0], expected[0], rtol=1e-12)
+            np.testing.assert_array_equal(x[1], c * X0)  # multiplier 0: frozen
+            np.testing.assert_allclose(x[2], expected[2], rtol=1e-12, atol=1e-15)  # multiplier 2: step doubled
+            np.testing.assert_allclose(r["loss"][i, j, 0, t], losses[k], rtol=1e-12)
+    assert (r.diverged_step[2] >= 0).all() and (r.diverged_step[:2] == -1).all()  # only eta = 1.5 diverges
+
+
+def test_map_layout_equals_vmap_layout(run_quadratic_sgd):
+    mapped = _train_quadratic_sgd("map")
+    for name in ("loss", "x"):  # NaN positions (after divergence) must agree too
+        np.testing.assert_allclose(mapped[name], run_quadratic_sgd[name], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(mapped.diverged_step, run_quadratic_sgd.diverged_step)
+    for a, b in zip(jax.tree.leaves(mapped.params), jax.tree.leaves(run_quadratic_sgd.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_momentum_matches_heavy_ball_recursion():
+    lr, betas = 0.1, [0.5, 0.9]
+    r = _train_quadratic(OptimizerSpec("momentum"), {"learning_rate": [lr], "momentum": betas})
+    for j, beta in enumerate(betas):
+        x, v, ref = X0.copy(), np.zeros(3), {0: X0.copy()}
+        for k in range(1, QSTEPS[-1] + 1):  # v <- beta v + grad;  x <- x - eta v  (optax trace)
+            v = beta * v + A @ x
+            x = x - lr * v
+            ref[k] = x
+        np.testing.assert_allclose(r["x"][0, j, 0, :, 0], [ref[k] for k in QSTEPS], rtol=1e-12)
+
+
+def test_adam_matches_hand_written_adam():
+    lrs = [0.05, 0.2]
+    b1, b2, eps = 0.9, 0.999, 1e-8  # optax defaults, as in OPTIMIZERS
+    r = _train_quadratic(OptimizerSpec("adam", {"learning_rate": 1.0}), {"learning_rate": lrs})
+    for i, lr in enumerate(lrs):
+        x, m, v, ref = X0.copy(), np.zeros(3), np.zeros(3), {0: X0.copy()}
+        for k in range(1, QSTEPS[-1] + 1):  # Kingma & Ba 2015, Algorithm 1 (eps outside the root)
+            g = A @ x
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g**2
+            x = x - lr * (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
+            ref[k] = x
+        np.testing.assert_allclose(r["x"][i, 0, :, 0], [ref[k] for k in QSTEPS], rtol=1e-12)  # (lr, seed, T, leaf, 3)
+
+
+# ---------------------------------------------------------------- minibatches
+
+_mb_rng = np.random.default_rng(1)
+MB_X = _mb_rng.standard_normal((16, 8))  # (n, d)
+MB_Y = _mb_rng.standard_normal(16)  # (n,)
+BATCH = 4
+
+
+def _train_minibatch(seeds, progress=None):
+    def loss(w, batch):
+        x, y = batch
+        return 0.5 * jnp.mean((x @ w - y) ** 2)
+
+    return train(init=lambda key: jnp.zeros(8), loss=loss, data=(MB_X, MB_Y), optimizer=OptimizerSpec("sgd"),
+                 seeds=seeds, grid={"learning_rate": [0.1]}, steps=10, observe=lambda w, w0: {"w": w},
+                 batch_size=BATCH, progress=progress)
+
+
+def test_minibatches_are_reproducible_and_seeded():
+    calls = []
+    r = _train_minibatch([0, 1, 0], progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(r.steps, log_schedule(10))  # an int means a log schedule
+    assert calls[-1] == (10, 10) and [c[0] for c in calls] == list(log_schedule(10))
+    # the same seed twice: bit-for-bit the same batches, whatever the member's place in the ensemble
+    np.testing.assert_array_equal(r["w"][0, 2], r["w"][0, 0])
+    # the init ignores the key, so seeds 0 and 1 differ only through their batches
+    assert np.abs(r["w"][0, 0, -1] - r["w"][0, 1, -1]).max() > 1e-3
+    # step 1 from w = 0: w_1 = (eta / B) sum_{i in S} y_i x_i for one batch S of B distinct examples
+    subsets = np.array(list(itertools.combinations(range(16), BATCH)))  # (1820, 4), without replacement
+    candidates = 0.1 / BATCH * np.einsum("sb,sbd->sd", MB_Y[subsets], MB_X[subsets])  # (1820, 8)
+    found = []
+    for s in range(2):
+        w1 = r["w"][0, s, 1]
+        dist = np.sort(np.abs(candidates - w1).max(axis=1))
+        assert dist[0] < 1e-14 and dist[1] > 1e-3  # exactly one batch explains the step
+        found.append(int(np.argmin(np.abs(candidates - w1).max(axis=1))))
+        full = 0.5 * np.mean((MB_X @ w1 - MB_Y) ** 2)  # recorded "loss" is on the full data
+        np.testing.assert_allclose(r["loss"][0, s, 1], full, rtol=1e-13)
+    assert found[0] != found[1]
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_ensemble_members_are_grid_major():
+    hp, seed_index = ensemble_members({"a": [1.0, 2.0], "b": [10.0, 20.0, 30.0]}, seeds=[5, 6])
+    np.testing.assert_array_equal(hp["a"], [1.0] * 6 + [2.0] * 6)
+    np.testing.assert_array_equal(hp["b"], [10, 10, 20, 20, 30, 30] * 2)
+    np.testing.assert_array_equal(seed_index, [0, 1] * 6)
+
+
+def test_call_with_hp_and_optimizer_specs():
+    assert call_with_hp(lambda k: k, 1, hp={"a": 2}) == 1
+    assert call_with_hp(lambda k, hp: (k, hp["a"]), 1, hp={"a": 2}) == (1, 2)
+    with pytest.raises(ValueError):
+        OptimizerSpec("lbfgs")
+    with pytest.raises(ValueError):
+        OptimizerSpec("sgd", {"momentum": 0.9})  # not a hyperparameter of plain sgd
+    with pytest.raises(ValueError):
+        build_optimizer(OptimizerSpec("sgd", {}))  # no learning rate anywhere
+    tx = build_optimizer(OptimizerSpec("sgd"), {"learning_rate": 0.5, "width": 64})  # model keys ignored
+    updates, _ = tx.update(jnp.array([2.0]), tx.init(jnp.array([0.0])))
+    np.testing.assert_allclose(updates, [-1.0], rtol=0)  # -eta g
+
+
+def test_train_rejects_bad_arguments():
+    kwargs = dict(init=INIT, loss=LOSS, data=DATA, optimizer=OptimizerSpec("sgd"), steps=[0, 1])
+    for bad in [dict(seeds=[]), dict(grid={"learning_rate": []}), dict(grid={"learning_rate": [[0.1]]})]:
+        with pytest.raises(ValueError):
+            train(**kwargs, **bad)
+
+
+def test_log_schedule_examples():
+    assert doctest.testmod(schedule_module, verbose=False).failed == 0  # [0, 1, 10, 100, 1000]
+    np.testing.assert_array_equal(log_schedule(10_000, 5), [0, 1, 10, 100, 1000, 10_000])
+    np.testing.assert_array_equal(log_schedule(10_000, 5, include_zero=False), [1, 10, 100, 1000, 10_000])
+    np.testing.assert_array_equal(log_schedule(1, 1), [0, 1])
+    np.testing.assert_array_equal(linear_schedule(25, 10), [0, 10, 20, 25])
+    for bad in [lambda: log_schedule(0), lambda: log_schedule(10, 0), lambda: linear_schedule(10, 0),
+                lambda: validate_schedule([0, 2, 2]), lambda: validate_schedule([-1, 3]),
+                lambda: validate_schedule([])]:
+        with pytest.raises(ValueError):
+            bad()
+
+
+@settings(max_examples=100, deadline=None)
+@given(total=st.integers(1, 10**7), points=st.integers(1, 300))
+def test_log_schedule_properties(total, points):
+    s = log_schedule(total, points)
+    assert s.dtype == np.int64 and s[0] == 0 and s[-1] == total
+    assert np.all(np.diff(s) > 0) and len(s) <= points + 1
+    np.testing.assert_array_equal(validate_schedule(s), s)
+    if points >= 2 and len(s) > 2:
+        # log spacing: consecutive steps grow at most by the grid ratio r = total^{1/(points-1)}, up to rounding
+        r = total ** (1 / (points - 1))
+        assert np.all(s[2:] <= (s[1:-1] + 0.5) * r + 0.5 + 1e-9 * s[2:])
