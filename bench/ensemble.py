@@ -143,15 +143,15 @@ def time_vectorised(net: MLP, data, seeds: int, steps: int, layout: str, repeats
         steps=[steps * i for i in range(repeats + 1)],
         observe=_layout_probe(seen),
         layout=layout,
-        progress=lambda done, total: marks.append((done, time.perf_counter())),
+        progress=lambda done, total: marks.append((done, time.perf_counter(), _cpu())),
     )
     t_end = time.perf_counter()
     assert [m[0] for m in marks] == [steps * i for i in range(repeats + 1)], marks
-    chunks = [b[1] - a[1] for a, b in zip(marks[:-1], marks[1:])]
-    timed = min(chunks)
+    chunks = [(b[1] - a[1], (b[2] - a[2]) / (b[1] - a[1])) for a, b in zip(marks[:-1], marks[1:])]
+    timed, cores = min(chunks)
     setup = (marks[0][1] - t_start) + (t_end - marks[-1][1])
     loss_at_steps = np.asarray(result["loss"])[..., 1]  # after the first `steps` steps
-    return timed, setup, loss_at_steps, int(np.sum(result.diverged)), (seen[0] if seen else "?")
+    return timed, setup, loss_at_steps, int(np.sum(result.diverged)), (seen[0] if seen else "?"), cores
 
 
 def make_looped_member(net: MLP, data):
@@ -179,13 +179,20 @@ def time_looped(member, seeds: int, steps: int):
     jax.block_until_ready(member(keys[0], jnp.int32(0)))  # compile + one execution
     setup = time.perf_counter() - t0
     jax.block_until_ready(n)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     outs = [member(k, n) for k in keys]
     jax.block_until_ready(outs)
     timed = time.perf_counter() - t0
+    cores = (_cpu() - c0) / timed
     final_loss = np.array([float(o[0]) for o in outs])
     diverged = int(sum(bool(o[1]) for o in outs))
-    return timed, setup, final_loss, diverged
+    return timed, setup, final_loss, diverged, cores
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system, all threads) this process has used."""
+    t = os.times()
+    return t.user + t.system
 
 
 def auto_rule(widths: tuple[int, ...], n: int):
@@ -285,18 +292,18 @@ def main(argv=None) -> None:
         member = make_looped_member(net, data)
         best, first_setup = None, None
         for _ in range(repeats):
-            timed, setup, loss, ndiv = time_looped(member, seeds, steps)
+            timed, setup, loss, ndiv, cores = time_looped(member, seeds, steps)
             first_setup = setup if first_setup is None else first_setup
             if best is None or timed < best[0]:
-                best = (timed, first_setup, loss, ndiv, "loop")
+                best = (timed, first_setup, loss, ndiv, "loop", cores)
         timings["looped"] = best
         losses["looped"] = best[2]
 
         for variant in ("vmap", "map", "auto", "looped"):
-            timed, setup, _, ndiv, used = timings[variant]
+            timed, setup, _, ndiv, used, cores = timings[variant]
             label = f"auto->{used}" if variant == "auto" else variant
             gflops = flops / timed / 1e9
-            rows.append((name, label, timed, setup, gflops, gflops / peak, ndiv))
+            rows.append((name, label, timed, setup, gflops, gflops / peak, cores, ndiv))
 
         agree = max(float(np.max(np.abs(losses[v] - losses["looped"]))) for v in ("vmap", "map", "auto"))
         other = "map" if picked == "vmap" else "vmap"
@@ -320,11 +327,13 @@ def main(argv=None) -> None:
         )
 
     print(f"\n{'net':<7} {'variant':<11} {'time [s]':>9} {'setup [s]':>10} {'GFLOP/s':>9} "
-          f"{'of peak':>8} {'diverged':>9}")
-    print("-" * 69)
-    for name, label, timed, setup, gflops, frac, ndiv in rows:
-        print(f"{name:<7} {label:<11} {timed:>9.3f} {setup:>10.2f} {gflops:>9.1f} {frac:>8.1%} {ndiv:>9d}")
-    print("(time: the timed steps only; setup: compilation, initialisation and the step-0 run)")
+          f"{'of peak':>8} {'cpu/wall':>9} {'diverged':>9}")
+    print("-" * 79)
+    for name, label, timed, setup, gflops, frac, cores, ndiv in rows:
+        print(f"{name:<7} {label:<11} {timed:>9.3f} {setup:>10.2f} {gflops:>9.1f} {frac:>8.1%} "
+              f"{cores:>9.2f} {ndiv:>9d}")
+    print("(time: the timed steps only; setup: compilation, initialisation and the step-0 run; "
+          "cpu/wall: cores this process kept busy while timed)")
 
     print()
     for name, s in summary.items():

@@ -7,7 +7,6 @@ Monte Carlo tolerances are 5 standard errors, computed on the line.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

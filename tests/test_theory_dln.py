@@ -92,7 +92,7 @@ def test_two_layer_shapes_and_limits():
     np.testing.assert_allclose(big, S, rtol=1e-15)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)  # fixed examples
 @given(
     s=st.floats(0.1, 5.0),
     frac=st.floats(1e-6, 0.5),  # u0 = frac * s

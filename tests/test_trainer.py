@@ -314,7 +314,7 @@ def test_log_schedule_examples():
             bad()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)  # fixed examples
 @given(total=st.integers(1, 10**7), points=st.integers(1, 300))
 def test_log_schedule_properties(total, points):
     s = log_schedule(total, points)

@@ -34,6 +34,20 @@ def _float_dtype(dtype) -> jnp.dtype:
     return dt
 
 
+def _typed_key(key):
+    """Accept a typed key (``jax.random.key``) or a legacy uint32 key (``PRNGKey``); return a
+    typed key drawing the same random stream, so jitted samplers compile once for both."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if key.dtype != jnp.uint32:
+        raise ValueError(
+            f"key must be a jax PRNG key (jax.random.key(seed)) or a legacy uint32 key, "
+            f"got dtype {key.dtype}"
+        )
+    return jax.random.wrap_key_data(key)
+
+
 def power_law_spectrum(d: int, exponent: float, *, scale: float = 1.0, dtype=jnp.float32):
     """Power-law eigenvalues ``lambda_k = scale * k^(-exponent)`` for ``k = 1, ..., d``.
 
@@ -53,8 +67,8 @@ def power_law_spectrum(d: int, exponent: float, *, scale: float = 1.0, dtype=jnp
     dt = _float_dtype(dtype)
     if int(d) < 1:
         raise ValueError(f"d must be >= 1, got {d}")
-    k = jnp.arange(1, int(d) + 1, dtype=dt)  # (d,)
-    return (scale * k ** (-jnp.asarray(exponent, dt))).astype(dt)  # (d,)
+    k = np.arange(1, int(d) + 1, dtype=np.float64)  # (d,)
+    return jnp.asarray(scale * k ** (-float(exponent)), dt)  # (d,), computed in float64
 
 
 def gaussian_inputs(key, n: int, spectrum, *, basis=None, dtype=jnp.float32):
@@ -89,7 +103,7 @@ def gaussian_inputs(key, n: int, spectrum, *, basis=None, dtype=jnp.float32):
             raise ValueError(
                 f"basis must have shape ({d}, {d}) to match spectrum, got {basis.shape}"
             )
-    return _gaussian(key, lam, basis, int(n))
+    return _gaussian(_typed_key(key), lam, basis, int(n))
 
 
 @functools.partial(jax.jit, static_argnums=(3,))
@@ -99,6 +113,7 @@ def _gaussian(key, lam, basis, n: int):
     return x if basis is None else x @ basis.T  # (n, d), covariance B diag(lam) B^T
 
 
+@jax.jit
 def sample_covariance(X):
     """Uncentred sample second moment ``X^T X / n`` of an (n, d) input matrix.
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .gaussian import _float_dtype
+from .gaussian import _float_dtype, _typed_key
 
 __all__ = [
     "random_orthogonal",
@@ -40,7 +40,7 @@ def random_orthogonal(key, n: int, dtype=jnp.float32):
     >>> bool(jnp.allclose(q.T @ q, jnp.eye(3), atol=1e-6))
     True
     """
-    return _haar(key, int(n), _float_dtype(dtype))
+    return _haar(_typed_key(key), int(n), _float_dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -118,7 +118,7 @@ class LinearTeacher:
         dt = _float_dtype(dtype)
         s = jnp.atleast_1d(jnp.asarray(s, dt))  # (r,)
         _check_rank(s.shape[0], d_in, d_out)
-        k_u, k_v = jax.random.split(key)
+        k_u, k_v = jax.random.split(_typed_key(key))
         r = s.shape[0]
         U = random_orthogonal(k_u, d_out, dt)[:, :r]  # (d_out, r)
         V = random_orthogonal(k_v, d_in, dt)[:, :r]  # (d_in, r)
@@ -154,7 +154,7 @@ class LinearTeacher:
     @property
     def matrix(self):
         """The teacher map ``W* = U diag(s) V^T``, shape (d_out, d_in)."""
-        return (self.U * self.s[None, :]) @ self.V.T  # (d_out, d_in)
+        return _compose(self.U, self.s, self.V)  # (d_out, d_in)
 
     # ---------------------------------------------------------------- statistics and data
     def population_statistics(self, noise: float = 0.0) -> dict:
@@ -179,9 +179,11 @@ class LinearTeacher:
         """Sample of ``n`` exactly whitened inputs and their (noisy) teacher targets.
 
         ``G`` (n, d_in) is standard Gaussian; ``M = G^T G / n`` its empirical second moment;
-        ``X = G M^{-1/2}`` with the inverse symmetric square root (via ``eigh``), so
-        ``X^T X / n = I`` exactly (to float precision) — isotropic in every direction, not just
-        in expectation. ``Y = X W*^T + noise * Xi`` with ``Xi`` (n, d_out) standard Gaussian.
+        ``X = G M^{-1/2}`` with the inverse symmetric square root (computed stably as
+        ``sqrt(n) U V^T`` from the thin SVD ``G = U S V^T``), so ``X^T X / n = I`` exactly (to
+        float precision, whatever the conditioning of G) — isotropic in every direction, not
+        just in expectation. The symmetric root is the whitening closest to G itself, so X
+        remains a rotation-equivariant function of G. ``Y = X W*^T + noise * Xi`` with ``Xi`` (n, d_out) standard Gaussian.
         Without noise ``Y^T X / n = W*`` exactly, so the sample has precisely
         :meth:`population_statistics` (with noise only sigma_xx is exact).
 
@@ -196,22 +198,27 @@ class LinearTeacher:
         n = int(n)
         if n < self.d_in:
             raise ValueError(f"whitened_sample needs n >= d_in = {self.d_in}, got n = {n}")
-        noisy = isinstance(noise, jax.core.Tracer) or bool(np.any(np.asarray(noise) != 0))
-        return _whitened_sample(key, self.matrix, n, noise, noisy)
+        return _whitened_sample(_typed_key(key), self.matrix, n, noise)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 4))
-def _whitened_sample(key, w, n: int, noise, noisy: bool):
+@functools.partial(jax.jit, static_argnums=(2,))
+def _whitened_sample(key, w, n: int, noise):
     d_out, d_in = w.shape
-    k_x, k_noise = jax.random.split(key)
-    g = jax.random.normal(k_x, (n, d_in), w.dtype)  # (n, d_in)
-    evals, evecs = jnp.linalg.eigh(g.T @ g / n)  # (d_in,), (d_in, d_in)
-    inv_sqrt = (evecs * evals[None, :] ** -0.5) @ evecs.T  # (d_in, d_in) = M^{-1/2}
-    x = g @ inv_sqrt  # (n, d_in), X^T X / n = I
+    z = jax.random.normal(key, (n, d_in + d_out), w.dtype)  # one draw: cheaper to compile
+    g, xi = z[:, :d_in], z[:, d_in:]  # (n, d_in) inputs, (n, d_out) label noise
+    # X = G M^{-1/2} with M = G^T G / n equals sqrt(n) U V^T for the thin SVD G = U S V^T (the
+    # polar factor of G). Computed this way its error is O(eps), independent of cond(G); forming
+    # M^{-1/2} explicitly would lose eps * cond(G)^2 (1e-2 in float32 when n = d_in).
+    u, _, vt = jnp.linalg.svd(g, full_matrices=False)  # (n, d_in), (d_in,), (d_in, d_in)
+    x = jnp.sqrt(jnp.asarray(n, g.dtype)) * (u @ vt)  # (n, d_in), X^T X / n = I
     y = x @ w.T  # (n, d_out)
-    if noisy:  # static: skip the draw (and its compile) for noiseless data
-        y = y + noise * jax.random.normal(k_noise, (n, d_out), w.dtype)  # (n, d_out)
+    y = y + noise * xi  # (n, d_out); exactly X W*^T when noise = 0
     return x, y
+
+
+@jax.jit
+def _compose(U, s, V):
+    return (U * s[None, :]) @ V.T  # (d_out, d_in) = U diag(s) V^T
 
 
 def _check_rank(r: int, d_in: int, d_out: int) -> None:
@@ -222,6 +229,7 @@ def _check_rank(r: int, d_in: int, d_out: int) -> None:
         )
 
 
+@jax.jit  # the shape checks below run once per shape, at trace time
 def empirical_statistics(X, Y) -> dict:
     """Empirical second moments of a sample, in the format of ``population_statistics``.
 
@@ -240,13 +248,15 @@ def empirical_statistics(X, Y) -> dict:
     }
 
 
+@jax.jit  # the shape check below runs once per shape, at trace time
 def population_loss(W, stats: dict):
     """Square loss of the end-to-end linear map ``W`` (d_out, d_in) from second moments.
 
     ``L(W) = 1/2 tr(W Sxx W^T) - tr(W Sxy) + 1/2 tr(Syy)`` with ``Sxy = Syx^T``, i.e.
     ``E[1/2 ||W x - y||^2]``; on a sample whose statistics are ``stats`` it equals
     ``(1/2n) sum_i ||W x_i - y_i||^2``. For whitened noiseless data it is
-    ``1/2 ||W - W*||_F^2``. Saxe et al. (arXiv:1312.6120) use the same 1/2 normalisation.
+    ``1/2 ||W - W*||_F^2``. Where a paper normalises the loss differently (e.g. a sum over
+    examples, or no 1/2), its learning rate and gradient-flow time are rescaled accordingly.
 
     Args:
       W: (d_out, d_in) end-to-end map (e.g. the product of a deep linear network's layers).

