@@ -27,6 +27,9 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 STORE_OPT = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store (created if missing).")
+PRESET_OPT = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)")
+FORCE_OPT = typer.Option(False, "--force", help="redo runs that are already done")
+JSON_OPT = typer.Option(False, "--json", help="print the outcomes as JSON")
 
 
 class BadInput(Exception):
@@ -166,12 +169,12 @@ def list_claims() -> None:
 @app.command()
 def check(
     claim_id: str = typer.Argument(..., metavar="CLAIM", help="claim id, e.g. dln.modes"),
-    quick: bool = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)"),
+    quick: bool = PRESET_OPT,
     sets: list[str] = typer.Option([], "--set", help="override a config field: field=value (repeatable)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="number of seeds (shorthand for --set seeds=N)"),
     store: Path = STORE_OPT,
-    force: bool = typer.Option(False, "--force", help="redo the run even if it is done"),
-    as_json: bool = typer.Option(False, "--json", help="print the outcome as JSON"),
+    force: bool = FORCE_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Run one claim: predict, measure, judge, plot, store."""
     from learnmech.atlas import get_claim
@@ -190,11 +193,11 @@ def check(
 
 @app.command()
 def atlas(
-    quick: bool = typer.Option(True, "--quick/--full", help="preset for every claim"),
+    quick: bool = PRESET_OPT,
     only: Optional[str] = typer.Option(None, "--only", help="glob or substring of claim ids, e.g. 'dln.*'"),
     store: Path = STORE_OPT,
-    force: bool = typer.Option(False, "--force", help="redo runs that are done"),
-    as_json: bool = typer.Option(False, "--json", help="print the outcomes as JSON"),
+    force: bool = FORCE_OPT,
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Run every registered claim (or those matching --only) and print the verdict table."""
     from learnmech.atlas import all_claims, select_claims
@@ -241,7 +244,7 @@ def runs(
 def show(
     run: str = typer.Argument(..., metavar="RUN", help="run id or a unique prefix of one"),
     store: Path = STORE_OPT,
-    as_json: bool = typer.Option(False, "--json", help="print the run as JSON"),
+    as_json: bool = JSON_OPT,
 ) -> None:
     """Show one run: config, verdict, reason, details, figures and stored curves."""
     with _existing_store(store) as db:

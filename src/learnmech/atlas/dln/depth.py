@@ -7,8 +7,8 @@ carrying ``a = u^{1/L}`` with ``da/dt = a^{L-1} (s - a^L)``). From the same init
 ``u0``, plateaus lengthen and transitions sharpen as ``L`` grows.
 
 Conventions: loss ``(1/2n) sum ||f - y||^2``; ``t = eta * steps``; every depth starts at the same
-end-to-end strength ``u0`` (per-layer scale ``u0^{1/L}``) and trains to ``horizon_factor`` times
-its own slowest predicted ``t_half``.
+end-to-end strength ``u0`` (per-layer scale ``u0^{1/L}``) and trains ``e_folds`` relaxation times
+of its slowest mode past that mode's predicted ``t_half``.
 
 Verdict (CLAIMS.md): R^2 >= 0.99 per depth between the measured trajectories (all modes, all
 seeds) and the integrated ODE.
@@ -36,7 +36,7 @@ class Config(ClaimConfig):
     d_out: int = Field(6, ge=1, le=512)
     hidden: int = Field(8, ge=1, le=1024)
     eta: float = Field(0.002, gt=0, le=1.0, description="GD learning rate")
-    horizon_factor: float = Field(1.8, gt=1.0, le=20)
+    e_folds: float = Field(4.0, gt=0, le=50, description="train this many e-folds of the slowest mode past its t_half")
     points: int = Field(120, ge=20, le=5000)
     n_samples: int = Field(32, ge=1, le=100_000)
     teacher_seed: int = 0
@@ -52,7 +52,7 @@ class Config(ClaimConfig):
 
 
 def _t_max(cfg: Config, depth: int) -> float:
-    return horizon(float(t_half(min(cfg.s), cfg.u0, depth)[0]), cfg.horizon_factor)
+    return horizon(float(t_half(min(cfg.s), cfg.u0, depth)[0]), min(cfg.s), depth, cfg.e_folds)
 
 
 def predict(cfg: Config):

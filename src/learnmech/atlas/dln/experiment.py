@@ -92,9 +92,15 @@ def loss_curve(result: TrainResult, eta: float, index=()) -> Curve:
     return Curve(result.steps * eta, result["loss"][index])
 
 
-def horizon(t_half_slowest: float, factor: float) -> float:
-    """Training time: ``factor`` times the slowest predicted half-learning time."""
-    return float(factor * t_half_slowest)
+def horizon(t_half_slowest: float, s_min: float, depth: int, e_folds: float) -> float:
+    """Training time: the slowest mode's ``t_half`` plus ``e_folds`` of its final relaxation.
+
+    Near ``u = s`` the mode ODE linearises to ``d(s - u)/dt = -L s^{2-2/L} (s - u)``, so after
+    ``t_half`` the remaining gap shrinks by ``e`` every ``1/(L s^{2-2/L})``; ``e_folds = 4``
+    leaves about 2% of the slowest mode to learn.
+    """
+    rate = depth * s_min ** (2.0 - 2.0 / depth)
+    return float(t_half_slowest + e_folds / rate)
 
 
 def rank_curve(result: TrainResult, eta: float, tol: float, index=()) -> Curve:

@@ -39,7 +39,7 @@ class Config(ClaimConfig):
     d_out: int = Field(8, ge=1, le=512)
     hidden: int = Field(16, ge=1, le=1024)
     eta: float = Field(0.002, gt=0, le=1.0, description="GD learning rate")
-    horizon_factor: float = Field(1.8, gt=1.0, le=20, description="train to this multiple of the slowest t_half")
+    e_folds: float = Field(4.0, gt=0, le=50, description="train this many e-folds of the slowest mode past its t_half")
     points: int = Field(160, ge=20, le=5000, description="observation points (log-spaced)")
     n_samples: int = Field(64, ge=1, le=100_000, description="whitened sample size")
     teacher_seed: int = 0
@@ -58,7 +58,7 @@ def _random_scale(cfg: Config) -> float:
 
 
 def _times(cfg: Config) -> np.ndarray:
-    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), cfg.horizon_factor)
+    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), min(cfg.s), 2, cfg.e_folds)
     return np.geomspace(t_max * 1e-3, t_max, 400)
 
 
@@ -85,7 +85,7 @@ def _init(cfg: Config, teacher):
 
 def measure(cfg: Config, progress=None):
     teacher = make_teacher(cfg.d_in, cfg.d_out, cfg.s, cfg.teacher_seed)
-    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), cfg.horizon_factor)
+    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), min(cfg.s), 2, cfg.e_folds)
     result = train_dln(
         teacher, widths=(cfg.d_in, cfg.hidden, cfg.d_out), init=_init(cfg, teacher), eta=cfg.eta,
         t_max=t_max, seeds=cfg.seeds, points=cfg.points, n_samples=cfg.n_samples,

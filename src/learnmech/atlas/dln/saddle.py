@@ -43,7 +43,7 @@ class Config(ClaimConfig):
     d_out: int = Field(6, ge=1, le=512)
     hidden: int = Field(16, ge=1, le=1024)
     eta: float = Field(0.002, gt=0, le=1.0)
-    horizon_factor: float = Field(1.8, gt=1.0, le=20)
+    e_folds: float = Field(4.0, gt=0, le=50, description="train this many e-folds of the slowest mode past its t_half")
     points: int = Field(300, ge=50, le=5000)
     n_samples: int = Field(32, ge=1, le=100_000)
     drop_threshold: float = Field(1.0, gt=0, description="-dlnL/dlnt above which the loss is dropping")
@@ -66,7 +66,7 @@ def _u0(cfg: Config, sigma: float) -> float:
 
 
 def _t_max(cfg: Config) -> float:
-    return horizon(float(t_half_two_layer(min(cfg.s), _u0(cfg, min(cfg.sigmas)))), cfg.horizon_factor)
+    return horizon(float(t_half_two_layer(min(cfg.s), _u0(cfg, min(cfg.sigmas)))), min(cfg.s), 2, cfg.e_folds)
 
 
 def predict(cfg: Config):
