@@ -325,3 +325,10 @@ def test_log_schedule_properties(total, points):
         # log spacing: consecutive steps grow at most by the grid ratio r = total^{1/(points-1)}, up to rounding
         r = total ** (1 / (points - 1))
         assert np.all(s[2:] <= (s[1:-1] + 0.5) * r + 0.5 + 1e-9 * s[2:])
+
+
+def test_a_member_trained_alone_equals_its_place_in_the_ensemble(run_stable):
+    """The per-seed loop through the trainer itself: seed 1 at lr 0.3 alone vs inside 3 x 2 (float64, 1e-6)."""
+    alone = _train_mlp([LRS[1]], seeds=[SEEDS[1]])
+    np.testing.assert_allclose(alone["loss"][0, 0], run_stable["loss"][1, 1], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(alone["flat"][0, 0], run_stable["flat"][1, 1], rtol=1e-6, atol=1e-12)

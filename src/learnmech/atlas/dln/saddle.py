@@ -19,6 +19,12 @@ the number of singular values of ``W2 W1`` above ``rank_tol * s_min``.
 Verdict (CLAIMS.md): detected drops == target rank and rank +1 per drop (checked for every
 member at every ``sigma``); slope of the first-drop time against ``ln(1/sigma)`` within 20% of
 ``1/s_1``.
+
+Finding (full preset, 12 seeds x 5 scales, first measured 2026-11-29): the slope agrees to 0.3%,
+but at ``sigma = 1e-2`` one seed shows two drops instead of three: between its second and third
+drop the loss never flattens (``-d ln L/d ln t`` stays near 1.3 > ``drop_threshold``), so the
+verdict is *fails*. Incremental learning is a small-initialisation statement and ``1e-2`` is at
+its edge for this spectrum; the check stays strict and the disagreement stays visible.
 """
 
 from __future__ import annotations
