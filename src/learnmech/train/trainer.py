@@ -32,12 +32,13 @@ __all__ = ["TrainResult", "train", "ensemble_members"]
 
 Observer = Callable[..., Mapping[str, jax.Array]]
 
-# "auto" runs members sequentially ("map") once examples x parameters per member step reach
-# this. Measured on the 2-core reference machine (64 tanh MLPs, float32, 200 GD steps): vmap
-# was 1.7x faster than map at 2e4 (width 8, n 64), even at 2e5 (width 16, n 256), and 1.5x
-# slower at 5e5 (width 32, n 256) and beyond: once a member's activations outgrow the cache,
-# batching members only adds memory traffic to the elementwise work.
-_AUTO_MAP_THRESHOLD = 2**18
+# "auto" runs members sequentially ("map") once a member has this many parameters. Measured on
+# the 2-core reference machine (64 tanh MLPs, float32, full-batch GD, n = 64 .. 1024): vmap was
+# 1.3-2.7x faster below ~1e3 parameters (widths 8-16) and 1.1-1.5x slower above (widths >= 24),
+# almost independently of n. What loses is XLA:CPU's batched matmul (64 batched 256x256
+# products ran at 80 GFLOP/s against 108 one member at a time); the elementwise work is not
+# slower batched. bench/ensemble.py measures both layouts.
+_AUTO_MAP_PARAMETERS = 2**10
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,8 @@ def ensemble_members(grid: Mapping[str, Sequence[float]], seeds: Sequence[int]):
     return hp, seed_index
 
 
-def _work_per_member(params, data, batch_size) -> float:
-    n = jax.tree.leaves(data)[0].shape[0] if jax.tree.leaves(data) else 1
-    n = batch_size or n
-    size = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-    return float(n) * size
+def _parameters_per_member(params) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 
 def _masked(obs: np.ndarray, steps: np.ndarray, diverged_step: np.ndarray) -> np.ndarray:
@@ -157,8 +155,8 @@ def train(
     states = start(keys, hp)
     params0 = states.params
     if layout == "auto":
-        per_member = _work_per_member(jax.tree.map(lambda a: a[0], params0), data, batch_size)
-        layout = "map" if per_member >= _AUTO_MAP_THRESHOLD else "vmap"
+        size = _parameters_per_member(jax.tree.map(lambda a: a[0], params0))
+        layout = "map" if size >= _AUTO_MAP_PARAMETERS else "vmap"
     if layout == "vmap":
         chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None)))
     else:
