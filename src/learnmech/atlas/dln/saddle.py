@@ -103,26 +103,27 @@ def measure(cfg: Config, progress=None):
 
 
 def _analyse(cfg: Config, measurement):
-    """Per sigma and member: drop count, ranks-on-plateaus correct, first-drop time."""
+    """Per member (sigma-major): drop count, ranks-on-plateaus correct; per sigma: mean first-drop time."""
     counts, ranks_ok, first = [], [], []
     for g in range(len(cfg.sigmas)):
         loss, rank = measurement[f"loss/{g}"], measurement[f"rank/{g}"]
+        times = []
         for m in range(loss.y.shape[0]):
             drops = find_drops(loss.x, loss.y[m], threshold=cfg.drop_threshold)
             at = np.searchsorted(rank.x, drops.plateaus).clip(0, rank.x.size - 1)
             counts.append(drops.count)
             ranks_ok.append(np.array_equal(rank.y[m, at], np.arange(drops.count + 1)))
-            first.append((g, drops.times[0] if drops.count else np.nan))
-    return np.array(counts), np.array(ranks_ok), first
+            times.append(drops.times[0] if drops.count else np.nan)
+        first.append(np.nanmean(times) if np.isfinite(times).any() else np.nan)
+    return np.array(counts), np.array(ranks_ok), np.array(first)
 
 
 def judge(cfg: Config, prediction, measurement) -> Verdict:
     if any(np.isnan(measurement[f"loss/{g}"].y).any() for g in range(len(cfg.sigmas))):
         return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
                        reason="a member diverged; lower eta")
-    counts, ranks_ok, first = _analyse(cfg, measurement)
+    counts, ranks_ok, t1 = _analyse(cfg, measurement)
     target = len(cfg.s)
-    t1 = np.array([np.nanmean([t for gg, t in first if gg == g]) for g in range(len(cfg.sigmas))])
     slope = linear_fit(np.log(1.0 / np.asarray(cfg.sigmas)), t1)[0] if np.all(np.isfinite(t1)) else np.nan
     predicted = prediction["first_drop_slope"].y[0, 0]
     err = abs(slope / predicted - 1.0)
@@ -147,7 +148,7 @@ def judge(cfg: Config, prediction, measurement) -> Verdict:
 
 def plot(cfg: Config, prediction, measurement, verdict=None):
     fig, (ax_l, ax_r, ax_s) = new_figure(3, title="dln.saddle-to-saddle: incremental learning from small random init", width=4.0)
-    t1 = []
+    t1 = _analyse(cfg, measurement)[2]
     for g, sigma in enumerate(cfg.sigmas):
         c = COLORS[g % len(COLORS)]
         loss, rank = measurement[f"loss/{g}"], measurement[f"rank/{g}"]
@@ -155,7 +156,6 @@ def plot(cfg: Config, prediction, measurement, verdict=None):
         p = prediction[f"loss/{g}"]
         theory_line(ax_l, p.x, p.y[0], color=c, label="aligned theory, u0 = sigma^2 sqrt(h)" if g == 0 else None)
         band(ax_r, rank.x, rank.y, color=c, label=f"sigma={sigma:g}")
-        t1.append(np.nanmean([find_drops(loss.x, y, threshold=cfg.drop_threshold).times[:1].sum() or np.nan for y in loss.y]))
     ax_l.set(xscale="log", yscale="log", xlabel="time t = eta x steps", ylabel="loss (1/2n) sum ||f(x)-y||^2")
     ax_l.legend(fontsize=6.5)
     ax_r.set(xscale="log", xlabel="time t = eta x steps", ylabel=f"rank of W2 W1 (sv > {cfg.rank_tol:g} s_min)")
