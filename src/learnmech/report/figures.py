@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 __all__ = [
     "COLORS",
     "band",
+    "finish_figure",
     "new_figure",
     "save_figure",
     "theory_line",
@@ -64,6 +65,13 @@ def verdict_banner(fig, verdict) -> None:
         f"{verdict.status.upper()}: {verdict.metric} = {verdict.value:.6g} (threshold {verdict.threshold:.4g})",
         color=color, fontsize=8.5, ha="left", va="bottom",
     )
+
+
+def finish_figure(fig, verdict=None):
+    """Add the verdict banner (when judged) and return the figure: the last line of every claim plot."""
+    if verdict is not None:
+        verdict_banner(fig, verdict)
+    return fig
 
 
 def save_figure(fig, directory: str | Path, stem: str, formats: Sequence[str] = ("png", "svg")) -> list[Path]:

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
 from learnmech.atlas.dln.experiment import decreasing, horizon, make_teacher, mode_curves, train_dln
 from learnmech.atlas.metrics import r_squared
-from learnmech.report import COLORS, band, new_figure, theory_line, verdict_banner
+from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.theory.dln import mode_trajectory, t_half
 
 R2_MIN = 0.99  # CLAIMS.md
@@ -112,9 +112,7 @@ def plot(cfg: Config, prediction, measurement, verdict=None):
             theory_line(ax, p.x, p.y[0], color="black", label="ODE du/dt = L u^(2-2/L)(s-u)" if a == 0 else None)
         ax.set(xscale="log", title=f"L = {depth}", xlabel="time t = eta x steps", ylabel="end-to-end mode strength u")
         ax.legend(fontsize=6.5, loc="upper left")
-    if verdict is not None:
-        verdict_banner(fig, verdict)
-    return fig
+    return finish_figure(fig, verdict)
 
 
 CLAIM = Claim(

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
 from learnmech.atlas.dln.experiment import decreasing, horizon, make_teacher, mode_curves, loss_curve, train_dln
 from learnmech.atlas.metrics import crossing_time, r_squared
-from learnmech.report import COLORS, band, new_figure, theory_line, verdict_banner
+from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.theory.dln import mode_trajectory_two_layer, predicted_loss, t_half_two_layer
 
 R2_MIN = 0.99  # CLAIMS.md
@@ -155,9 +155,7 @@ def plot(cfg: Config, prediction, measurement, verdict=None):
     theory_line(ax_l, prediction["loss"].x, prediction["loss"].y[0], color="black", label="theory 1/2 sum (s-u)^2")
     ax_l.set(xscale="log", xlabel="time t = eta x steps", ylabel="loss (1/2n) sum ||f(x)-y||^2")
     ax_l.legend(fontsize=7)
-    if verdict is not None:
-        verdict_banner(fig, verdict)
-    return fig
+    return finish_figure(fig, verdict)
 
 
 CLAIM = Claim(

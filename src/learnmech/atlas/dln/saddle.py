@@ -36,7 +36,7 @@ from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
 from learnmech.atlas.dln.experiment import decreasing, horizon, loss_curve, make_teacher, rank_curve, train_dln
 from learnmech.atlas.drops import find_drops
 from learnmech.atlas.metrics import linear_fit
-from learnmech.report import COLORS, band, new_figure, theory_line, verdict_banner
+from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.theory.dln import mode_trajectory_two_layer, predicted_loss, t_half_two_layer
 
 SLOPE_RTOL = 0.20  # CLAIMS.md
@@ -166,9 +166,7 @@ def plot(cfg: Config, prediction, measurement, verdict=None):
     theory_line(ax_s, x, np.nanmean(t1) + slope * (x - x.mean()), color="black", label=f"slope 1/s_1 = {slope:.3g}")
     ax_s.set(xlabel="ln(1/sigma)", ylabel="first-drop time t_1")
     ax_s.legend(fontsize=7)
-    if verdict is not None:
-        verdict_banner(fig, verdict)
-    return fig
+    return finish_figure(fig, verdict)
 
 
 CLAIM = Claim(
