@@ -141,34 +141,36 @@ def train(
     hp = {k: jnp.asarray(v) for k, v in hp_np.items()}
     keys = jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds)[seed_index]))
 
-    def observe_member(state: MemberState, params0, hp_m):
+    data = jax.device_put(data)  # an argument of the compiled programs, never a baked-in constant
+
+    def observe_member(state: MemberState, params0, hp_m, data):
         out = {"loss": program.loss_value(state.params, data, hp_m)}
         if observe is not None:
             out.update(call_with_hp(observe, state.params, params0, hp=hp_m))
         return out
 
-    def member_chunk(state, params0, hp_m, n):
+    def member_chunk(state, params0, hp_m, n, data):
         state = program.advance(state, hp_m, data, n)
-        return state, observe_member(state, params0, hp_m)
+        return state, observe_member(state, params0, hp_m, data)
 
     # Members start one after another inside one program: a vmapped threefry draw compiles
     # several times slower than a single one, and initialisation is cheap to run.
-    start = jax.jit(lambda k, h: jax.lax.map(lambda a: program.start(a[0], a[1], data), (k, h)))
-    states = start(keys, hp)
+    start = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
+    states = start(keys, hp, data)
     params0 = states.params
     if layout == "auto":
         size = _parameters_per_member(jax.tree.map(lambda a: a[0], params0))
         layout = "map" if size >= _AUTO_MAP_PARAMETERS else "vmap"
     if layout == "vmap":
-        chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None)))
+        chunk = jax.jit(jax.vmap(member_chunk, in_axes=(0, 0, 0, None, None)))
     else:
         chunk = jax.jit(
-            lambda s, p0, h, n: jax.lax.map(lambda a: member_chunk(a[0], a[1], a[2], n), (s, p0, h))
+            lambda s, p0, h, n, d: jax.lax.map(lambda a: member_chunk(a[0], a[1], a[2], n, d), (s, p0, h))
         )
 
     records, done = [], 0
     for target in schedule:
-        states, obs = chunk(states, params0, hp, jnp.int32(target - done))
+        states, obs = chunk(states, params0, hp, jnp.int32(target - done), data)
         records.append(jax.device_get(obs))
         done = int(target)
         if progress is not None:
