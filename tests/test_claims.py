@@ -104,3 +104,24 @@ def test_conformance(claim, killed_then_resumed):
     again = claim.judge(quick, prediction, measurement)
     assert again.status == verdict.status
     assert again.value == pytest.approx(verdict.value, rel=1e-9)
+
+
+def test_runs_and_show_read_the_store(killed_then_resumed):
+    from typer.testing import CliRunner
+
+    from learnmech.cli import app
+
+    store = str(killed_then_resumed["store"])
+    runner = CliRunner()
+    listing = runner.invoke(app, ["runs", "--store", store])
+    assert listing.exit_code == 0
+    for claim in CLAIMS:
+        assert claim.id in listing.stdout
+    rid = run_id(CLAIMS[0].id, CLAIMS[0].make_config("quick").model_dump(mode="json"), __version__)
+    shown = runner.invoke(app, ["show", rid[:8], "--store", store, "--json"])
+    assert shown.exit_code == 0
+    info = json.loads(shown.stdout)
+    assert info["run_id"] == rid and info["status"] == "done" and info["verdict"]["verdict"] == "holds"
+    assert any(c.startswith("experiment:") for c in info["curves"]) and any(c.startswith("theory:") for c in info["curves"])
+    missing = runner.invoke(app, ["show", "zzzz", "--store", store])
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: RUN:")
