@@ -57,9 +57,12 @@ def _random_scale(cfg: Config) -> float:
     return float(np.sqrt(cfg.u0 / np.sqrt(cfg.hidden)))
 
 
+def _t_max(cfg: Config) -> float:
+    return horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), min(cfg.s), 2, cfg.e_folds)
+
+
 def _times(cfg: Config) -> np.ndarray:
-    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), min(cfg.s), 2, cfg.e_folds)
-    return np.geomspace(t_max * 1e-3, t_max, 400)
+    return np.geomspace(_t_max(cfg) * 1e-3, _t_max(cfg), 400)
 
 
 def predict(cfg: Config):
@@ -85,10 +88,9 @@ def _init(cfg: Config, teacher):
 
 def measure(cfg: Config, progress=None):
     teacher = make_teacher(cfg.d_in, cfg.d_out, cfg.s, cfg.teacher_seed)
-    t_max = horizon(float(t_half_two_layer(min(cfg.s), cfg.u0)), min(cfg.s), 2, cfg.e_folds)
     result = train_dln(
         teacher, widths=(cfg.d_in, cfg.hidden, cfg.d_out), init=_init(cfg, teacher), eta=cfg.eta,
-        t_max=t_max, seeds=cfg.seeds, points=cfg.points, n_samples=cfg.n_samples,
+        t_max=_t_max(cfg), seeds=cfg.seeds, points=cfg.points, n_samples=cfg.n_samples,
         grid={"random": [0.0, 1.0] if cfg.random_init else [0.0]}, progress=progress, label="dln.modes",
     )
     out = mode_curves(result, cfg.eta, "mode", index=0)
