@@ -22,12 +22,12 @@ def _np(tree):
 
 
 def _expected_init_std(parameterization, widths, base):
-    """Init std per layer from the module docstring: sp/mup N(0, s^2/fan_in), ntk N(0, s^2),
+    """Init std per layer from the module docstring: sp/mup N(0, s^2/fan_in), ntk N(0, 1),
     muP output layer variance s^2 / (fan_in m) (the 1/fan_in^2 rule relative to the base)."""
     m = widths[1] / base
     fans = widths[:-1]
     if parameterization == "ntk":
-        return [SIGMA] * len(fans)
+        return [1.0] * len(fans)
     std = [SIGMA / np.sqrt(f) for f in fans]
     if parameterization.startswith("mup"):
         std[-1] = SIGMA / np.sqrt(fans[-1] * m)
@@ -94,7 +94,7 @@ def test_output_variance_at_init_matches_closed_form(parameterization, activatio
 
 
 def test_ntk_and_sp_give_identical_outputs_from_one_key():
-    # w_ntk = sigma g with multiplier 1/sqrt(fan_in) vs w_sp = sigma g / sqrt(fan_in): the same function.
+    # w_ntk = g with multiplier sigma/sqrt(fan_in) vs w_sp = sigma g / sqrt(fan_in): the same function.
     x = np.random.default_rng(0).standard_normal((5, 64))
     outs = []
     for name in ("sp", "ntk"):
@@ -110,8 +110,8 @@ def test_forward_pass_matches_numpy():
     params = [{"w": rng.standard_normal((a, b)), "b": rng.standard_normal(b)} for a, b in zip(widths[:-1], widths[1:])]
     x = rng.standard_normal((4, 3))
     z = x
-    for i, layer in enumerate(params):  # h = (1/sqrt(fan_in)) z w + b; tanh on hidden layers only
-        h = z @ layer["w"] / np.sqrt(widths[i]) + layer["b"]
+    for i, layer in enumerate(params):  # h = (sigma/sqrt(fan_in)) z w + b; tanh on hidden layers only
+        h = SIGMA * (z @ layer["w"]) / np.sqrt(widths[i]) + layer["b"]
         z = np.tanh(h) if i < len(params) - 1 else h
     np.testing.assert_allclose(np.asarray(model.apply(params, x)), z, rtol=1e-13)
     acts = model.activations(params, x)
@@ -136,8 +136,11 @@ def test_mup_learning_rate_multipliers_per_layer_kind():
         mults = model.lr_multipliers()
         np.testing.assert_allclose([layer["w"] for layer in mults], w_lr, rtol=1e-15, err_msg=name)
         np.testing.assert_allclose([layer["b"] for layer in mults], b_lr, rtol=1e-15, err_msg=name)
-        multipliers = [sc.multiplier for sc in model.scalings]  # forward multipliers: 1/sqrt(fan_in) for NTK only
+        multipliers = [sc.multiplier for sc in model.scalings]  # forward multipliers: sigma/sqrt(fan_in) for NTK only
         np.testing.assert_allclose(multipliers, [w ** -0.5 if name == "ntk" else 1.0 for w in widths[:-1]], rtol=1e-15)
+    ntk = MLP(widths, parameterization="ntk", sigma=SIGMA)
+    np.testing.assert_allclose([sc.multiplier for sc in ntk.scalings], [SIGMA * w ** -0.5 for w in widths[:-1]], rtol=1e-15)
+    np.testing.assert_allclose([sc.init_std for sc in ntk.scalings], 1.0, rtol=0)
     no_bias = MLP(widths, bias=False)
     params = jax.eval_shape(no_bias.init, jax.random.key(0))
     assert jax.tree.structure(no_bias.lr_multipliers()) == jax.tree.structure(params)

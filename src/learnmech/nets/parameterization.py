@@ -5,16 +5,20 @@ the trained weight ``w`` is initialised ``N(0, init_std^2)`` and trained with le
 ``eta * lr_multiplier``. Following Yang & Hu 2021 (TP-IV, arXiv:2011.14522) each of the three
 numbers is a power of the width, and SP, NTK and muP are three rows of one table:
 
-    init_std      = sigma * fan_in^{-p} * m^{-q}
-    multiplier    = fan_in^{-r}
+    init_std      = sigma * fan_in^{-p} * m^{-q}      (sigma = 1 here when it is in the multiplier)
+    multiplier    = fan_in^{-r}                      (times sigma for rows that carry it, i.e. ntk)
     lr_multiplier = m^{-c}
 
 where ``m = width / base_width`` is the width multiplier relative to a base model (muP's "base
 shapes"), and the layer *kind* (input, hidden, output) selects the row.
 
 - ``sp``  (standard): ``w ~ N(0, sigma^2/fan_in)``, multiplier 1, one learning rate.
-- ``ntk`` (Jacot et al. 2018, arXiv:1806.07572): ``w ~ N(0, sigma^2)``, multiplier
-  ``1/sqrt(fan_in)``, one learning rate.
+- ``ntk`` (Jacot et al. 2018, arXiv:1806.07572): ``w ~ N(0, 1)``, multiplier
+  ``sigma/sqrt(fan_in)``, one learning rate. ``sigma`` sits in the multiplier, as in Jacot et al.,
+  so that the tangent kernel of the network is the analytic NTK of
+  :mod:`learnmech.theory.kernels` with ``sigma_w^2 = sigma^2`` (with ``sigma`` in the
+  initialisation instead, the same function would have the weight terms of its NTK divided by
+  ``sigma^2``).
 - ``mup-adam`` (Yang et al. 2022, TP-V, arXiv:2203.03466, Table 3, Adam column): input and
   hidden weights ``N(0, sigma^2/fan_in)``; output weights variance ``sigma^2/(fan_in m)``, i.e.
   ``1/fan_in^2`` scaling; learning rates ``eta`` (input), ``eta/m`` (hidden, output).
@@ -44,6 +48,7 @@ class ScalingRule:
     r: float  # multiplier ~ fan_in^{-r}
     c: float  # lr_multiplier ~ m^{-c}
     bias_c: float = 0.0  # bias lr_multiplier ~ m^{-bias_c} (when the bias width scales)
+    sigma_in_multiplier: bool = False  # sigma scales the forward multiplier instead of the init
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def _rows(inp: ScalingRule, hid: ScalingRule, out: ScalingRule) -> dict[str, Sca
 
 PARAMETERIZATIONS: dict[str, dict[str, ScalingRule]] = {
     "sp": _rows(*(ScalingRule(0.5, 0.0, 0.0, 0.0),) * 3),
-    "ntk": _rows(*(ScalingRule(0.0, 0.0, 0.5, 0.0),) * 3),
+    "ntk": _rows(*(ScalingRule(0.0, 0.0, 0.5, 0.0, sigma_in_multiplier=True),) * 3),
     "mup-adam": _rows(
         ScalingRule(0.5, 0.0, 0.0, 0.0),
         ScalingRule(0.5, 0.0, 0.0, 1.0),
@@ -114,10 +119,11 @@ def layer_scalings(
         rule = rows[kind]
         fan_in = widths[i]
         bias_scales = kind != "output"  # the output bias has d_out entries, not width
+        init_scale, forward_scale = (1.0, sigma) if rule.sigma_in_multiplier else (sigma, 1.0)
         out.append(
             LayerScaling(
-                init_std=sigma * fan_in ** (-rule.p) * m ** (-rule.q),
-                multiplier=fan_in ** (-rule.r),
+                init_std=init_scale * fan_in ** (-rule.p) * m ** (-rule.q),
+                multiplier=forward_scale * fan_in ** (-rule.r),
                 lr_multiplier=m ** (-rule.c),
                 bias_lr_multiplier=m ** (-rule.bias_c) if bias_scales else 1.0,
             )

@@ -1,0 +1,1 @@
+"""Kernel regimes: learning curves and convergence of infinite-width kernels."""

@@ -1,0 +1,1 @@
+"""Limits of wide networks: linearised (kernel) training and its validity."""
