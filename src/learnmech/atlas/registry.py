@@ -14,6 +14,10 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.dln.modes",
     "learnmech.atlas.dln.depth",
     "learnmech.atlas.dln.saddle",
+    "learnmech.atlas.kernels.eigenlearning",
+    "learnmech.atlas.limits.convergence",
+    "learnmech.atlas.limits.linearized",
+    "learnmech.atlas.limits.lazy_rich",
 )
 
 

@@ -4,7 +4,10 @@ Contract (shared by every model in ``nets``): a frozen, hashable description obj
 ``init(key) -> params`` and ``apply(params, x) -> outputs`` over a plain pytree, plus
 ``activations(params, x)`` (per-layer post-activations, for observables) and
 ``lr_multipliers()`` (a pytree shaped like ``params`` for the trainer's per-parameter
-learning rates). ``x`` has shape ``(n, d_in)``; outputs ``(n, d_out)``.
+learning rates). The MLP also offers ``forward_with_taps`` (the one forward pass that ``apply``
+and ``activations`` use), which exposes each layer's input and accepts additive perturbations of
+the pre-activations, for layer-structured observables such as the empirical NTK.
+``x`` has shape ``(n, d_in)``; outputs ``(n, d_out)``.
 
 Layer ``l`` computes ``h_l = multiplier_l * (z_{l-1} @ w_l) + b_l`` and ``z_l = phi(h_l)``
 (no ``phi`` after the last layer); see :mod:`learnmech.nets.parameterization` for how SP, NTK
@@ -81,22 +84,43 @@ class MLP:
             params.append(layer)
         return params
 
-    def activations(self, params, x: jax.Array) -> list[jax.Array]:
-        """Pre-activations of the output layer last; post-activations of hidden layers before."""
+    def forward_with_taps(self, params, x: jax.Array, taps=None) -> tuple[jax.Array, list[jax.Array]]:
+        """The forward pass, with additive perturbations of the pre-activations.
+
+        Layer ``l`` computes ``h_l = multiplier_l * (z_{l-1} @ w_l) + b_l + taps[l]``. With zero
+        taps the outputs equal :meth:`apply`; the gradient with respect to ``taps[l]`` is the
+        backpropagated signal ``d f / d h_l`` (used by the layer-structured empirical NTK).
+
+        Args:
+          params: as returned by :meth:`init`.
+          x: inputs ``(n, d_in)``.
+          taps: ``None`` or one array per layer, ``taps[l]`` of shape ``(n, widths[l + 1])``.
+
+        Returns:
+          ``(outputs, layer_inputs)``: outputs ``(n, d_out)`` and the input ``z_{l-1}`` of every
+          layer, ``layer_inputs[0] = x``.
+        """
         phi = ACTIVATIONS[self.activation]
         z = x  # (n, d_in)
-        outs = []
+        layer_inputs = []
         for i, (layer, sc) in enumerate(zip(params, self.scalings)):
+            layer_inputs.append(z)
             h = sc.multiplier * (z @ layer["w"])  # (n, fan_out)
             if self.bias:
                 h = h + layer["b"]
+            if taps is not None:
+                h = h + taps[i]
             z = h if i == self.depth - 1 else phi(h)
-            outs.append(z)
-        return outs
+        return z, layer_inputs
+
+    def activations(self, params, x: jax.Array) -> list[jax.Array]:
+        """Pre-activations of the output layer last; post-activations of hidden layers before."""
+        outputs, layer_inputs = self.forward_with_taps(params, x)
+        return layer_inputs[1:] + [outputs]
 
     def apply(self, params, x: jax.Array) -> jax.Array:
         """Network outputs, ``(n, d_out)``."""
-        return self.activations(params, x)[-1]
+        return self.forward_with_taps(params, x)[0]
 
     def lr_multipliers(self) -> list[dict[str, float]]:
         """Per-parameter learning-rate multipliers, a pytree shaped like ``params``."""

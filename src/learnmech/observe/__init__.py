@@ -4,18 +4,29 @@ from learnmech.observe.activations import activation_change_rms, activation_rms
 from learnmech.observe.loss import mse, mse_loss
 from learnmech.observe.modes import input_output_map, mode_strengths
 from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
+from learnmech.observe.kernel_metrics import kernel_alignment, ntk_drift
+from learnmech.observe.nngp import empirical_nngp, readout_nngp
+from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, select_ntk_strategy
 from learnmech.observe.rank import numerical_rank, singular_values
 
 __all__ = [
     "activation_change_rms",
     "activation_rms",
+    "empirical_nngp",
+    "empirical_ntk",
     "input_output_map",
+    "kernel_alignment",
     "leaf_names",
+    "mlp_ntk",
     "mode_strengths",
     "mse",
     "mse_loss",
+    "ntk_drift",
+    "ntk_full_jacobian",
     "numerical_rank",
     "parameter_norms",
+    "readout_nngp",
     "relative_movement",
+    "select_ntk_strategy",
     "singular_values",
 ]

@@ -38,7 +38,6 @@ the two outputs is a few tiles, so ``n = 10,000`` fits in float32 (800 MB of out
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import NamedTuple, Sequence
 

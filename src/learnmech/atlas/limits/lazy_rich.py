@@ -84,6 +84,7 @@ from learnmech.nets import MLP
 from learnmech.observe import mse
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.train import OptimizerSpec, log_schedule, train
+from learnmech.theory.kernels import nngp_ntk
 
 __all__ = ["CLAIM", "Config", "angle_to_nearest", "isotropic_alignment", "linearised_movement", "relu_ntk"]
 
@@ -139,18 +140,15 @@ class Config(ClaimConfig):
 def relu_ntk(X: np.ndarray) -> np.ndarray:
     """Tangent kernel of ``f(x) = (1/sqrt(m)) sum_j a_j relu(w_j . x / sqrt(2))`` at infinite width.
 
-    ``Theta(x, x') = |x| |x'| (sin th + 2 (pi - th) cos th) / (4 pi)`` with ``th`` the angle between
-    ``x`` and ``x'`` and all weights ``N(0, 1)`` (see the module docstring; Jacot et al. 2018,
-    arXiv:1806.07572; Cho & Saul 2009). ``X`` is ``(n, d)``; returns ``(n, n)``.
+    The analytic NTK of :func:`learnmech.theory.kernels.nngp_ntk` for one hidden layer with
+    ``sigma_w^2 = 1``: ``Theta(x, x') = |x| |x'| (sin th + 2 (pi - th) cos th) / (4 pi)`` with ``th``
+    the angle between ``x`` and ``x'`` (Jacot et al. 2018, arXiv:1806.07572; Cho & Saul 2009).
+    ``X`` is ``(n, d)``; returns ``(n, n)``.
 
-    >>> float(relu_ntk(np.array([[3.0, 4.0]]))[0, 0])  # th = 0: |x|^2 / 2
+    >>> round(float(relu_ntk(np.array([[3.0, 4.0]]))[0, 0]), 12)  # th = 0: |x|^2 / 2
     12.5
     """
-    X = np.asarray(X, dtype=np.float64)
-    norms = np.linalg.norm(X, axis=1)  # (n,)
-    cos = np.clip((X @ X.T) / np.outer(norms, norms), -1.0, 1.0)  # (n, n)
-    th = np.arccos(cos)
-    return np.outer(norms, norms) * (np.sin(th) + 2.0 * (np.pi - th) * cos) / (4.0 * np.pi)
+    return nngp_ntk(np.asarray(X, dtype=np.float64), depth=1, activation="relu", weight_var=1.0).ntk
 
 
 def linearised_movement(kernel: np.ndarray, y: np.ndarray, eta: float, steps: int) -> float:

@@ -1,0 +1,228 @@
+"""limits.kernel-convergence — finite networks converge to the NNGP and the NTK.
+
+Statement: the output covariance and the tangent kernel of a randomly initialised fully
+connected network converge, as its width ``w`` grows, to the analytic NNGP (Neal 1996; Lee et al.
+2018, arXiv:1711.00165) and NTK (Jacot, Gabriel & Hongler 2018, arXiv:1806.07572) of
+:mod:`learnmech.theory.kernels`, with relative errors that shrink as ``w^{-1/2}``.
+
+Experiment. ``MLP((d, w, ..., w, 1), "relu", "ntk", sigma=sqrt(2), bias=False)`` at each width,
+``seeds`` independent initialisations, on ``n`` fixed inputs on the sphere of radius ``sqrt(d)``.
+For every network:
+
+- the empirical NTK ``J J^T`` (:func:`learnmech.observe.ntk.empirical_ntk`, the layer-structured
+  product for learnmech's MLP);
+- the empirical NNGP of the network: its output covariance over initialisations of the readout
+  layer given the hidden layers, ``E_readout[f(x) f(x')] = sigma^2 z(x).z(x')/w``, computed exactly
+  (:func:`learnmech.observe.ntk.readout_nngp`). CLAIMS.md says "output covariance over many
+  inits"; the raw covariance of the outputs of ``S`` whole networks has a Monte Carlo error
+  ``O(S^{-1/2})`` whatever the width, a floor that hides the width dependence, and the exact
+  covariance of the finite network over *all* its initialisations differs from the limit only by
+  ``O(1/w)``, which is not the ``w^{-1/2}`` law either. The ``w^{-1/2}`` law is that of one
+  network's kernel, which is what is judged (both kernels alike, errors averaged over seeds).
+  The error of the mean over the ``seeds`` networks (``nngp_over_inits_error``, ~``(S w)^{-1/2}``)
+  is recorded with no threshold.
+
+Why ``-1/2``: each kernel is an average over ``w`` hidden units whose summands are only weakly
+dependent, so its fluctuation around the limit is ``O(w^{-1/2})`` (Hanin & Nica 2019,
+arXiv:1909.05989, for the NTK; the same law of large numbers for the NNGP), while the bias of the
+mean is ``O(1/w)``. The error of one network, ``||K_w - K||_F / ||K||_F``, averaged over seeds,
+therefore falls with log-log slope ``-1/2`` until the ``1/w`` bias would dominate (far beyond
+these widths).
+
+Verdict (CLAIMS.md): for both kernels the log-log slope of the mean relative Frobenius error
+against width is ``-0.5 +/- 0.15``, and the error at the largest width is below 5%.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from pydantic import Field, field_validator
+
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.metrics import linear_fit
+from learnmech.nets import MLP
+from learnmech.observe import empirical_ntk, readout_nngp
+from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
+from learnmech.theory.kernels import nngp_ntk
+
+SLOPE = -0.5  # CLAIMS.md
+SLOPE_TOL = 0.15  # CLAIMS.md
+MAX_ERROR = 0.05  # CLAIMS.md: at the largest width
+KERNELS = ("nngp", "ntk")
+
+
+class Config(ClaimConfig):
+    widths: tuple[int, ...] = Field((64, 256, 1024, 4096), description="hidden widths, increasing")
+    depth: int = Field(2, ge=1, le=6, description="hidden layers")
+    activation: str = Field("relu", description="relu | erf | tanh | gelu")
+    weight_var: float = Field(2.0, gt=0, le=10, description="sigma_w^2 of every layer")
+    d_in: int = Field(8, ge=1, le=1024)
+    n_inputs: int = Field(16, ge=2, le=512, description="inputs on the sphere of radius sqrt(d_in)")
+    data_seed: int = 0
+
+    @field_validator("widths")
+    @classmethod
+    def _increasing(cls, w):
+        if len(w) < 3 or any(a >= b for a, b in zip(w, w[1:])) or w[0] < 2 or w[-1] > 16384:
+            raise ValueError("must be at least 3 strictly increasing widths in [2, 16384]")
+        return w
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, a):
+        if a not in ("relu", "erf", "tanh", "gelu"):
+            raise ValueError("must be one of relu, erf, tanh, gelu")
+        return a
+
+
+def _inputs(cfg: Config) -> np.ndarray:
+    x = np.random.default_rng(cfg.data_seed).standard_normal((cfg.n_inputs, cfg.d_in))
+    return x / np.linalg.norm(x, axis=1, keepdims=True) * math.sqrt(cfg.d_in)
+
+
+def _upper(k: np.ndarray) -> np.ndarray:
+    return k[np.triu_indices(k.shape[0])]
+
+
+def predict(cfg: Config):
+    k = nngp_ntk(_inputs(cfg), depth=cfg.depth, activation=cfg.activation, weight_var=cfg.weight_var,
+                 dtype=np.float64)
+    pairs = np.arange(_upper(k.nngp).size)
+    w = np.asarray(cfg.widths, float)
+    return {
+        "nngp": Curve(pairs, _upper(k.nngp)),
+        "ntk": Curve(pairs, _upper(k.ntk)),
+        "rate": Curve(w, (w / w[0]) ** SLOPE),  # the predicted law, up to its constant
+    }
+
+
+def _network(cfg: Config, width: int) -> MLP:
+    return MLP((cfg.d_in, *(width,) * cfg.depth, 1), cfg.activation, "ntk", sigma=math.sqrt(cfg.weight_var),
+               bias=False, dtype="float32")
+
+
+def _empirical(cfg: Config, width: int, x: jax.Array):
+    """Per-seed empirical NNGP and NTK, each ``(seeds, n, n)`` float64."""
+    net = _network(cfg, width)
+
+    @jax.jit
+    def kernels(key):
+        params = net.init(key)
+        return readout_nngp(net, params, x), empirical_ntk(net.apply, params, x)
+
+    out = [kernels(jax.random.key(seed)) for seed in range(cfg.seeds)]
+    return tuple(np.stack([np.asarray(o[i], np.float64) for o in out]) for i in range(2))
+
+
+def _rel_error(emp: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(emp - ref, axis=(-2, -1)) / np.linalg.norm(ref)
+
+
+def measure(cfg: Config, progress=None):
+    x_np = _inputs(cfg)
+    x = jnp.asarray(x_np, jnp.float32)
+    ref = nngp_ntk(x_np, depth=cfg.depth, activation=cfg.activation, weight_var=cfg.weight_var, dtype=np.float64)
+    errors = {name: [] for name in (*KERNELS, "nngp_over_inits")}
+    out = {}
+    for i, width in enumerate(cfg.widths):
+        nngp, ntk = _empirical(cfg, width, x)
+        errors["nngp"].append(_rel_error(nngp, ref.nngp))
+        errors["nngp_over_inits"].append(_rel_error(nngp.mean(axis=0, keepdims=True), ref.nngp))
+        errors["ntk"].append(_rel_error(ntk, ref.ntk))
+        if i in (0, len(cfg.widths) - 1):
+            pairs = np.arange(_upper(ref.nngp).size)
+            out[f"nngp_entries/w{width}"] = Curve(pairs, np.stack([_upper(k) for k in nngp]))
+            out[f"ntk_entries/w{width}"] = Curve(pairs, np.stack([_upper(k) for k in ntk]))
+        if progress:
+            progress("limits.kernel-convergence", i + 1, len(cfg.widths))
+    w = np.asarray(cfg.widths, float)
+    for name, errs in errors.items():
+        out[f"{name}_error"] = Curve(w, np.stack(errs, axis=1))  # (seeds or 1, widths)
+    return out
+
+
+def _slope(curve: Curve) -> tuple[float, float]:
+    """Log-log slope of the seed-mean error against width, and its intercept."""
+    fit = linear_fit(np.log(curve.x), np.log(curve.mean))
+    return float(fit[0]), float(fit[1])
+
+
+def judge(cfg: Config, prediction, measurement) -> Verdict:
+    details, problems = {}, []
+    for name in KERNELS:
+        curve = measurement[f"{name}_error"]
+        if not np.all(np.isfinite(curve.y)):
+            return Verdict(status="inconclusive", metric=f"{name} error finite", value=0.0, threshold=1.0,
+                           reason=f"non-finite {name} error; the networks produced non-finite outputs")
+        slope, _ = _slope(curve)
+        last = float(curve.mean[-1])
+        details.update({f"{name}_slope": slope, f"{name}_error_at_widest": last})
+        if name == "nngp" and "nngp_over_inits_error" in measurement:
+            over = measurement["nngp_over_inits_error"]
+            details.update({"nngp_over_inits_slope": _slope(over)[0],
+                            "nngp_over_inits_error_at_widest": float(over.mean[-1])})
+        if abs(slope - SLOPE) > SLOPE_TOL:
+            problems.append((f"{name} log-log slope", slope, SLOPE))
+        if last >= MAX_ERROR:
+            problems.append((f"{name} error at width {cfg.widths[-1]}", last, MAX_ERROR))
+    reason = "; ".join(
+        f"{n.upper()} slope {details[f'{n}_slope']:+.3f}, error {details[f'{n}_error_at_widest']:.2%} at width "
+        f"{cfg.widths[-1]}" for n in KERNELS
+    )
+    if "nngp_over_inits_error_at_widest" in details:
+        reason += f" (NNGP averaged over the {cfg.seeds} inits: {details['nngp_over_inits_error_at_widest']:.2%})"
+    if problems:
+        metric, value, threshold = problems[0]
+        return Verdict(status="fails", metric=metric, value=value, threshold=threshold, reason=reason, details=details)
+    worst = max(KERNELS, key=lambda n: abs(details[f"{n}_slope"] - SLOPE))
+    return Verdict(status="holds", metric=f"{worst} log-log slope (worst)", value=details[f"{worst}_slope"],
+                   threshold=SLOPE, reason=reason, details=details)
+
+
+def plot(cfg: Config, prediction, measurement, verdict=None):
+    fig, (ax_e, ax_s) = new_figure(2, title="limits.kernel-convergence: empirical kernels of ReLU networks vs the limit")
+    for c, name in zip(COLORS, KERNELS):
+        curve = measurement[f"{name}_error"]
+        band(ax_e, curve.x, curve.y, color=c, label=f"{name.upper()} of one network, measured")
+        slope, intercept = _slope(curve)
+        ax_e.plot(curve.x, np.exp(intercept) * curve.x**slope, color=c, linewidth=0.8, label=f"fit: slope {slope:+.2f}")
+        ref = curve.mean[0] * prediction["rate"].y[0]
+        theory_line(ax_e, prediction["rate"].x, ref, color=c, label="theory: width^-1/2" if name == "ntk" else None)
+    over = measurement["nngp_over_inits_error"]
+    ax_e.plot(over.x, over.mean, color=COLORS[0], linestyle=":", linewidth=0.9,
+              label=f"NNGP averaged over {cfg.seeds} inits (no threshold)")
+    ax_e.axhline(MAX_ERROR, color="gray", linewidth=0.8, linestyle=":", label="5% threshold")
+    ax_e.set(xscale="log", yscale="log", xlabel="hidden width", ylabel="||K_width - K||_F / ||K||_F")
+    ax_e.legend(fontsize=7)
+    for marker, width in (("x", cfg.widths[0]), ("o", cfg.widths[-1])):
+        for c, name in zip(COLORS, KERNELS):
+            emp = measurement[f"{name}_entries/w{width}"].y.ravel()
+            ref = np.tile(prediction[name].y[0], measurement[f"{name}_entries/w{width}"].y.shape[0])
+            ax_s.scatter(ref, emp, s=6, marker=marker, color=c, alpha=0.5, label=f"{name.upper()}, width {width}")
+    lo = min(prediction["nngp"].y.min(), prediction["ntk"].y.min())
+    hi = max(prediction["nngp"].y.max(), prediction["ntk"].y.max())
+    theory_line(ax_s, [lo, hi], [lo, hi], color="black", label="empirical = analytic")
+    ax_s.set(xlabel="analytic kernel entry", ylabel="empirical kernel entry (every seed)")
+    ax_s.legend(fontsize=7)
+    return finish_figure(fig, verdict)
+
+
+CLAIM = Claim(
+    id="limits.kernel-convergence",
+    pillar="tractable limits",
+    statement="The NNGP and NTK of a random ReLU network converge to their analytic infinite-width limits, "
+              "with relative error falling as width^(-1/2) and below 5% at the largest width.",
+    references=("Neal 1996, Bayesian Learning for Neural Networks",
+                "Lee et al. 2018, arXiv:1711.00165",
+                "Jacot, Gabriel & Hongler 2018, arXiv:1806.07572",
+                "Cho & Saul 2009, Kernel methods for deep learning",
+                "Hanin & Nica 2019, arXiv:1909.05989"),
+    config=Config,
+    presets={"quick": {"seeds": 4},
+             "full": {"seeds": 16, "widths": (64, 128, 256, 512, 1024, 2048, 4096), "n_inputs": 32}},
+    predict=predict, measure=measure, judge=judge, plot=plot,
+)
