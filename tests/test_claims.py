@@ -21,6 +21,14 @@ from learnmech.store import Store, run_id
 
 CLAIMS = list(all_claims().values())
 
+# The quick presets' verdicts as measured and reported in the README: a claim that does not hold is
+# data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
+QUICK_FAILS = {
+    # Depth-2 ReLU net: the one-network NNGP error is 3.4 width^{-1/2}, 5.35% at width 4096 (> 5%).
+    "limits.kernel-convergence",
+}
+EXPECTED_RC = 1 if QUICK_FAILS else 0  # learnmech atlas exits 1 when a claim fails
+
 
 def _atlas(store: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "learnmech.cli", "atlas", "--quick", "--store", str(store), *extra]
@@ -60,9 +68,9 @@ def test_kill_leaves_no_unfinished_run_marked_done(killed_then_resumed):
     assert all(after.get(c.id) is None for c in CLAIMS[2:])
 
 
-def test_resume_completes_every_claim_and_they_hold(killed_then_resumed):
+def test_resume_completes_every_claim(killed_then_resumed):
     rc, stdout, stderr = killed_then_resumed["resumed"]
-    assert rc == 0, stderr
+    assert rc == EXPECTED_RC, stderr
     assert f"{CLAIMS[0].id}: run" in stderr and "already done, skipped" in stderr
     assert set(_statuses(killed_then_resumed["store"]).values()) == {"done"}
     for claim in CLAIMS:
@@ -71,10 +79,11 @@ def test_resume_completes_every_claim_and_they_hold(killed_then_resumed):
 
 def test_second_run_skips_everything(killed_then_resumed):
     rc, stdout, stderr = killed_then_resumed["again"]
-    assert rc == 0, stderr
+    assert rc == EXPECTED_RC, stderr
     outcomes = json.loads(stdout)
     assert [o["state"] for o in outcomes] == ["skipped"] * len(CLAIMS)
-    assert {o["verdict"]["status"] for o in outcomes} == {"holds"}  # the three dln claims hold
+    verdicts = {o["claim"]: o["verdict"]["status"] for o in outcomes}
+    assert verdicts == {c.id: "fails" if c.id in QUICK_FAILS else "holds" for c in CLAIMS}
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
