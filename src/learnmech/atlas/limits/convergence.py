@@ -43,6 +43,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.limits.common import increasing_widths, relative_frobenius, sphere_inputs
 from learnmech.atlas.metrics import linear_fit
 from learnmech.nets import MLP
 from learnmech.observe import empirical_ntk, readout_nngp
@@ -64,11 +65,13 @@ class Config(ClaimConfig):
     n_inputs: int = Field(16, ge=2, le=512, description="inputs on the sphere of radius sqrt(d_in)")
     data_seed: int = 0
 
+    _widths = field_validator("widths")(increasing_widths)
+
     @field_validator("widths")
     @classmethod
-    def _increasing(cls, w):
-        if len(w) < 3 or any(a >= b for a, b in zip(w, w[1:])) or w[0] < 2 or w[-1] > 16384:
-            raise ValueError("must be at least 3 strictly increasing widths in [2, 16384]")
+    def _fits_in_memory(cls, w):
+        if w[-1] > 16384:
+            raise ValueError("the largest width must be <= 16384 (a width^2 weight matrix per layer)")
         return w
 
     @field_validator("activation")
@@ -80,8 +83,7 @@ class Config(ClaimConfig):
 
 
 def _inputs(cfg: Config) -> np.ndarray:
-    x = np.random.default_rng(cfg.data_seed).standard_normal((cfg.n_inputs, cfg.d_in))
-    return x / np.linalg.norm(x, axis=1, keepdims=True) * math.sqrt(cfg.d_in)
+    return sphere_inputs(cfg.data_seed, cfg.n_inputs, cfg.d_in)
 
 
 def _upper(k: np.ndarray) -> np.ndarray:
@@ -118,10 +120,6 @@ def _empirical(cfg: Config, width: int, x: jax.Array):
     return tuple(np.stack([np.asarray(o[i], np.float64) for o in out]) for i in range(2))
 
 
-def _rel_error(emp: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(emp - ref, axis=(-2, -1)) / np.linalg.norm(ref)
-
-
 def measure(cfg: Config, progress=None):
     x_np = _inputs(cfg)
     x = jnp.asarray(x_np, jnp.float32)
@@ -130,9 +128,9 @@ def measure(cfg: Config, progress=None):
     out = {}
     for i, width in enumerate(cfg.widths):
         nngp, ntk = _empirical(cfg, width, x)
-        errors["nngp"].append(_rel_error(nngp, ref.nngp))
-        errors["nngp_over_inits"].append(_rel_error(nngp.mean(axis=0, keepdims=True), ref.nngp))
-        errors["ntk"].append(_rel_error(ntk, ref.ntk))
+        errors["nngp"].append(relative_frobenius(nngp, ref.nngp))
+        errors["nngp_over_inits"].append(relative_frobenius(nngp.mean(axis=0, keepdims=True), ref.nngp))
+        errors["ntk"].append(relative_frobenius(ntk, ref.ntk))
         if i in (0, len(cfg.widths) - 1):
             pairs = np.arange(_upper(ref.nngp).size)
             out[f"nngp_entries/w{width}"] = Curve(pairs, np.stack([_upper(k) for k in nngp]))

@@ -64,6 +64,7 @@ from matplotlib.ticker import NullLocator
 from pydantic import Field, field_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.limits.common import increasing_widths, relative_frobenius, sphere_inputs
 from learnmech.atlas.metrics import log_slope
 from learnmech.data import teacher_mlp_apply, teacher_mlp_init
 from learnmech.nets import MLP
@@ -85,12 +86,6 @@ KINDS = ("empirical", "analytic")
 SHOWN = (0, 1)  # train and test points (indices within each set) whose trajectories are stored for the figure
 
 
-def _increasing(cls, widths: tuple[int, ...]) -> tuple[int, ...]:
-    if len(widths) < 3 or any(a >= b for a, b in zip(widths, widths[1:])) or widths[0] < 1:
-        raise ValueError("must hold at least 3 strictly increasing positive widths (a slope is fitted)")
-    return widths
-
-
 class Config(ClaimConfig):
     widths: tuple[int, ...] = Field((64, 128, 256, 512, 1024, 2048), description="hidden widths, increasing")
     depth: int = Field(2, ge=1, le=6, description="hidden layers")
@@ -103,7 +98,7 @@ class Config(ClaimConfig):
     points: int = Field(30, ge=5, le=1000, description="observation points (log-spaced steps)")
     data_seed: int = 0
 
-    _widths = field_validator("widths")(_increasing)
+    _widths = field_validator("widths")(increasing_widths)
 
 
 # ------------------------------------------------------------------------------------ task and theory
@@ -111,8 +106,7 @@ class Config(ClaimConfig):
 
 def _task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(n_train + n_test, d)`` on the sphere and train targets ``(n_train,)``, float32 values in float64."""
-    g = np.random.default_rng(cfg.data_seed).standard_normal((cfg.n_train + cfg.n_test, cfg.d))
-    x = (math.sqrt(cfg.d) * g / np.linalg.norm(g, axis=1, keepdims=True)).astype(np.float32)  # (N, d)
+    x = sphere_inputs(cfg.data_seed, cfg.n_train + cfg.n_test, cfg.d).astype(np.float32)  # (N, d)
     teacher = teacher_mlp_init(jax.random.key(cfg.data_seed), cfg.d, width=TEACHER["width"], depth=TEACHER["depth"],
                                dtype=jnp.float32)
     y = np.asarray(teacher_mlp_apply(teacher, jnp.asarray(x[: cfg.n_train]), TEACHER["activation"]))[:, 0]  # (n,)
@@ -227,11 +221,6 @@ def _train_width(cfg: Config, plan, width: int, progress):
             np.asarray(result["loss"], np.float64))
 
 
-def _relative_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``||a - b||_F / ||b||_F`` over the last two axes."""
-    return np.linalg.norm(a - b, axis=(-2, -1)) / np.linalg.norm(b, axis=(-2, -1))
-
-
 def measure(cfg: Config, progress=None):
     plan = _plan(cfg)
     n = cfg.n_train
@@ -243,8 +232,8 @@ def measure(cfg: Config, progress=None):
     kernel_error, kernel_drift = np.full((cfg.seeds, len(widths)), np.nan), np.full((cfg.seeds, len(widths)), np.nan)
     for j, width in enumerate(cfg.widths):
         f, ntk, loss = _train_width(cfg, plan, width, progress)  # (seeds, T, N), (seeds, T, N, N), (seeds, T)
-        kernel_error[:, j] = _relative_distance(ntk[:, 0], plan["ntk"])
-        kernel_drift[:, j] = _relative_distance(ntk[:, -1], ntk[:, 0])  # NaN for a diverged member
+        kernel_error[:, j] = relative_frobenius(ntk[:, 0], plan["ntk"])
+        kernel_drift[:, j] = relative_frobenius(ntk[:, -1], ntk[:, 0])  # NaN for a diverged member
         for kind in KINDS:
             kernels = ntk[:, 0] if kind == "empirical" else [plan["ntk"]] * cfg.seeds
             preds = [_linearized(k, f[s, 0], plan["y"], plan["steps"], plan["eta"]) for s, k in enumerate(kernels)]
