@@ -5,15 +5,25 @@ from learnmech.observe.loss import mse, mse_loss
 from learnmech.observe.modes import input_output_map, mode_strengths
 from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
 from learnmech.observe.kernel_metrics import kernel_alignment, ntk_drift
+from learnmech.observe.noise import (
+    NoiseScale,
+    average_noise_scale,
+    gradient_noise_scale,
+    noise_scale_from_batch_sizes,
+    per_example_gradients,
+)
 from learnmech.observe.nngp import empirical_nngp, readout_nngp
 from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, select_ntk_strategy
 from learnmech.observe.rank import numerical_rank, singular_values
 
 __all__ = [
+    "NoiseScale",
     "activation_change_rms",
     "activation_rms",
+    "average_noise_scale",
     "empirical_nngp",
     "empirical_ntk",
+    "gradient_noise_scale",
     "input_output_map",
     "kernel_alignment",
     "leaf_names",
@@ -21,10 +31,12 @@ __all__ = [
     "mode_strengths",
     "mse",
     "mse_loss",
+    "noise_scale_from_batch_sizes",
     "ntk_drift",
     "ntk_full_jacobian",
     "numerical_rank",
     "parameter_norms",
+    "per_example_gradients",
     "readout_nngp",
     "relative_movement",
     "select_ntk_strategy",

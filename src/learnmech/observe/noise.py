@@ -1,0 +1,159 @@
+"""Gradient noise: per-example gradients and the simple gradient noise scale ``B_simple``.
+
+Contract. A *batch* is any pytree whose leaves share a leading example axis of length ``B``
+(e.g. ``(x, y)`` with ``x: (B, d_in)``, ``y: (B, d_out)``); ``loss(params, batch)`` is the usual
+batch loss that *averages* over the examples of its batch (e.g. :func:`learnmech.observe.mse_loss`,
+``L = (1/2n) sum_i ||f(x_i) - y_i||^2``). The per-example gradient ``g_i`` is the gradient of that
+same loss evaluated on the batch of one ``{x_i}``, so that the batch gradient is their mean,
+``grad L = (1/B) sum_i g_i``. All norms are Euclidean norms over every leaf of the parameter pytree.
+
+The noise scale follows McCandlish, Kaplan, Amodei et al. (2018), "An empirical model of
+large-batch training", arXiv:1812.06162:
+
+    B_simple = tr(Sigma) / |G|^2,
+
+with ``G = E[g]`` the true (full-data) gradient and ``Sigma = Cov[g]`` the covariance of a single
+example's gradient. The gradient of a mean over ``B`` examples has ``E|G_B|^2 = |G|^2 + tr(Sigma)/B``
+(their App. A.1); both estimators below are unbiased for ``|G|^2`` and ``tr(Sigma)`` separately; their
+ratio ``B_simple`` is not, so average numerator and denominator over many batches first
+(:func:`average_noise_scale`), as the paper does.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "NoiseScale",
+    "average_noise_scale",
+    "gradient_noise_scale",
+    "noise_scale_from_batch_sizes",
+    "per_example_gradients",
+]
+
+
+class NoiseScale(NamedTuple):
+    """Estimates of ``B_simple = tr(Sigma) / |G|^2`` and of its numerator and denominator.
+
+    ``trace_cov`` and ``grad_sq_norm`` are unbiased; ``b_simple`` is their ratio. Single-batch
+    estimates of ``grad_sq_norm`` can be negative when the gradient is small next to its noise.
+    """
+
+    b_simple: jax.Array
+    trace_cov: jax.Array
+    grad_sq_norm: jax.Array
+
+
+def _batch_size(tree, field: str) -> int:
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        raise ValueError(f"{field}: must have at least one array leaf")
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) > 0 else None for x in leaves}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"{field}: every leaf needs the same leading example axis, got sizes {sorted(sizes, key=str)}")
+    return sizes.pop()
+
+
+def per_example_gradients(loss: Callable, params, batch):
+    """Per-example gradients ``g_i = grad_params loss(params, {example_i})``, stacked on a leading axis.
+
+    ``loss(params, batch)`` averages over the examples of ``batch`` (any pytree with a leading
+    example axis ``B``); each example is passed to it as a batch of one, so ``g_i`` is the gradient
+    of the per-example loss and the batch gradient ``grad loss(params, batch) = (1/B) sum_i g_i``.
+    Returns a pytree shaped like ``params`` with every leaf ``(B, *leaf.shape)``. Computed as
+    ``jax.vmap(jax.grad(...))``; jit-friendly (``loss`` is static).
+    """
+    _batch_size(batch, "batch")
+
+    def one(example):
+        single = jax.tree.map(lambda a: a[None], example)  # batch of one: (1, ...)
+        return jax.grad(loss)(params, single)
+
+    return jax.vmap(one)(batch)
+
+
+def _sums(per_example_grads) -> tuple[jax.Array, jax.Array]:
+    """``(sum_i |g_i|^2, |sum_i g_i|^2)`` over all leaves."""
+    leaves = jax.tree.leaves(per_example_grads)
+    sum_sq = sum(jnp.sum(g**2) for g in leaves)  # sum_i |g_i|^2
+    sq_sum = sum(jnp.sum(jnp.sum(g, axis=0) ** 2) for g in leaves)  # |sum_i g_i|^2
+    return sum_sq, sq_sum
+
+
+def gradient_noise_scale(per_example_grads=None, *, loss: Callable | None = None, params=None,
+                         batch=None) -> NoiseScale:
+    """Unbiased one-batch estimate of ``B_simple = tr(Sigma)/|G|^2`` from ``B`` per-example gradients.
+
+    With ``S = sum_i g_i`` and ``Q = sum_i |g_i|^2`` over the ``B`` per-example gradients ``g_i``
+    (the leading axis of ``per_example_grads``, see :func:`per_example_gradients`):
+
+        |G|^2_est     = (|S|^2 - Q) / (B (B - 1))        (U-statistic: mean of g_i . g_j over i != j)
+        tr(Sigma)_est = (Q - |S|^2 / B) / (B - 1)        (trace of the unbiased sample covariance)
+
+    both unbiased when the ``g_i`` are i.i.d. draws of the per-example gradient; ``b_simple`` is
+    their ratio (biased, noisy for one batch: average many with :func:`average_noise_scale`).
+    These are the ``B_small = 1``, ``B_big = B`` case of the paper's two-batch estimator
+    (:func:`noise_scale_from_batch_sizes`) averaged over the ``B`` choices of the small batch.
+    Reference: McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162, Sec. 2 and App. A.1.
+
+    Give either ``per_example_grads`` or ``loss``, ``params`` and ``batch`` (then the per-example
+    gradients are computed by :func:`per_example_gradients`). Needs ``B >= 2``. Jit-friendly.
+    """
+    if per_example_grads is None:
+        if loss is None or params is None or batch is None:
+            raise ValueError("per_example_grads: give it, or all of loss, params and batch")
+        per_example_grads = per_example_gradients(loss, params, batch)
+    elif loss is not None or params is not None or batch is not None:
+        raise ValueError("per_example_grads: give it or loss/params/batch, not both")
+    b = _batch_size(per_example_grads, "per_example_grads")
+    if b < 2:
+        raise ValueError(f"per_example_grads: need at least 2 examples, got {b}")
+    sum_sq, sq_sum = _sums(per_example_grads)
+    grad_sq_norm = (sq_sum - sum_sq) / (b * (b - 1))
+    trace_cov = (sum_sq - sq_sum / b) / (b - 1)
+    return NoiseScale(trace_cov / grad_sq_norm, trace_cov, grad_sq_norm)
+
+
+def noise_scale_from_batch_sizes(sq_norm_small, sq_norm_big, b_small: int, b_big: int) -> NoiseScale:
+    """Two-batch-size estimate of ``B_simple`` (McCandlish et al. 2018, arXiv:1812.06162, App. A.1).
+
+    ``sq_norm_small = |G_small|^2`` and ``sq_norm_big = |G_big|^2`` are squared norms of gradients
+    averaged over ``b_small`` and ``b_big`` examples (``b_small < b_big``, static ints). Since
+    ``E|G_B|^2 = |G|^2 + tr(Sigma)/B``,
+
+        |G|^2     = (b_big |G_big|^2 - b_small |G_small|^2) / (b_big - b_small)
+        tr(Sigma) = (|G_small|^2 - |G_big|^2) / (1/b_small - 1/b_big)
+
+    are unbiased. Arrays of norms (one entry per pair, any shape, the two of equal shape) are
+    averaged over *all* entries before the ratio ``B_simple = tr(Sigma)/|G|^2`` is taken, as the
+    paper does (it averages numerator and denominator, e.g. with exponential moving averages,
+    over many steps; here it is a plain mean). For the per-pair values pass scalars under
+    ``jax.vmap``. Jit-friendly.
+    """
+    if isinstance(b_small, bool) or not isinstance(b_small, (int, np.integer)) or b_small < 1:
+        raise ValueError(f"b_small: must be an int >= 1, got {b_small!r}")
+    if isinstance(b_big, bool) or not isinstance(b_big, (int, np.integer)) or b_big <= b_small:
+        raise ValueError(f"b_big: must be an int > b_small = {b_small}, got {b_big!r}")
+    small, big = jnp.asarray(sq_norm_small), jnp.asarray(sq_norm_big)
+    if small.shape != big.shape:
+        raise ValueError(f"sq_norm_big: shape {big.shape} differs from sq_norm_small shape {small.shape}")
+    small, big = jnp.mean(small), jnp.mean(big)  # mean over pairs; the estimators are linear in them
+    grad_sq_norm = (b_big * big - b_small * small) / (b_big - b_small)
+    trace_cov = (small - big) / (1.0 / b_small - 1.0 / b_big)
+    return NoiseScale(trace_cov / grad_sq_norm, trace_cov, grad_sq_norm)
+
+
+def average_noise_scale(estimates: NoiseScale, axis: int | tuple[int, ...] | None = None) -> NoiseScale:
+    """Pool stacked estimates (e.g. from ``jax.vmap(gradient_noise_scale)`` over batches).
+
+    Averages ``trace_cov`` and ``grad_sq_norm`` over ``axis`` (default: all) and returns their
+    ratio as ``b_simple``: the ratio of means, as in McCandlish et al. 2018 (arXiv:1812.06162,
+    App. A.1), not the mean of the per-batch ratios, which is biased and heavy-tailed.
+    """
+    trace_cov = jnp.mean(estimates.trace_cov, axis=axis)
+    grad_sq_norm = jnp.mean(estimates.grad_sq_norm, axis=axis)
+    return NoiseScale(trace_cov / grad_sq_norm, trace_cov, grad_sq_norm)
