@@ -1,6 +1,14 @@
 """Aggregate statistics of training, for any JAX pytree model given its apply function."""
 
 from learnmech.observe.activations import activation_change_rms, activation_rms
+from learnmech.observe.curvature import (
+    SharpnessEstimate,
+    adam_preconditioner,
+    hvp,
+    preconditioned_sharpness,
+    sharpness,
+    top_eigenvalues,
+)
 from learnmech.observe.loss import mse, mse_loss
 from learnmech.observe.modes import input_output_map, mode_strengths
 from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
@@ -18,12 +26,15 @@ from learnmech.observe.rank import numerical_rank, singular_values
 
 __all__ = [
     "NoiseScale",
+    "SharpnessEstimate",
     "activation_change_rms",
     "activation_rms",
+    "adam_preconditioner",
     "average_noise_scale",
     "empirical_nngp",
     "empirical_ntk",
     "gradient_noise_scale",
+    "hvp",
     "input_output_map",
     "kernel_alignment",
     "leaf_names",
@@ -37,8 +48,11 @@ __all__ = [
     "numerical_rank",
     "parameter_norms",
     "per_example_gradients",
+    "preconditioned_sharpness",
     "readout_nngp",
     "relative_movement",
     "select_ntk_strategy",
+    "sharpness",
     "singular_values",
+    "top_eigenvalues",
 ]
