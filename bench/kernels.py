@@ -29,26 +29,15 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from learnmech.nets import MLP
+from timing import best_time
 from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian
 from learnmech.theory.kernels import nngp_ntk
-
-
-def best_time(fn, repeats: int) -> float:
-    """Best wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
-    jax.block_until_ready(fn())
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def analytic(n: int, d: int, repeats: int) -> float:
