@@ -67,7 +67,7 @@ def test_mup_output_init_variance_scales_as_inverse_fan_in_squared():
 def test_mup_at_its_base_width_is_sp():
     widths = (7, 32, 32, 3)
     sp = layer_scalings(widths, "sp", sigma=SIGMA)
-    for name in ("mup-adam", "mup-sgd"):  # m = 1: identical init, multipliers and learning rates
+    for name in ("mup-adam", "mup-sgd", "mean-field"):  # m = 1: identical init, multipliers and learning rates
         assert layer_scalings(widths, name, sigma=SIGMA) == sp
         assert layer_scalings(widths, name, base_width=32, sigma=SIGMA) == sp
 
@@ -129,7 +129,10 @@ def test_mup_learning_rate_multipliers_per_layer_kind():
         "ntk": ([1, 1, 1, 1], [1, 1, 1, 1]),
         "mup-adam": ([1, 1 / m, 1 / m, 1 / m], [1, 1, 1, 1]),
         "mup-sgd": ([m, 1, 1, 1 / m], [m, m, m, 1]),
+        "mean-field": ([m, m, m, m], [m, m, m, 1]),  # TP-IV: eta n on every tensor, with 1/sqrt(n), 1/n multipliers
     }
+    # forward multipliers relative to the base: 1/sqrt(fan_in) for NTK; m^{-1/2} (hidden), m^{-1} (output) for mean-field
+    forward = {"ntk": [w ** -0.5 for w in widths[:-1]], "mean-field": [1, m ** -0.5, m ** -0.5, 1 / m]}
     assert set(expected) == set(PARAMETERIZATIONS)
     for name, (w_lr, b_lr) in expected.items():
         model = MLP(widths, parameterization=name, base_width=base, dtype="float64")
@@ -137,7 +140,7 @@ def test_mup_learning_rate_multipliers_per_layer_kind():
         np.testing.assert_allclose([layer["w"] for layer in mults], w_lr, rtol=1e-15, err_msg=name)
         np.testing.assert_allclose([layer["b"] for layer in mults], b_lr, rtol=1e-15, err_msg=name)
         multipliers = [sc.multiplier for sc in model.scalings]  # forward multipliers: sigma/sqrt(fan_in) for NTK only
-        np.testing.assert_allclose(multipliers, [w ** -0.5 if name == "ntk" else 1.0 for w in widths[:-1]], rtol=1e-15)
+        np.testing.assert_allclose(multipliers, forward.get(name, [1.0] * 4), rtol=1e-15, err_msg=name)
     ntk = MLP(widths, parameterization="ntk", sigma=SIGMA)
     np.testing.assert_allclose([sc.multiplier for sc in ntk.scalings], [SIGMA * w ** -0.5 for w in widths[:-1]], rtol=1e-15)
     np.testing.assert_allclose([sc.init_std for sc in ntk.scalings], 1.0, rtol=0)

@@ -2,14 +2,21 @@
 
 from learnmech.nets.dln import DeepLinear, end_to_end
 from learnmech.nets.mlp import ACTIVATIONS, MLP
-from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_scalings
+from learnmech.nets.mup import LeafScaling, MuP, classify_leaf, mup, scale_by_multipliers
+from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_kind, layer_scalings
 
 __all__ = [
     "ACTIVATIONS",
     "DeepLinear",
     "LayerScaling",
+    "LeafScaling",
     "MLP",
+    "MuP",
     "PARAMETERIZATIONS",
+    "classify_leaf",
     "end_to_end",
+    "layer_kind",
     "layer_scalings",
+    "mup",
+    "scale_by_multipliers",
 ]

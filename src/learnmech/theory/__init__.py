@@ -19,6 +19,14 @@ from learnmech.theory.eigenlearning import (
     target_coefficients,
 )
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
+from learnmech.theory.parameterization import (
+    KINDS,
+    PARAMETERIZATIONS,
+    Exponents,
+    Parameterization,
+    get_parameterization,
+    shift,
+)
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
 from learnmech.theory.linearized import (
     linearized_loss,
@@ -30,6 +38,12 @@ from learnmech.theory.linearized import (
 )
 
 __all__ = [
+    "KINDS",
+    "PARAMETERIZATIONS",
+    "Exponents",
+    "Parameterization",
+    "get_parameterization",
+    "shift",
     "DualActivation",
     "Kernels",
     "arc_cosine",

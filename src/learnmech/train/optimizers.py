@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import jax
 import optax
+
+from learnmech.nets.mup import scale_by_multipliers
 
 __all__ = ["OPTIMIZERS", "OptimizerSpec", "build_optimizer", "scale_by_multipliers"]
 
@@ -62,16 +63,6 @@ class OptimizerSpec:
     @property
     def names(self) -> tuple[str, ...]:
         return OPTIMIZERS[self.name][1]
-
-
-def scale_by_multipliers(multipliers: Any) -> optax.GradientTransformation:
-    """Multiply each update leaf by the matching leaf of ``multipliers`` (a prefix pytree)."""
-
-    def update(updates, state, params=None):
-        del params
-        return jax.tree.map(lambda m, u: m * u, multipliers, updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def build_optimizer(
