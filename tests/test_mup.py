@@ -132,3 +132,51 @@ def test_tags_override_inference_when_consistent():
     p = mup(_shapes(16), _shapes(64), kinds=lambda path: "output" if path == "['block']['gain']" else None)
     row = next(r for r in p.table() if r["path"] == "['block']['gain']")
     assert (row["kind"], row["width_multiplier"], row["lr_multiplier"]) == ("output", 4.0, 0.25)
+
+
+# The coordinate check of the model above (CLAIMS.md hparams.coord-check bands): under muP every layer's
+# update RMS changes by a factor within [0.75, 1.33] from width 64 to 512 (8x); under SP (the same model,
+# the same Adam learning rate, no multipliers) the output update grows by more than 2x. The learning rate
+# is small enough that the widest SP network's first steps (output change ~ width x lr) stay below the
+# targets' O(1) scale; at lr = 0.01 the SP output overshoots and its change saturates (ratio 1.2, measured).
+COORD_WIDTHS = (64, 512)
+COORD_LR = 1e-3
+
+
+def _coord_data():
+    kx, ky = jax.random.split(jax.random.key(7))
+    x = jax.random.normal(kx, (64, 6))
+    y = jnp.sin(x[:, :3]) + 0.1 * jax.random.normal(ky, (64, 3))
+    return (x, y), x[:32]
+
+
+def _build(parameterization: str | None, twice: bool = False):
+    base = _shapes(COORD_WIDTHS[0])
+
+    def build(width: int):
+        from learnmech.observe.coords import CoordModel
+
+        init, layers = make_model(width)
+        tx = optax.adam(COORD_LR)
+        if parameterization is not None:
+            p = mup(base, _shapes(width), optimizer="adam")
+            init, tx = p.init(init), p.optimizer(tx)
+            if twice:
+                p2 = mup(base, _shapes(width), optimizer="adam")
+                init, tx = p2.init(init), p2.optimizer(tx)
+        loss = lambda params, batch: 0.5 * jnp.mean((layers(params, batch[0])[-1] - batch[1]) ** 2)  # noqa: E731
+        return CoordModel(init, layers, loss, tx)
+
+    return build
+
+
+def test_user_model_under_mup_passes_the_coordinate_check():
+    from learnmech.observe.coords import coord_check
+
+    data, probe = _coord_data()
+    run = lambda build: coord_check(build, COORD_WIDTHS, data=data, probe=probe, steps=3, seeds=(0, 1))  # noqa: E731
+    mu, sp, twice = run(_build("mup")), run(_build(None)), run(_build("mup", twice=True))
+    assert np.all((mu.ratio >= 0.75) & (mu.ratio <= 1.33)), mu.ratio
+    assert sp.ratio[-1] > 2.0, sp.ratio
+    np.testing.assert_array_equal(twice.change, mu.change)  # applying muP twice changes nothing
+    np.testing.assert_array_equal(twice.rms, mu.rms)
