@@ -237,14 +237,30 @@ MB_Y = _mb_rng.standard_normal(16)  # (n,)
 BATCH = 4
 
 
-def _train_minibatch(seeds, progress=None):
-    def loss(w, batch):
-        x, y = batch
-        return 0.5 * jnp.mean((x @ w - y) ** 2)
+def _mb_loss(w, batch):
+    x, y = batch
+    return 0.5 * jnp.mean((x @ w - y) ** 2)
 
-    return train(init=lambda key: jnp.zeros(8), loss=loss, data=(MB_X, MB_Y), optimizer=OptimizerSpec("sgd"),
+
+def _train_minibatch(seeds, progress=None, sampling="without_replacement"):
+    return train(init=lambda key: jnp.zeros(8), loss=_mb_loss, data=(MB_X, MB_Y), optimizer=OptimizerSpec("sgd"),
                  seeds=seeds, grid={"learning_rate": [0.1]}, steps=10, observe=lambda w, w0: {"w": w},
-                 batch_size=BATCH, progress=progress)
+                 batch_size=BATCH, progress=progress, sampling=sampling)
+
+
+def test_sampling_with_replacement_draws_iid_indices_per_step():
+    # The documented draw: step s of a member reads randint(fold_in(k_batch, s), (B,), 0, n), where
+    # (k_init, k_batch) = split(key(seed)); replayed here in numpy SGD.
+    r = _train_minibatch([3], sampling="with_replacement")
+    k_batch = jax.random.split(jax.random.key(3))[1]
+    w = np.zeros(8)
+    for step in range(10):
+        idx = np.asarray(jax.random.randint(jax.random.fold_in(k_batch, step), (BATCH,), 0, 16))
+        x, y = MB_X[idx], MB_Y[idx]
+        w = w - 0.1 * x.T @ (x @ w - y) / BATCH
+    np.testing.assert_allclose(r["w"][0, 0, -1], w, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="sampling: must be one of"):
+        _train_minibatch([0], sampling="bootstrap")
 
 
 def test_minibatches_are_reproducible_and_seeded():

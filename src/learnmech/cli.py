@@ -1,4 +1,4 @@
-"""The ``learnmech`` command line: list, check, atlas, runs, show.
+"""The ``learnmech`` command line: list, check, atlas, runs, show, transfer.
 
 Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
 crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
@@ -8,6 +8,8 @@ before anything is written.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -276,6 +278,167 @@ def show(
     out.print(f"curves ({len(names)}): " + ", ".join(info["curves"]), highlight=False)
     if rec.error:
         out.print(f"error:\n{rec.error}", markup=False)
+
+
+_POWER_OF_TWO = re.compile(r"^2\^\(?([+-]?\d+(?:\.\d*)?)\)?$")  # 2^-8, 2^(-8.5)
+
+
+def _parse_positive_number(token: str) -> float:
+    """``2^k`` or a plain number (``1e-3``); ``ValueError`` otherwise."""
+    token = token.strip()
+    power = _POWER_OF_TWO.match(token.replace(" ", ""))
+    value = 2.0 ** float(power.group(1)) if power else float(token)
+    if not math.isfinite(value):
+        raise ValueError(token)
+    return value
+
+
+def _parse_widths(text: str) -> list[int]:
+    """``--widths``: comma-separated integers, at least 2, positive, strictly increasing."""
+    try:
+        widths = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--widths: expected comma-separated integers such as 32,64,128, got {text!r}") from None
+    if len(widths) < 2:
+        raise BadInput(f"--widths: need at least 2 widths (a slope is fitted), got {text!r}")
+    if widths[0] < 1 or any(a >= b for a, b in zip(widths, widths[1:])):
+        raise BadInput(f"--widths: must be positive and strictly increasing, got {text!r}")
+    return widths
+
+
+def _parse_learning_rates(text: str) -> list[float]:
+    """``--lrs``: ``A..B[:STEP]`` (``A``, ``A 2^STEP``, ... up to ``B``; STEP in octaves, default 1) or a list."""
+    from learnmech.atlas.hparams.mup_transfer import log2_grid
+
+    expected = f"--lrs: expected a range such as 2^-12..2^-3 (or 2^-12..2^-3:0.5) or a comma list of positive numbers, got {text!r}"
+    try:
+        if ".." in text:
+            lo, _, rest = text.partition("..")
+            hi, sep, step = rest.partition(":")
+            lo_v, hi_v, step_v = _parse_positive_number(lo), _parse_positive_number(hi), float(step) if sep else 1.0
+            if lo_v <= 0 or hi_v <= 0 or not step_v > 0:
+                raise ValueError(text)
+            lrs = log2_grid(math.log2(lo_v), math.log2(hi_v), step_v).tolist()
+        else:
+            lrs = [_parse_positive_number(t) for t in text.split(",")]
+    except ValueError:
+        raise BadInput(expected) from None
+    if len(lrs) < 3:
+        raise BadInput(f"--lrs: need at least 3 learning rates (a parabola is fitted), got {len(lrs)} from {text!r}")
+    if lrs[0] <= 0 or any(a >= b for a, b in zip(lrs, lrs[1:])):
+        raise BadInput(f"--lrs: learning rates must be positive and strictly increasing, got {text!r}")
+    return lrs
+
+
+def _finite_or_none(values):
+    """JSON-safe numbers: NaN and inf become null."""
+    if isinstance(values, (list, tuple)) or hasattr(values, "tolist"):
+        values = values.tolist() if hasattr(values, "tolist") else values
+        return [_finite_or_none(v) for v in values]
+    if isinstance(values, bool):
+        return values
+    value = float(values)
+    return value if math.isfinite(value) else None
+
+
+def _transfer_summary(widths, lrs, losses, target_width: int) -> dict[str, Any]:
+    from learnmech.atlas.hparams.mup_transfer import fit_transfer, mean_loss
+
+    summary = {}
+    for p, arr in losses.items():
+        fit = fit_transfer(widths, lrs, arr)
+        summary[p] = {"eta_star": fit.eta_star, "log2_eta_star": [math.log2(e) if e > 0 else math.nan for e in
+                                                                  fit.eta_star],
+                      "at_edge": [bool(e) for e in fit.at_edge], "fitted": [bool(f) for f in fit.fitted],
+                      "slope": fit.slope, "intercept": fit.intercept,
+                      "eta_star_at_target": fit.predicted(target_width), "mean_loss": mean_loss(arr)}
+    return summary
+
+
+def _eta_text(eta: float, edge: bool = False) -> str:
+    if not (eta > 0 and math.isfinite(eta)):
+        return "n/a"
+    return f"{eta:.3g} (2^{math.log2(eta):.2f})" + (" [grid edge]" if edge else "")
+
+
+def _print_transfer_table(widths, summary, target_width: int) -> None:
+    names = {"mup": "muP (mup-adam)", "sp": "SP"}
+    table = Table(title=f"optimal Adam learning rate eta* (muP base width {widths[0]})", title_justify="left")
+    table.add_column("")
+    for p in summary:
+        table.add_column(names[p], justify="right")
+    for i, w in enumerate(widths):
+        table.add_row(f"width {w}", *(_eta_text(s["eta_star"][i], s["at_edge"][i]) for s in summary.values()))
+    table.add_row("slope of log2 eta* vs log2 width", *(f"{s['slope']:.3f}" for s in summary.values()))
+    table.add_row(f"predicted eta* at width {target_width}",
+                  *(_eta_text(s["eta_star_at_target"]) for s in summary.values()))
+    out.print(table)
+
+
+@app.command()
+def transfer(
+    widths: str = typer.Option("32,64,128,256", "--widths",
+                               help="hidden widths, comma-separated, increasing; the first is muP's base width"),
+    lrs: str = typer.Option("2^-12..2^-3", "--lrs",
+                            help="Adam learning rates: a log2 range A..B[:STEP] (A, A 2^STEP, ... up to B; STEP "
+                                 "in octaves, default 1), e.g. 2^-12..2^-3:0.5, or a comma list, e.g. 1e-3,2^-9,0.01"),
+    steps: int = typer.Option(100, "--steps", help="Adam steps per run (the same for every run)"),
+    seeds: int = typer.Option(4, "--seeds", help="seeds per learning rate (the loss is averaged over them)"),
+    target_width: int = typer.Option(4096, "--target-width", help="width to extrapolate eta* to"),
+    out_dir: Path = typer.Option(Path("learnmech-results/transfer"), "--out", help="folder for the figure"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Learning-rate sweep at several widths under muP and SP: eta* per width, its slope, and eta* extrapolated.
+
+    The task and network are those of the claim hparams.mup-transfer (Adam on a teacher-MLP
+    regression, ReLU MLP with 2 hidden layers); a seed that diverged makes its learning rate rank
+    above every finite loss.
+    """
+    try:
+        width_list = _parse_widths(widths)
+        lr_list = _parse_learning_rates(lrs)
+        for name, value in (("--steps", steps), ("--seeds", seeds), ("--target-width", target_width)):
+            if value < 1:
+                raise BadInput(f"{name}: must be an integer >= 1, got {value}")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise BadInput(f"--out: {out_dir} exists and is not a folder")
+    except BadInput as exc:
+        _fail_input(str(exc))
+
+    from learnmech.atlas.hparams.mup_transfer import Config, plot_transfer, transfer_sweeps, transfer_task, \
+        zero_function_loss
+    from learnmech.report import save_figure
+
+    task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
+    with _progress_bar() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        losses = transfer_sweeps(width_list, lr_list, steps=steps, seeds=seeds, batch_size=task.batch_size,
+                                 n_samples=task.n_samples, d_in=task.d_in, hidden_layers=task.hidden_layers,
+                                 data_seed=task.data_seed, progress=progress)
+    zero = zero_function_loss(transfer_task(task.n_samples, task.d_in, task.data_seed))
+    summary = _transfer_summary(width_list, lr_list, losses, target_width)
+    fig = plot_transfer(width_list, lr_list, losses, zero,
+                        title=f"learnmech transfer: Adam, {steps} steps, widths {width_list[0]}..{width_list[-1]}")
+    paths = [str(p) for p in save_figure(fig, out_dir, "transfer")]
+    edges = [f"{p} width {w}" for p, s in summary.items() for w, e in zip(width_list, s["at_edge"]) if e]
+    if edges:
+        err.print(f"warning: eta* is at the edge of the learning-rate grid for {', '.join(edges)} (left out of "
+                  "the slope); widen --lrs", markup=False, highlight=False)
+    if as_json:
+        payload = {"widths": width_list, "learning_rates": lr_list, "steps": steps, "seeds": seeds,
+                   "base_width": width_list[0], "target_width": target_width, "zero_function_loss": zero,
+                   "figures": paths,
+                   **{p: {k: _finite_or_none(v) for k, v in s.items()} for p, s in summary.items()}}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    _print_transfer_table(width_list, summary, target_width)
+    out.print(f"figure: {paths[0]}", highlight=False)
 
 
 @app.command()

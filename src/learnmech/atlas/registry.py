@@ -18,6 +18,11 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.limits.convergence",
     "learnmech.atlas.limits.linearized",
     "learnmech.atlas.limits.lazy_rich",
+    "learnmech.atlas.laws.edge_of_stability",
+    "learnmech.atlas.hparams.coord_check",
+    "learnmech.atlas.hparams.mup_transfer",
+    "learnmech.atlas.hparams.linear_scaling",
+    "learnmech.atlas.hparams.critical_batch",
 )
 
 

@@ -1,6 +1,7 @@
 """Aggregate statistics of training, for any JAX pytree model given its apply function."""
 
 from learnmech.observe.activations import activation_change_rms, activation_rms
+from learnmech.observe.coords import CoordCheck, CoordModel, coord_check, layer_coordinates, minibatch_indices
 from learnmech.observe.curvature import (
     SharpnessEstimate,
     adam_preconditioner,
@@ -25,6 +26,11 @@ from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, sel
 from learnmech.observe.rank import numerical_rank, singular_values
 
 __all__ = [
+    "CoordCheck",
+    "CoordModel",
+    "coord_check",
+    "layer_coordinates",
+    "minibatch_indices",
     "NoiseScale",
     "SharpnessEstimate",
     "activation_change_rms",

@@ -24,7 +24,9 @@ import optax
 
 from learnmech.train.optimizers import OptimizerSpec, build_optimizer
 
-__all__ = ["MemberState", "MemberProgram", "call_with_hp"]
+__all__ = ["SAMPLINGS", "MemberState", "MemberProgram", "call_with_hp"]
+
+SAMPLINGS = ("without_replacement", "with_replacement")
 
 
 class MemberState(NamedTuple):
@@ -68,8 +70,12 @@ class MemberProgram:
       loss: ``loss(params, batch)`` or ``loss(params, batch, hp) -> scalar``.
       optimizer: name and default hyperparameters; ``hp`` entries with matching names override.
       lr_multipliers: pytree prefix of ``params`` (per-parameter learning-rate multipliers).
-      batch_size: ``None`` for full batch, else examples per step, drawn without replacement
-        along the leading axis of every leaf of the data.
+      batch_size: ``None`` for full batch, else examples per step, drawn along the leading axis
+        of every leaf of the data.
+      sampling: how a step draws its ``batch_size`` examples: ``"without_replacement"`` (a
+        random subset; the draw sorts all ``n`` examples, ``O(n log n)`` per step) or
+        ``"with_replacement"`` (i.i.d. indices, ``O(batch_size)`` per step: the choice for small
+        batches from a large set, where the sort would dominate the step).
       blowup: a loss above ``blowup * loss0`` counts as divergence (``None``: only non-finite).
     """
 
@@ -79,6 +85,11 @@ class MemberProgram:
     lr_multipliers: Any = None
     batch_size: int | None = None
     blowup: float | None = 1e6
+    sampling: str = "without_replacement"
+
+    def __post_init__(self):
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling: must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
 
     def tx(self, hp) -> optax.GradientTransformation:
         return build_optimizer(self.optimizer, hp, self.lr_multipliers)
@@ -105,9 +116,11 @@ class MemberProgram:
         if self.batch_size is None:
             return data
         n = jax.tree.leaves(data)[0].shape[0]
-        idx = jax.random.choice(
-            jax.random.fold_in(state.key, state.step), n, (self.batch_size,), replace=False
-        )
+        key = jax.random.fold_in(state.key, state.step)
+        if self.sampling == "with_replacement":
+            idx = jax.random.randint(key, (self.batch_size,), 0, n)
+        else:
+            idx = jax.random.choice(key, n, (self.batch_size,), replace=False)
         return jax.tree.map(lambda a: jnp.asarray(a)[idx], data)  # numpy leaves cannot take a traced index
 
     def step(self, state: MemberState, hp, data) -> MemberState:

@@ -104,6 +104,7 @@ def train(
     observe: Observer | None = None,
     lr_multipliers: Any = None,
     batch_size: int | None = None,
+    sampling: str = "without_replacement",
     blowup: float | None = 1e6,
     layout: str = "auto",
     progress: Callable[[int, int], None] | None = None,
@@ -123,6 +124,8 @@ def train(
       steps: total steps (observed on a log schedule of 100 points) or explicit observation
         steps (strictly increasing; training runs to the last).
       observe: ``observe(params, params0)`` or ``observe(params, params0, hp) -> {name: array}``.
+      batch_size: ``None`` (full batch) or examples per step.
+      sampling: ``"without_replacement"`` or ``"with_replacement"`` (see :class:`MemberProgram`).
       layout: ``"vmap" | "map" | "auto"``.
       progress: called as ``progress(done_steps, total_steps)`` after every chunk.
     """
@@ -135,7 +138,7 @@ def train(
         if np.ndim(v) != 1 or len(v) == 0:
             raise ValueError(f"grid: axis {k!r} must be a non-empty 1-D sequence")
     schedule = log_schedule(steps) if np.isscalar(steps) else validate_schedule(steps)
-    program = MemberProgram(init, loss, optimizer, lr_multipliers, batch_size, blowup)
+    program = MemberProgram(init, loss, optimizer, lr_multipliers, batch_size, blowup, sampling)
 
     hp_np, seed_index = ensemble_members(grid, seeds)
     hp = {k: jnp.asarray(v) for k, v in hp_np.items()}

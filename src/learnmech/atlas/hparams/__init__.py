@@ -1,0 +1,1 @@
+"""Theories of hyperparameters: muP coordinate check and transfer, batch-size rules."""

@@ -1,0 +1,1 @@
+"""Simple laws of macroscopic observables: the edge of stability (and, later, scaling laws)."""

@@ -1,0 +1,266 @@
+"""hparams.linear-scaling: the discrepancy metric, the judge's logic, the coupled-stream SGD member,
+and the linear scaling rule in closed form for noisy linear regression (against Monte Carlo)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learnmech.atlas.contract import Curve
+from learnmech.atlas.hparams.linear_scaling import (
+    CLAIM,
+    StreamProgram,
+    example_grid,
+    linreg_sgd_excess,
+    log_discrepancy,
+    noise_scale_two_batch,
+    scaled_hyperparameters,
+)
+from learnmech.train import OptimizerSpec
+
+# ---------------------------------------------------------------------------------------------
+# The metric
+
+
+def test_discrepancy_of_identical_and_scaled_curves():
+    e = np.geomspace(1e2, 1e5, 13)
+    loss = 0.3 * e**-0.4 + 1e-3
+    assert log_discrepancy(e, loss, loss) == 0.0
+    for c in (1.05, 0.5, 3.0):  # L_k = c L_1: the gap is |log c| everywhere
+        assert log_discrepancy(e, c * loss, loss) == pytest.approx(abs(np.log(c)), rel=1e-12)
+
+
+def test_discrepancy_is_the_normalised_area_in_log_e():
+    # A gap growing linearly in log e from 0 to g over the window has normalised area g / 2; the
+    # trapezoid rule is exact for it on any grid, even a non-uniform one.
+    g = 0.2
+    for e in (np.geomspace(10.0, 1e4, 4), np.array([10.0, 11.0, 50.0, 3e3, 1e4])):
+        gap = g * np.log(e / e[0]) / np.log(e[-1] / e[0])
+        loss = 1.0 / e
+        assert log_discrepancy(e, loss * np.exp(gap), loss) == pytest.approx(g / 2, rel=1e-12)
+        assert log_discrepancy(e, loss * np.exp(-gap), loss) == pytest.approx(g / 2, rel=1e-12)  # |.|
+
+
+def test_discrepancy_of_a_diverged_run_is_infinite_and_bad_input_raises():
+    e, loss = np.array([1.0, 2.0, 4.0]), np.array([1.0, 0.5, 0.25])
+    assert log_discrepancy(e, np.array([1.0, np.nan, 0.2]), loss) == np.inf  # NaN: a diverged member
+    assert log_discrepancy(e, np.array([1.0, np.inf, 0.2]), loss) == np.inf
+    assert log_discrepancy(e, np.array([1.0, 0.0, 0.2]), loss) == np.inf
+    with pytest.raises(ValueError):
+        log_discrepancy(e, loss, np.array([1.0, np.nan, 0.2]))  # the reference must be finite
+    with pytest.raises(ValueError):
+        log_discrepancy(e[::-1], loss, loss)  # examples must increase
+
+
+def test_example_grid_window_points_are_multiples_of_the_window_start():
+    e = example_grid(6144, 5, 4, 64)
+    assert np.all(np.diff(e) > 0) and e[0] == 64 and e[-1] == 6144 * 32
+    assert np.all(e % 64 == 0)
+    window = e[e >= 6144]
+    assert np.all(window % 6144 == 0)
+    # About per_octave points per octave overall (rounding merges a few in the first octaves).
+    assert 3.0 <= len(e) / np.log2(e[-1] / e[0]) <= 4.5
+
+
+def test_scaling_rules():
+    sgd = scaled_hyperparameters("sgd", {"learning_rate": 0.01}, [1, 2, 8])
+    np.testing.assert_allclose(sgd["learning_rate"], [0.01, 0.02, 0.08])
+    adam = scaled_hyperparameters("adam", {"learning_rate": 1e-3, "b1": 0.99, "b2": 0.999, "eps": 1e-8}, 4)
+    assert float(adam["learning_rate"]) == pytest.approx(2e-3)  # sqrt(4)
+    assert float(adam["b1"]) == pytest.approx(0.96) and float(adam["b2"]) == pytest.approx(0.996)  # 1 - 4 (1 - b)
+    assert float(adam["eps"]) == pytest.approx(5e-9)  # eps / sqrt(4)
+
+
+# ---------------------------------------------------------------------------------------------
+# The judge on synthetic records
+
+
+CFG = CLAIM.make_config("quick")  # batches 64 .. 2048 and 12288; window [6144, 196608]
+BATCHES = np.asarray(CFG.ks) * CFG.base_batch
+
+
+def _record(gaps, *, b_crit=1000.0, offsets=0.002, base_decay=True, seed=0):
+    """Synthetic measurement: run k's excess risk is L_1(e) exp(gap_k) (gap NaN: diverged).
+
+    Each member carries its own constant factor ``exp(offsets z)``: like the coupled runs of the
+    experiment, members differ smoothly in ``e``, so the seed-to-seed spread moves ``D_k`` as a whole.
+    """
+    rng = np.random.default_rng(seed)
+    e = np.concatenate([[0.0], example_grid(CFG.window_start, CFG.octaves, CFG.per_octave, CFG.base_batch)])
+    base = 0.3 * (1 + e / 300.0) ** (-0.5 if base_decay else 0.0)  # decays ~5x over the window
+    out = {}
+    for i, (k, gap) in enumerate(zip(CFG.ks, gaps)):
+        own = e % (k * CFG.base_batch) == 0
+        y = base[own] * np.exp(gap) * np.exp(offsets * rng.standard_normal((CFG.seeds, 1)))  # (seeds, T_k)
+        out[f"loss/{i}"] = Curve(e[own], y)
+        out[f"test_loss/{i}"] = Curve(e[own], y + 0.125)
+    g2 = np.exp(0.1 * rng.standard_normal((CFG.seeds, e.size)))
+    out["trace_cov"] = Curve(e, b_crit * g2)  # B_simple = tr(Sigma) / |G|^2 = b_crit at every point
+    out["grad_sq_norm"] = Curve(e, g2)
+    return out
+
+
+def _judge(record):
+    return CLAIM.judge(CFG, CLAIM.predict(CFG), record)
+
+
+def _gaps(below: float, above: float, b_crit: float = 1000.0):
+    """Gap ``below`` for 1 < k B0 <= b_crit (0 for the base), ``above`` beyond it."""
+    return [0.0 if b == CFG.base_batch else (below if b <= b_crit else above) for b in BATCHES]
+
+
+def test_judge_holds_when_runs_agree_below_and_separate_above():
+    v = _judge(_record(_gaps(0.01, 0.3)))
+    assert v.status == "holds" and v.value == pytest.approx(0.01, abs=2e-3) and v.threshold == 0.05
+    assert v.details["B_crit"] == pytest.approx(1000.0, rel=0.05)
+
+
+def test_judge_fails_when_a_run_below_b_crit_disagrees():
+    gaps = _gaps(0.01, 0.3)
+    gaps[list(BATCHES).index(512)] = 0.12
+    v = _judge(_record(gaps))
+    assert v.status == "fails" and v.value == pytest.approx(512 / v.details["B_crit"]) and v.threshold == 1.0
+
+
+def test_judge_fails_when_a_run_below_b_crit_diverged():
+    gaps = _gaps(0.01, 0.3)
+    gaps[list(BATCHES).index(768)] = np.nan
+    v = _judge(_record(gaps))
+    assert v.status == "fails" and np.isfinite(v.value) and v.details["D/768"] == np.inf
+
+
+def test_judge_fails_when_nothing_separates_beyond_four_b_crit():
+    v = _judge(_record(_gaps(0.01, 0.02)))
+    assert v.status == "fails" and v.metric.startswith("max D_k, k B0 >= 4") and v.value == pytest.approx(0.02, abs=3e-3)
+
+
+def test_judge_counts_a_diverged_run_beyond_four_b_crit_as_separated():
+    assert _judge(_record(_gaps(0.01, np.nan))).status == "holds"
+
+
+@pytest.mark.parametrize("case", ["base diverged", "flat base", "no run beyond 4 B_crit", "within noise"])
+def test_judge_inconclusive(case):
+    gaps, kwargs = _gaps(0.01, 0.3), {}
+    if case == "base diverged":
+        record = _record(gaps)
+        record["loss/0"].y[0, -1] = np.nan
+    else:
+        if case == "flat base":
+            kwargs = {"base_decay": False}
+        elif case == "no run beyond 4 B_crit":
+            kwargs = {"b_crit": 4000.0}  # 4 B_crit = 16000 > 12288
+            gaps = _gaps(0.01, 0.3, b_crit=4000.0)
+        else:  # runs below B_crit at 5% with members 5% apart: D within 2 jackknife errors of 5%
+            gaps, kwargs = _gaps(0.05, 0.3), {"offsets": 0.05}
+        record = _record(gaps, **kwargs)
+    v = _judge(record)
+    assert v.status == "inconclusive", (case, v)
+    assert np.isfinite(v.value) and np.isfinite(v.threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# The coupled-stream member: k micro-batches averaged = one SGD step at batch k B0
+
+
+def test_stream_program_is_sgd_at_batch_k_b0_on_the_shared_stream():
+    n, d, b0, eta = 40, 3, 3, 0.1
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((n, d)), rng.standard_normal((n, 1))
+    data = (jnp.asarray(X), jnp.asarray(Y))
+
+    def loss(w, batch):
+        return 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)
+
+    program = StreamProgram(lambda key: jnp.zeros((d, 1)), loss, OptimizerSpec("sgd", {"learning_rate": eta}),
+                            batch_size=b0, accumulator_dtype="float64")
+    start, advance = jax.jit(program.start), jax.jit(program.advance)  # k is traced: one compile for all k
+    key = jax.random.key(7)
+    _, stream_key = jax.random.split(key)  # MemberProgram.start: (init key, batch key)
+    draw = jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(stream_key, p), (), 0, n))
+    index = np.asarray(draw(jnp.arange(4 * b0))).tolist()  # stream position p -> training example
+
+    def sgd(w, positions, lr):  # numpy reference: one step on the examples at these stream positions
+        xb, yb = X[[index[p] for p in positions]], Y[[index[p] for p in positions]]
+        return w - lr * xb.T @ (xb @ w - yb) / len(positions)
+
+    for k in (1, 2, 4):
+        hp = {"learning_rate": jnp.asarray(eta * k), "k": jnp.asarray(k, jnp.int32)}
+        state = advance(start(key, hp, data), hp, data, 4)  # 4 micro-batches = 4 / k steps
+        w = np.zeros((d, 1))
+        for step in range(4 // k):
+            w = sgd(w, range(step * k * b0, (step + 1) * k * b0), eta * k)
+        np.testing.assert_allclose(np.asarray(state.params), w, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Physics: noisy linear regression, closed form against Monte Carlo
+
+
+def _monte_carlo_excess(eta, batch, steps, spectrum, w0, noise, runs, seed):
+    """Mean over ``runs`` independent SGD runs of the excess risk (1/2) sum_i l_i D_i^2, per step."""
+    rng = np.random.default_rng(seed)
+    lam = np.asarray(spectrum)
+    D = np.tile(np.asarray(w0, float), (runs, 1))  # (runs, d): w - w*
+    out = [0.5 * np.mean(D**2 @ lam)]
+    for _ in range(steps):
+        x = rng.standard_normal((runs, batch, lam.size)) * np.sqrt(lam)  # (runs, B, d)
+        resid = np.einsum("rbd,rd->rb", x, D) - noise * rng.standard_normal((runs, batch))  # w.x - y
+        D = D - eta * np.einsum("rbd,rb->rd", x, resid) / batch
+        out.append(0.5 * np.mean(D**2 @ lam))
+    return np.array(out)
+
+
+def test_linreg_recursion_matches_monte_carlo_sgd():
+    spectrum, w0, noise = [1.0, 0.5, 0.2], [1.0, -1.0, 0.5], 0.7
+    eta, batch, steps, runs = 0.3, 2, 30, 40_000
+    exact = linreg_sgd_excess(eta, batch, steps, spectrum, np.square(w0), noise)
+    mc = _monte_carlo_excess(eta, batch, steps, spectrum, w0, noise, runs, seed=0)
+    # The per-run excess has a relative spread of order 1; 40k runs give ~0.5% standard error, so 3%.
+    np.testing.assert_allclose(mc, exact, rtol=0.03)
+
+
+def _rule_discrepancy(eta, batch, k, spectrum, m0, noise, examples):
+    """D between the exact expected curves of (eta, B) and (k eta, k B), on the points of the larger batch."""
+    base = linreg_sgd_excess(eta, batch, examples // batch, spectrum, m0, noise)
+    scaled = linreg_sgd_excess(k * eta, k * batch, examples // (k * batch), spectrum, m0, noise)
+    e = np.arange(1, scaled.size) * k * batch  # examples seen at each step of the scaled run
+    return log_discrepancy(e, scaled[1:], base[e // batch])
+
+
+def test_linear_scaling_rule_holds_to_first_order_in_eta_for_linear_regression():
+    # d = 20 isotropic: B_simple = (d + 1) + d sigma^2 / |w0 - w*|^2 >= 21; batches 1 -> 2.
+    spectrum, m0, noise = np.ones(20), np.full(20, 0.05), 0.5
+    D = {eta: _rule_discrepancy(eta, 1, 2, spectrum, m0, noise, 4096) for eta in (0.004, 0.002, 0.001)}
+    # The term that breaks the rule is eta^2 l^2 per step (k-fold per example): D = O(eta).
+    assert D[0.004] < 0.05  # well inside the 5% of the claim
+    slope = np.polyfit(np.log(list(D)), np.log(list(D.values())), 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.1)
+
+
+def test_linear_scaling_rule_breaks_as_k_eta_approaches_the_stability_edge():
+    spectrum, m0, noise = np.ones(20), np.full(20, 0.05), 0.5
+    D = [_rule_discrepancy(0.004, 1, k, spectrum, m0, noise, 4096) for k in (2, 8, 32, 128)]
+    assert np.all(np.diff(D) > 0)  # grows with k
+    assert D[0] < 0.01 and D[-1] > 0.05  # k eta = 0.512: a quarter of the edge 2 / l_max = 2
+
+
+def test_two_batch_noise_scale_matches_the_linear_regression_closed_form():
+    # x ~ N(0, I_d), y = w* . x + sigma xi: per-example gradient g = x (x . D - sigma xi), so
+    # |G|^2 = |D|^2 and tr(Sigma) = (d + 1) |D|^2 + d sigma^2 (Isserlis), B_simple = their ratio.
+    d, sigma, groups, b = 6, 0.8, 512, 64
+    delta = np.array([0.5, -0.3, 0.2, 0.0, 0.1, -0.4])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((groups, b, d))
+    y = x @ np.zeros(d) + sigma * rng.standard_normal((groups, b))  # w* = 0, so w = delta
+
+    def loss(w, batch):
+        return 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)
+
+    ns = noise_scale_two_batch(loss, jnp.asarray(delta), (jnp.asarray(x), jnp.asarray(y)))
+    g2, tr = delta @ delta, (d + 1) * (delta @ delta) + d * sigma**2
+    # 32768 examples: the unbiased estimates are within a few % (tr: ~1%; |G|^2: ~4%); 12% is ~3 sigma.
+    assert float(ns.trace_cov) == pytest.approx(tr, rel=0.03)
+    assert float(ns.grad_sq_norm) == pytest.approx(g2, rel=0.12)
+    assert float(ns.b_simple) == pytest.approx(tr / g2, rel=0.12)

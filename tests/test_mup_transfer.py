@@ -1,0 +1,248 @@
+"""hparams.mup-transfer: the eta* estimator, the transfer fit, the judge on synthetic records, and
+the sweep against a hand-written Adam loop."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from pydantic import ValidationError
+
+from learnmech.atlas.contract import Curve
+from learnmech.atlas.hparams import mup_transfer as mt
+from learnmech.nets import MLP
+from learnmech.observe import mse
+
+LRS = 2.0 ** np.arange(-12, -2)  # (10,) the quick grid, 2^-12 .. 2^-3
+
+
+def _bowl(lrs, vertex_log2, curvature=0.7, floor=0.05):
+    """Losses with log L an exact parabola in log2 eta, minimum ``floor`` at ``2^vertex_log2``."""
+    return floor * np.exp(curvature * (np.log2(lrs) - vertex_log2) ** 2)
+
+
+# --------------------------------------------------------------------------------------------
+# optimal_learning_rate
+
+
+@pytest.mark.parametrize("vertex", [-6.0, -6.37, -5.51, -9.2])
+def test_vertex_of_an_exact_parabola_is_recovered(vertex):
+    eta, edge = mt.optimal_learning_rate(LRS, _bowl(LRS, vertex))
+    assert not edge
+    assert np.log2(eta) == pytest.approx(vertex, abs=1e-12)  # three points determine the parabola exactly
+
+
+def test_vertex_on_an_uneven_grid():
+    lrs = 2.0 ** np.array([-10.0, -8.5, -8.0, -7.25, -6.0, -4.0])  # uneven steps around the minimum
+    eta, edge = mt.optimal_learning_rate(lrs, _bowl(lrs, -7.6, curvature=2.0))
+    assert not edge and np.log2(eta) == pytest.approx(-7.6, abs=1e-12)
+
+
+@pytest.mark.parametrize("vertex, index", [(-13.0, 0), (-2.0, -1)])
+def test_minimum_at_the_grid_edge_is_flagged(vertex, index):
+    eta, edge = mt.optimal_learning_rate(LRS, _bowl(LRS, vertex))
+    assert edge and eta == LRS[index]  # the grid point: the optimum may lie beyond it
+
+
+def test_diverged_runs_rank_above_every_finite_loss():
+    losses = _bowl(LRS, -6.3)
+    losses[-2:] = [np.inf, np.nan]  # 2^-4 and 2^-3 diverged (the minimum is at 2^-6)
+    eta, edge = mt.optimal_learning_rate(LRS, losses)
+    assert not edge and np.log2(eta) == pytest.approx(-6.3, abs=1e-12)  # neighbours finite: exact vertex
+    # A diverged neighbour of the minimum: no parabola, the grid point itself (not an edge).
+    losses = _bowl(LRS, -6.3)
+    losses[7:] = np.nan  # 2^-5 and above diverged; the minimum is at 2^-6 (index 6)
+    eta, edge = mt.optimal_learning_rate(LRS, losses)
+    assert not edge and eta == LRS[6]
+    # A diverged run never wins even when every finite loss is huge.
+    losses = np.full(LRS.size, 1e30)
+    losses[4] = 1e29
+    losses[[3, 5]] = np.nan
+    assert mt.optimal_learning_rate(LRS, losses) == (LRS[4], False)
+    assert np.isnan(mt.optimal_learning_rate(LRS, np.full(LRS.size, np.nan))[0])
+    assert mt.optimal_learning_rate(LRS, np.full(LRS.size, np.inf))[1]
+
+
+def test_a_flat_pair_at_the_bottom_puts_the_vertex_midway():
+    lrs = 2.0 ** np.arange(6.0)
+    losses = np.array([5.0, 2.0, 1.0, 1.0, 4.0, 9.0])  # parabola through (1, log 2), (2, 0), (3, 0): vertex 2.5
+    eta, edge = mt.optimal_learning_rate(lrs, losses)
+    assert not edge and np.log2(eta) == pytest.approx(2.5, abs=1e-12)
+
+
+@pytest.mark.parametrize("lrs, losses, needle", [
+    (LRS[:2], np.ones(2), "K >= 3"),
+    (LRS[::-1], np.ones(LRS.size), "strictly increasing"),
+    (LRS, -np.ones(LRS.size), "positive"),
+])
+def test_bad_arguments_are_refused(lrs, losses, needle):
+    with pytest.raises(ValueError, match=needle):
+        mt.optimal_learning_rate(lrs, losses)
+
+
+def test_mean_loss_is_inf_when_any_seed_diverged():
+    losses = np.array([[1.0, 3.0], [2.0, np.nan], [np.inf, 1.0]])  # (K, seeds)
+    np.testing.assert_array_equal(mt.mean_loss(losses), [2.0, np.inf, np.inf])
+
+
+def test_log2_grid():
+    np.testing.assert_array_equal(mt.log2_grid(-12, -3), LRS)
+    np.testing.assert_allclose(np.log2(mt.log2_grid(-4, -2, 0.5)), [-4, -3.5, -3, -2.5, -2], atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# fit_transfer and the judge on synthetic records
+
+
+def _synthetic_losses(widths, vertices, seeds=2, lrs=LRS):
+    """``(W, K, seeds)`` exact bowls; seed ``s`` scales the bowl by ``1 + 0.1 s`` (the vertex is unchanged)."""
+    scale = 1.0 + 0.1 * np.arange(seeds)  # (seeds,)
+    return np.stack([_bowl(lrs, v)[:, None] * scale[None, :] for v in vertices])
+
+
+def test_fit_transfer_slope_is_exact_on_a_power_law():
+    widths = (32, 64, 128, 256)
+    vertices = -6.0 - 0.8 * np.log2(np.array(widths) / 32)  # eta* ~ width^-0.8
+    fit = mt.fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
+    np.testing.assert_allclose(np.log2(fit.eta_star), vertices, atol=1e-12)
+    assert fit.slope == pytest.approx(-0.8, abs=1e-12) and fit.intercept == pytest.approx(-6.0 + 0.8 * 5, abs=1e-11)
+    assert fit.predicted(4096) == pytest.approx(2.0 ** (-6.0 - 0.8 * 7), rel=1e-11)
+    # An eta* at the grid edge is kept out of the line.
+    vertices[-1] = -14.0
+    fit = mt.fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
+    assert fit.at_edge.tolist() == [False, False, False, True] and fit.fitted.tolist() == [True, True, True, False]
+    assert fit.slope == pytest.approx(-0.8, abs=1e-12)
+
+
+def _config(**overrides):
+    return mt.CLAIM.make_config("quick", {"lr_log2_min": -12.0, "lr_log2_max": -3.0, "lr_log2_step": 1.0, **overrides})
+
+
+def _measurement(cfg, mup_vertices, sp_vertices, zero=1.0):
+    out = {"zero_loss": Curve([0.0], [[zero]])}
+    for p, vertices in (("mup", mup_vertices), ("sp", sp_vertices)):
+        losses = _synthetic_losses(cfg.widths, vertices, cfg.seeds, cfg.learning_rates)  # (W, K, seeds)
+        for i in range(len(cfg.widths)):
+            out[f"loss/{p}/{i}"] = Curve(cfg.learning_rates, losses[i].T)
+    return out
+
+
+def _judge(mup, sp, **kw):
+    cfg = _config(widths=(32, 64, 128, 256), seeds=2)
+    return mt.judge(cfg, mt.predict(cfg), _measurement(cfg, mup, sp, **kw))
+
+
+def test_judge_holds_when_mup_is_flat_and_sp_shrinks():
+    v = _judge([-6.0, -6.1, -6.2, -6.3], [-6.0, -7.0, -8.0, -9.0])
+    assert v.status == "holds"
+    assert v.details["shift/mup"] == pytest.approx(-0.3, abs=1e-9)
+    assert v.details["slope/sp"] == pytest.approx(-1.0, abs=1e-9)
+    # The headline is the criterion with the smaller margin: muP 0.5 - 0.3 = 0.2 < SP -0.5 + 1 = 0.5.
+    assert v.metric.startswith("muP") and v.value == pytest.approx(0.3, abs=1e-9) and v.threshold == 0.5
+
+
+def test_judge_fails_when_mup_drifts_or_sp_does_not_shrink():
+    v = _judge([-6.0, -6.3, -6.5, -6.6], [-6.0, -7.0, -8.0, -9.0])  # muP shift 0.6 > 0.5
+    assert v.status == "fails" and v.metric.startswith("muP") and v.value == pytest.approx(0.6, abs=1e-9)
+    v = _judge([-6.0, -6.0, -6.0, -6.0], [-6.0, -6.4, -6.8, -7.2])  # SP slope -0.4 > -0.5
+    assert v.status == "fails" and v.metric.startswith("SP") and v.value == pytest.approx(-0.4, abs=1e-9)
+    v = _judge([-6.0, -6.0, -6.0, -6.49], [-6.0, -6.51, -7.02, -7.53])  # both just inside the thresholds
+    assert v.status == "holds"
+
+
+def test_judge_is_inconclusive_at_the_grid_edge_or_when_not_trained():
+    v = _judge([-6.0, -6.0, -6.0, -6.0], [-6.0, -8.0, -10.0, -12.5])  # SP at 256: minimum at 2^-12, the edge
+    assert v.status == "inconclusive" and "sp width 256" in v.reason
+    v = _judge([-6.0, -6.0, -6.0, -6.0], [-6.0, -7.0, -8.0, -9.0], zero=0.08)  # best 0.0525 = 0.66 L_0
+    assert v.status == "inconclusive" and v.value == pytest.approx(0.05 * 1.05 / 0.08)  # seed mean 1.05 x floor
+
+
+def test_judge_counts_a_diverged_seed_as_worse_than_any_finite_loss():
+    cfg = _config(widths=(32, 64, 128, 256))
+    m = dict(_measurement(cfg, [-6.0] * 4, [-6.0, -7.0, -8.0, -9.0]))
+    y = m["loss/mup/3"].y.copy()  # (seeds, K)
+    y[0, 6] = np.nan  # one seed diverged at 2^-6, the true optimum of the widest muP net
+    m["loss/mup/3"] = Curve(cfg.learning_rates, y)
+    v = mt.judge(cfg, mt.predict(cfg), m)
+    # The minimum moves to 2^-7 with a diverged right neighbour: eta* = 2^-7, a shift of 1 octave.
+    assert v.details["log2_eta_star/mup/256"] == -7.0 and v.status == "fails"
+
+
+def test_predict_is_flat_for_mup_and_minus_one_octave_per_octave_for_sp():
+    cfg = _config(widths=(32, 64, 256))
+    p = mt.predict(cfg)
+    np.testing.assert_array_equal(p["shift/mup"].y[0], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(p["shift/sp"].y[0], [0.0, -1.0, -3.0])
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"widths": (32, 64, 128)}, "at least 8x"),
+    ({"widths": (32, 256, 128)}, "strictly increasing"),
+    ({"lr_log2_min": -4, "lr_log2_max": -3}, "at least 3 learning rates"),
+    ({"batch_size": 4096}, "batch_size"),
+    ({"hidden_layers": 1}, "greater than or equal to 2"),
+])
+def test_config_refuses_experiments_that_cannot_test_the_claim(overrides, needle):
+    with pytest.raises(ValidationError, match=needle):
+        _config(**overrides)
+
+
+def test_plot_renders_both_parameterisations_and_the_optima():
+    cfg = _config(widths=(32, 64, 128, 256))
+    m = _measurement(cfg, [-6.0] * 4, [-6.0, -7.0, -8.0, -9.0])
+    fig = mt.plot(cfg, mt.predict(cfg), m, mt.judge(cfg, mt.predict(cfg), m))
+    assert len(fig.axes) == 3
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["SP (standard)", "muP (mup-adam, base = narrowest width)"]
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment
+
+
+def test_one_draw_init_has_the_law_of_mlp_init():
+    net = MLP((16, 512, 512, 1), "relu", "mup-adam", base_width=32, bias=False, dtype="float32")
+    ours, ref = mt.one_draw_init(net)(jax.random.key(3)), net.init(jax.random.key(3))
+    assert jax.tree.structure(ours) == jax.tree.structure(ref)
+    for a, b, sc in zip(ours, ref, net.scalings):
+        assert a["w"].shape == b["w"].shape and a["w"].dtype == b["w"].dtype == jnp.float32
+        n = a["w"].size
+        # Monte Carlo: the sample std of n Gaussian entries is within 5 / sqrt(2n) of init_std (5 sigma).
+        assert float(jnp.std(a["w"])) == pytest.approx(sc.init_std, rel=5 / np.sqrt(2 * n))
+        assert abs(float(jnp.mean(a["w"]))) < 5 * sc.init_std / np.sqrt(n)
+
+
+def _adam_reference(net, lr, data, steps, seed):
+    """One member trained by a plain optax loop: full-batch Adam with the net's lr multipliers."""
+    k_init, _ = jax.random.split(jax.random.key(seed))  # the trainer's member init key (train.member)
+    params = mt.one_draw_init(net)(k_init)
+    mults = net.lr_multipliers()
+    tx = optax.adam(np.float32(lr))
+    state = tx.init(params)
+    loss = lambda p: mse(net.apply(p, data[0]), data[1])  # noqa: E731
+    for _ in range(steps):
+        grads = jax.grad(loss)(params)
+        updates, state = tx.update(grads, state, params)
+        updates = jax.tree.map(lambda m, u: m * u, mults, updates)  # per-layer learning rates eta * m^-c
+        params = optax.apply_updates(params, updates)
+    return float(loss(params))
+
+
+def test_sweep_matches_a_plain_adam_loop_and_reuses_the_base_width():
+    widths, lrs, steps = (4, 16), 2.0 ** np.array([-7.0, -5.0, -3.0]), 6
+    task = dict(batch_size=None, n_samples=32, d_in=3, data_seed=1)
+    runs = {}
+    losses = {p: mt.learning_rate_sweep(widths, lrs, p, steps=steps, seeds=2, runs=runs, **task) for p in ("sp", "mup")}
+    assert losses["sp"].shape == losses["mup"].shape == (2, 3, 2)
+    assert len(runs) == 3  # muP at the base width is the SP network: trained once
+    np.testing.assert_array_equal(losses["sp"][0], losses["mup"][0])
+    assert not np.allclose(losses["sp"][1], losses["mup"][1])
+    with pytest.raises(ValueError, match="parameterization: must be one of"):
+        mt.learning_rate_sweep(widths, lrs, "ntk", steps=1, seeds=1)
+    data = mt.transfer_task(32, 3, 1)
+    assert mt.zero_function_loss(data) == pytest.approx(0.5 * np.mean(np.asarray(data[1], np.float64) ** 2), rel=1e-12)
+    for p, name in (("sp", "sp"), ("mup", "mup-adam")):
+        net = MLP((3, 16, 16, 1), "relu", name, base_width=4, bias=False, dtype="float32")
+        ref = _adam_reference(net, lrs[1], data, steps, seed=1)
+        assert losses[p][1, 1, 1] == pytest.approx(ref, rel=1e-4)  # float32 arithmetic, same operations
