@@ -10,7 +10,11 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from learnmech.observe.curvature import (
+    LAYOUTS,
+    _AUTO_MAP_PARAMETERS,
+    _auto_layout,
     adam_preconditioner,
+    ensemble_sharpness,
     hvp,
     preconditioned_sharpness,
     sharpness,
@@ -159,6 +163,85 @@ def test_convergence_flag_and_iteration_count():
     full = sharpness(quad_loss, params, a, method="lanczos", iterations=6, tol=TOL_ITER)
     assert not bool(short.converged) and int(short.iterations) == 2
     assert bool(full.converged) and int(full.iterations) == 6  # Krylov space = whole space: residual 0
+
+
+# -------------------------------------------------------------------------------- ensemble sharpness
+
+
+def stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+# ensemble_sharpness vs per-member sharpness, float64: both run the same iteration on the same start vector,
+# so they agree to rounding (RTOL_EXACT) with equal HVP counts whenever the stopping test is not within
+# rounding of tol (tol = 1e-10 here, far from the 1e-16 rounding). Against dense eigvalsh: RTOL_ITER-like
+# 1e-6, the accuracy of a Rayleigh quotient stopped at a relative change of 1e-10.
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_ensemble_sharpness_equals_per_member_sharpness(layout, method):
+    members = [mlp_params(seed) for seed in range(4)]
+    batch, key = mlp_batch(), jax.random.PRNGKey(7)
+    kwargs = dict(method=method, iterations=200, tol=1e-10, key=key)
+    got = ensemble_sharpness(mlp_loss, stack(members), batch, layout=layout, **kwargs)
+    want = [sharpness(mlp_loss, p, batch, **kwargs) for p in members]
+    assert got.eigenvalue.shape == got.iterations.shape == got.converged.shape == (4,)
+    np.testing.assert_allclose(got.eigenvalue, [w.eigenvalue for w in want], rtol=RTOL_EXACT)
+    np.testing.assert_array_equal(got.iterations, [w.iterations for w in want])
+    np.testing.assert_array_equal(got.converged, [w.converged for w in want])
+    exact = [np.linalg.eigvalsh(dense_hessian(mlp_loss, p, batch))[-1] for p in members]
+    np.testing.assert_allclose(got.eigenvalue, exact, rtol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["vmap", "map"])
+def test_ensemble_sharpness_per_member_batches(layout):
+    # member m: its own quadratic 1/2 w^T A_m w, lambda_max(A_m) = 3 + m by construction; the matrices are
+    # stacked on axis 1 to exercise batch_axis != 0
+    tops = [3.0, 4.0, 5.0]
+    mats = [quad_matrix([-2.0, 0.5, 1.0, t], seed=m) for m, t in enumerate(tops)]
+    params = stack([quad_params(4)] * 3)
+    got = ensemble_sharpness(quad_loss, params, jnp.stack(mats, axis=1), batch_axis=1, layout=layout,
+                             iterations=1000, tol=1e-13)
+    np.testing.assert_allclose(got.eigenvalue, tops, rtol=RTOL_ITER)
+    want = [sharpness(quad_loss, quad_params(4), a, iterations=1000, tol=1e-13).eigenvalue for a in mats]
+    np.testing.assert_allclose(got.eigenvalue, want, rtol=RTOL_EXACT)
+
+
+def test_ensemble_sharpness_float32_single_member():
+    params, batch = mlp_params(dtype=jnp.float32), mlp_batch(jnp.float32)
+    as64 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), (params, batch))
+    want = np.linalg.eigvalsh(dense_hessian(mlp_loss, *as64))[-1]
+    for layout in ("vmap", "map"):
+        got = ensemble_sharpness(mlp_loss, stack([params]), batch, iterations=300, tol=1e-6, layout=layout)
+        assert got.eigenvalue.dtype == jnp.float32 and got.eigenvalue.shape == (1,)
+        np.testing.assert_allclose(got.eigenvalue[0], want, rtol=RTOL_F32)
+
+
+def test_auto_layout_threshold():
+    assert set(_AUTO_MAP_PARAMETERS) == {"power", "lanczos"}
+    for method, threshold in _AUTO_MAP_PARAMETERS.items():
+        if threshold > 1:
+            assert _auto_layout(method, threshold - 1) == "vmap"
+        assert _auto_layout(method, max(threshold, 1)) == "map"
+        assert _auto_layout(method, 10**6) == "map"
+
+
+def test_ensemble_sharpness_bad_inputs_raise_naming_the_field():
+    params, batch = stack([mlp_params(0), mlp_params(1)]), mlp_batch()
+    ragged = {**params, "b1": params["b1"][:1]}
+    cases = [
+        ("layout", lambda: ensemble_sharpness(mlp_loss, params, batch, layout="pmap")),
+        ("layout", lambda: ensemble_sharpness(mlp_loss, params, batch, layout=None)),
+        ("params", lambda: ensemble_sharpness(mlp_loss, ragged, batch)),
+        ("params", lambda: ensemble_sharpness(mlp_loss, {"w": jnp.float64(1.0)}, batch)),
+        ("batch_axis", lambda: ensemble_sharpness(mlp_loss, params, batch, batch_axis=0)),  # n = 8, M = 2
+        ("batch_axis", lambda: ensemble_sharpness(mlp_loss, params, batch, batch_axis=5)),
+        ("batch_axis", lambda: ensemble_sharpness(mlp_loss, params, batch, batch_axis="0")),
+        ("method", lambda: ensemble_sharpness(mlp_loss, params, batch, method="arnoldi")),
+        ("tol", lambda: ensemble_sharpness(mlp_loss, params, batch, tol=-1.0)),
+    ]
+    for field, call in cases:
+        with pytest.raises(ValueError, match=f"^{field}:"):
+            call()
 
 
 # ------------------------------------------------------------------------------------ Lanczos top-k

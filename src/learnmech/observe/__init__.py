@@ -5,6 +5,7 @@ from learnmech.observe.coords import CoordCheck, CoordModel, coord_check, layer_
 from learnmech.observe.curvature import (
     SharpnessEstimate,
     adam_preconditioner,
+    ensemble_sharpness,
     hvp,
     preconditioned_sharpness,
     sharpness,
@@ -38,6 +39,7 @@ __all__ = [
     "adam_preconditioner",
     "average_noise_scale",
     "empirical_nngp",
+    "ensemble_sharpness",
     "empirical_ntk",
     "gradient_noise_scale",
     "hvp",
