@@ -29,7 +29,11 @@ Progress = Callable[[str, int, int], None]  # (label, done, total)
 
 @dataclass(frozen=True)
 class Curve:
-    """A family of curves on a shared axis: ``x`` is ``(T,)``, ``y`` is ``(members, T)``."""
+    """A family of curves on a shared axis: ``x`` is ``(T,)``, ``y`` is ``(members, T)``.
+
+    Give ``x`` in increasing order: the store returns a curve's points sorted by ``x``, so a curve
+    built in another order comes back as the same points in a different order.
+    """
 
     x: np.ndarray
     y: np.ndarray

@@ -436,7 +436,9 @@ def predict(cfg: Config):
     }
     for i, (s, m) in enumerate(zip(S, runs)):  # B_simple against the expected excess loss, up to the target
         keep = t <= (s if np.isfinite(s) else cfg.steps)
-        out[f"path/{i}"] = Curve(0.5 * m[keep] @ lam, b_simple_linear(lam, np.sqrt(m[keep]), cfg.noise))
+        loss, b = 0.5 * m[keep] @ lam, b_simple_linear(lam, np.sqrt(m[keep]), cfg.noise)
+        order = np.argsort(loss, kind="stable")  # the store keeps a curve's points in increasing x
+        out[f"path/{i}"] = Curve(loss[order], b[order])
     return out
 
 
