@@ -50,7 +50,7 @@ import numpy as np
 from learnmech.nets import MLP
 from timing import best_time
 from learnmech.observe import hvp, mse_loss, sharpness
-from learnmech.observe.curvature import _AUTO_MAP_PARAMETERS, _auto_layout, ensemble_sharpness
+from learnmech.observe.ensemble_curvature import _AUTO_MAP_PARAMETERS, _auto_layout, ensemble_sharpness
 
 
 def task(widths, n: int, seed: int = 0):

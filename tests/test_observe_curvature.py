@@ -10,16 +10,13 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from learnmech.observe.curvature import (
-    LAYOUTS,
-    _AUTO_MAP_PARAMETERS,
-    _auto_layout,
     adam_preconditioner,
-    ensemble_sharpness,
     hvp,
     preconditioned_sharpness,
     sharpness,
     top_eigenvalues,
 )
+from learnmech.observe.ensemble_curvature import LAYOUTS, _AUTO_MAP_PARAMETERS, _auto_layout, ensemble_sharpness
 
 # Tolerances (float64 unless stated). Exact-arithmetic identities (HVP vs dense Hessian, Lanczos with
 # iterations = P, the Adam update) are met to rounding: RTOL_EXACT. Iterative estimates stopped at a

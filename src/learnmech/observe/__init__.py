@@ -5,7 +5,6 @@ from learnmech.observe.coords import CoordCheck, CoordModel, coord_check, layer_
 from learnmech.observe.curvature import (
     SharpnessEstimate,
     adam_preconditioner,
-    ensemble_sharpness,
     hvp,
     preconditioned_sharpness,
     sharpness,
@@ -14,6 +13,7 @@ from learnmech.observe.curvature import (
 from learnmech.observe.loss import mse, mse_loss
 from learnmech.observe.modes import input_output_map, mode_strengths
 from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
+from learnmech.observe.ensemble_curvature import ensemble_sharpness
 from learnmech.observe.kernel_metrics import kernel_alignment, ntk_drift
 from learnmech.observe.noise import (
     NoiseScale,
