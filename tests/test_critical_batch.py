@@ -11,18 +11,15 @@ from learnmech.atlas.contract import Curve
 from learnmech.atlas.hparams.critical_batch import (
     CLAIM,
     Config,
-    b_simple_linear,
     dataset,
-    fit_steps,
     input_spectrum,
-    log_window_mean,
     mse_linear,
     noise_observables,
-    sgd_second_moments,
-    steps_hyperbola,
-    steps_to_target,
     teacher,
 )
+from learnmech.atlas.metrics import log_window_mean, steps_to_target
+from learnmech.theory.batch_tradeoff import fit_steps, steps_hyperbola
+from learnmech.theory.sgd_linear import b_simple_linear, sgd_second_moments
 from learnmech.train import log_schedule
 
 BATCHES = 2.0 ** np.arange(11)  # 1 .. 1024

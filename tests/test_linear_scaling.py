@@ -9,16 +9,13 @@ import numpy as np
 import pytest
 
 from learnmech.atlas.contract import Curve
-from learnmech.atlas.hparams.linear_scaling import (
-    CLAIM,
-    StreamProgram,
-    example_grid,
-    linreg_sgd_excess,
-    log_discrepancy,
-    noise_scale_two_batch,
-    scaled_hyperparameters,
-)
+from learnmech.atlas.hparams.linear_scaling import CLAIM, example_grid
+from learnmech.atlas.metrics import log_discrepancy
+from learnmech.observe.noise import noise_scale_two_batch
+from learnmech.theory.batch_scaling import scaled_hyperparameters
+from learnmech.theory.sgd_linear import sgd_second_moments
 from learnmech.train import OptimizerSpec
+from learnmech.train.stream import StreamProgram
 
 # ---------------------------------------------------------------------------------------------
 # The metric
@@ -212,10 +209,15 @@ def _monte_carlo_excess(eta, batch, steps, spectrum, w0, noise, runs, seed):
     return np.array(out)
 
 
+def _exact_excess(eta, batch, steps, spectrum, m0, noise):
+    """Exact expected excess risk ``(1/2) lambda . m`` per step, ``(steps + 1,)`` (one learning rate)."""
+    return 0.5 * sgd_second_moments(spectrum, m0, noise, [eta], batch, steps)[:, 0] @ np.asarray(spectrum, float)
+
+
 def test_linreg_recursion_matches_monte_carlo_sgd():
     spectrum, w0, noise = [1.0, 0.5, 0.2], [1.0, -1.0, 0.5], 0.7
     eta, batch, steps, runs = 0.3, 2, 30, 40_000
-    exact = linreg_sgd_excess(eta, batch, steps, spectrum, np.square(w0), noise)
+    exact = _exact_excess(eta, batch, steps, spectrum, np.square(w0), noise)
     mc = _monte_carlo_excess(eta, batch, steps, spectrum, w0, noise, runs, seed=0)
     # The per-run excess has a relative spread of order 1; 40k runs give ~0.5% standard error, so 3%.
     np.testing.assert_allclose(mc, exact, rtol=0.03)
@@ -223,8 +225,8 @@ def test_linreg_recursion_matches_monte_carlo_sgd():
 
 def _rule_discrepancy(eta, batch, k, spectrum, m0, noise, examples):
     """D between the exact expected curves of (eta, B) and (k eta, k B), on the points of the larger batch."""
-    base = linreg_sgd_excess(eta, batch, examples // batch, spectrum, m0, noise)
-    scaled = linreg_sgd_excess(k * eta, k * batch, examples // (k * batch), spectrum, m0, noise)
+    base = _exact_excess(eta, batch, examples // batch, spectrum, m0, noise)
+    scaled = _exact_excess(k * eta, k * batch, examples // (k * batch), spectrum, m0, noise)
     e = np.arange(1, scaled.size) * k * batch  # examples seen at each step of the scaled run
     return log_discrepancy(e, scaled[1:], base[e // batch])
 

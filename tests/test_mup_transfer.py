@@ -14,6 +14,7 @@ from learnmech.atlas.contract import Curve
 from learnmech.atlas.hparams import mup_transfer as mt
 from learnmech.nets import MLP
 from learnmech.observe import mse
+from learnmech.theory.transfer_fit import fit_transfer, mean_loss, optimal_learning_rate
 
 LRS = 2.0 ** np.arange(-12, -2)  # (10,) the quick grid, 2^-12 .. 2^-3
 
@@ -29,46 +30,46 @@ def _bowl(lrs, vertex_log2, curvature=0.7, floor=0.05):
 
 @pytest.mark.parametrize("vertex", [-6.0, -6.37, -5.51, -9.2])
 def test_vertex_of_an_exact_parabola_is_recovered(vertex):
-    eta, edge = mt.optimal_learning_rate(LRS, _bowl(LRS, vertex))
+    eta, edge = optimal_learning_rate(LRS, _bowl(LRS, vertex))
     assert not edge
     assert np.log2(eta) == pytest.approx(vertex, abs=1e-12)  # three points determine the parabola exactly
 
 
 def test_vertex_on_an_uneven_grid():
     lrs = 2.0 ** np.array([-10.0, -8.5, -8.0, -7.25, -6.0, -4.0])  # uneven steps around the minimum
-    eta, edge = mt.optimal_learning_rate(lrs, _bowl(lrs, -7.6, curvature=2.0))
+    eta, edge = optimal_learning_rate(lrs, _bowl(lrs, -7.6, curvature=2.0))
     assert not edge and np.log2(eta) == pytest.approx(-7.6, abs=1e-12)
 
 
 @pytest.mark.parametrize("vertex, index", [(-13.0, 0), (-2.0, -1)])
 def test_minimum_at_the_grid_edge_is_flagged(vertex, index):
-    eta, edge = mt.optimal_learning_rate(LRS, _bowl(LRS, vertex))
+    eta, edge = optimal_learning_rate(LRS, _bowl(LRS, vertex))
     assert edge and eta == LRS[index]  # the grid point: the optimum may lie beyond it
 
 
 def test_diverged_runs_rank_above_every_finite_loss():
     losses = _bowl(LRS, -6.3)
     losses[-2:] = [np.inf, np.nan]  # 2^-4 and 2^-3 diverged (the minimum is at 2^-6)
-    eta, edge = mt.optimal_learning_rate(LRS, losses)
+    eta, edge = optimal_learning_rate(LRS, losses)
     assert not edge and np.log2(eta) == pytest.approx(-6.3, abs=1e-12)  # neighbours finite: exact vertex
     # A diverged neighbour of the minimum: no parabola, the grid point itself (not an edge).
     losses = _bowl(LRS, -6.3)
     losses[7:] = np.nan  # 2^-5 and above diverged; the minimum is at 2^-6 (index 6)
-    eta, edge = mt.optimal_learning_rate(LRS, losses)
+    eta, edge = optimal_learning_rate(LRS, losses)
     assert not edge and eta == LRS[6]
     # A diverged run never wins even when every finite loss is huge.
     losses = np.full(LRS.size, 1e30)
     losses[4] = 1e29
     losses[[3, 5]] = np.nan
-    assert mt.optimal_learning_rate(LRS, losses) == (LRS[4], False)
-    assert np.isnan(mt.optimal_learning_rate(LRS, np.full(LRS.size, np.nan))[0])
-    assert mt.optimal_learning_rate(LRS, np.full(LRS.size, np.inf))[1]
+    assert optimal_learning_rate(LRS, losses) == (LRS[4], False)
+    assert np.isnan(optimal_learning_rate(LRS, np.full(LRS.size, np.nan))[0])
+    assert optimal_learning_rate(LRS, np.full(LRS.size, np.inf))[1]
 
 
 def test_a_flat_pair_at_the_bottom_puts_the_vertex_midway():
     lrs = 2.0 ** np.arange(6.0)
     losses = np.array([5.0, 2.0, 1.0, 1.0, 4.0, 9.0])  # parabola through (1, log 2), (2, 0), (3, 0): vertex 2.5
-    eta, edge = mt.optimal_learning_rate(lrs, losses)
+    eta, edge = optimal_learning_rate(lrs, losses)
     assert not edge and np.log2(eta) == pytest.approx(2.5, abs=1e-12)
 
 
@@ -79,12 +80,12 @@ def test_a_flat_pair_at_the_bottom_puts_the_vertex_midway():
 ])
 def test_bad_arguments_are_refused(lrs, losses, needle):
     with pytest.raises(ValueError, match=needle):
-        mt.optimal_learning_rate(lrs, losses)
+        optimal_learning_rate(lrs, losses)
 
 
 def test_mean_loss_is_inf_when_any_seed_diverged():
     losses = np.array([[1.0, 3.0], [2.0, np.nan], [np.inf, 1.0]])  # (K, seeds)
-    np.testing.assert_array_equal(mt.mean_loss(losses), [2.0, np.inf, np.inf])
+    np.testing.assert_array_equal(mean_loss(losses), [2.0, np.inf, np.inf])
 
 
 def test_log2_grid():
@@ -105,13 +106,13 @@ def _synthetic_losses(widths, vertices, seeds=2, lrs=LRS):
 def test_fit_transfer_slope_is_exact_on_a_power_law():
     widths = (32, 64, 128, 256)
     vertices = -6.0 - 0.8 * np.log2(np.array(widths) / 32)  # eta* ~ width^-0.8
-    fit = mt.fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
+    fit = fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
     np.testing.assert_allclose(np.log2(fit.eta_star), vertices, atol=1e-12)
     assert fit.slope == pytest.approx(-0.8, abs=1e-12) and fit.intercept == pytest.approx(-6.0 + 0.8 * 5, abs=1e-11)
     assert fit.predicted(4096) == pytest.approx(2.0 ** (-6.0 - 0.8 * 7), rel=1e-11)
     # An eta* at the grid edge is kept out of the line.
     vertices[-1] = -14.0
-    fit = mt.fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
+    fit = fit_transfer(widths, LRS, _synthetic_losses(widths, vertices))
     assert fit.at_edge.tolist() == [False, False, False, True] and fit.fitted.tolist() == [True, True, True, False]
     assert fit.slope == pytest.approx(-0.8, abs=1e-12)
 

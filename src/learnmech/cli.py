@@ -1,4 +1,4 @@
-"""The ``learnmech`` command line: list, check, atlas, runs, show, transfer.
+"""The ``learnmech`` command line: list, check, atlas, runs, show, transfer, fit scaling.
 
 Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
 crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
@@ -16,31 +16,22 @@ from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from learnmech import __version__
+from learnmech.cli_common import BadInput, err, finite_or_none, out
+from learnmech.cli_common import fail_input as _fail_input
+from learnmech.cli_fit import fit_app
 from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="learnmech: predict, measure and judge the mechanics of neural-network learning.")
-# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+app.add_typer(fit_app, name="fit")
 
 STORE_OPT = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store (created if missing).")
 PRESET_OPT = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)")
 FORCE_OPT = typer.Option(False, "--force", help="redo runs that are already done")
 JSON_OPT = typer.Option(False, "--json", help="print the outcomes as JSON")
-
-
-class BadInput(Exception):
-    """A user mistake: reported in one line, exit code 2."""
-
-
-def _fail_input(message: str) -> None:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -330,19 +321,8 @@ def _parse_learning_rates(text: str) -> list[float]:
     return lrs
 
 
-def _finite_or_none(values):
-    """JSON-safe numbers: NaN and inf become null."""
-    if isinstance(values, (list, tuple)) or hasattr(values, "tolist"):
-        values = values.tolist() if hasattr(values, "tolist") else values
-        return [_finite_or_none(v) for v in values]
-    if isinstance(values, bool):
-        return values
-    value = float(values)
-    return value if math.isfinite(value) else None
-
-
 def _transfer_summary(widths, lrs, losses, target_width: int) -> dict[str, Any]:
-    from learnmech.atlas.hparams.mup_transfer import fit_transfer, mean_loss
+    from learnmech.theory.transfer_fit import fit_transfer, mean_loss
 
     summary = {}
     for p, arr in losses.items():
@@ -434,7 +414,7 @@ def transfer(
         payload = {"widths": width_list, "learning_rates": lr_list, "steps": steps, "seeds": seeds,
                    "base_width": width_list[0], "target_width": target_width, "zero_function_loss": zero,
                    "figures": paths,
-                   **{p: {k: _finite_or_none(v) for k, v in s.items()} for p, s in summary.items()}}
+                   **{p: {k: finite_or_none(v) for k, v in s.items()} for p, s in summary.items()}}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     _print_transfer_table(width_list, summary, target_width)

@@ -32,6 +32,7 @@ __all__ = [
     "average_noise_scale",
     "gradient_noise_scale",
     "noise_scale_from_batch_sizes",
+    "noise_scale_two_batch",
     "per_example_gradients",
 ]
 
@@ -145,6 +146,22 @@ def noise_scale_from_batch_sizes(sq_norm_small, sq_norm_big, b_small: int, b_big
     grad_sq_norm = (b_big * big - b_small * small) / (b_big - b_small)
     trace_cov = (small - big) / (1.0 / b_small - 1.0 / b_big)
     return NoiseScale(trace_cov / grad_sq_norm, trace_cov, grad_sq_norm)
+
+
+def noise_scale_two_batch(loss, params, groups):
+    """``B_simple`` pieces from the two-batch-size estimator on ``G`` i.i.d. small batches of ``b`` examples.
+
+    ``groups`` is a batch pytree with leaves ``(G, b, ...)`` (``loss`` averages over a group's ``b``
+    examples). The small-batch gradients ``g_s`` (``b`` examples each) give ``|G_small|^2 = |g_s|^2``,
+    their mean ``(1/G) sum_s g_s`` the big-batch gradient over ``B_big = G b`` examples; :func:`learnmech.observe.noise_scale_from_batch_sizes` turns the two
+    into unbiased ``|G|^2`` and ``tr(Sigma)`` (McCandlish et al. 2018, arXiv:1812.06162, App. A.1).
+    Needs ``G >= 2``; returns the :class:`learnmech.observe.NoiseScale`.
+    """
+    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, groups)  # leaves (G, *leaf)
+    small = sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads))  # (G,)
+    big = sum(jnp.sum(jnp.mean(g, axis=0) ** 2) for g in jax.tree.leaves(grads))  # |mean of g_s|^2
+    G, b = small.shape[0], jax.tree.leaves(groups)[0].shape[1]
+    return noise_scale_from_batch_sizes(small, jnp.full_like(small, big), b, G * b)
 
 
 def average_noise_scale(estimates: NoiseScale, axis: int | tuple[int, ...] | None = None) -> NoiseScale:

@@ -8,24 +8,10 @@ a loss target trade off along the hyperbola ``S = S_min (1 + B_noise / B)``,
 ``B_simple = tr(Sigma) / |G|^2`` (``G`` the true gradient, ``Sigma`` the covariance of one
 example's gradient).
 
-Where the hyperbola comes from (their Sec. 2). For a quadratic model of the loss with Hessian
-``H``, a step ``-eps G_B`` with a batch-``B`` gradient (``E G_B = G``, ``Cov G_B = Sigma / B``)
-changes the loss by ``-eps |G|^2 + (eps^2 / 2)(G^T H G + tr(H Sigma) / B)`` on average; the best
-step ``eps_opt = eps_max / (1 + B_noise / B)`` gains ``dL_opt = dL_max / (1 + B_noise / B)`` with
-``B_noise = tr(H Sigma) / G^T H G`` (``= B_simple`` when ``H`` is a multiple of the identity).
-Summing ``1 / dL_opt`` over the way down to the target gives
-``S(B) = S_min + (1 / B) int B_noise dS_min``: the hyperbola, with ``B_noise`` replaced by its
-average over the steps of training when it changes along the way (it grows as the loss falls).
-
-Finite training set. Batches are drawn i.i.d. (with replacement) from the ``n`` training examples,
-so ``Cov G_B = Sigma_n / B`` with ``Sigma_n = ((n-1)/n) Sigma`` (``Sigma`` normalised by ``1/(n-1)``, as
-the estimator below gives it): the hyperbola is the paper's up to the factor ``(n-1)/n``, which the
-fit carries. The form fitted is
-
-    S(B) = S_min (1 + B_noise (n-1) / (n B)),
-
-least squares on ``log S`` (relative errors: the steps span decades and their scatter is
-multiplicative), profiled over ``log B_noise`` (:func:`fit_steps`); ``E_min = B_noise S_min``.
+Where the hyperbola comes from (their Sec. 2), and the factor ``(n-1)/n`` that batches drawn with
+replacement from ``n`` training examples put on ``B_noise``: :mod:`learnmech.theory.batch_tradeoff`.
+The form fitted is ``S(B) = S_min (1 + B_noise (n-1) / (n B))``, least squares on ``log S``
+(:func:`~learnmech.theory.batch_tradeoff.fit_steps`); ``E_min = B_noise S_min``.
 
 Measuring ``B_simple``. The two-batch-size estimator (their App. A.1,
 :func:`learnmech.observe.noise_scale_from_batch_sizes`) takes the squared norms of gradients over
@@ -41,20 +27,21 @@ jackknife over seeds).
 
 Which value of ``B_simple``? It grows several-fold from initialisation to the target (label noise
 makes ``tr(Sigma)`` level off while ``|G|^2`` falls), so the point of training matters. The
-derivation above says: the average over the steps of training. Here every run uses one learning
-rate throughout (tuned per batch size, as in the paper's experiments), so the relevant average is
-over the steps of the tuned runs themselves -- including the gradient noise they carry, which
-keeps the stiff directions excited and lowers ``B_simple`` relative to noiseless descent. The
-measured ``B_simple`` is therefore its average over *every step of every tuned run* (all batch
-sizes pooled, each run from step 0 to its own steps-to-target; linear interpolation between
-observation points): the average over the training that produced the ``S(B)`` curve. Runs far
-below the knee take the most steps and dominate it. Also reported: the average along the
-largest-batch run (the ``S_min`` trajectory of the paper's derivation, which for a fixed learning
-rate is only a few large steps near the stability edge), and the values at initialisation and at
-the target. On this task (quick preset, teacher draws ``data_seed = 0..4``) the exact theory below
-gives for ``B_noise`` (its fit) over each candidate: pooled over the tuned runs 1.2-1.7, along the
-largest-batch run 0.65-2.0, at initialisation 1.5-3.0, at the target 0.3-0.7: the pooled average is
-the steadiest, and the value at initialisation only just passes for some draws.
+derivation (:mod:`learnmech.theory.batch_tradeoff`) says: the average over the steps of training.
+Here every run uses one learning rate throughout (tuned per batch size, as in the paper's
+experiments), so the relevant average is over the steps of the tuned runs themselves -- including
+the gradient noise they carry, which keeps the stiff directions excited and lowers ``B_simple``
+relative to noiseless descent. The measured ``B_simple`` is therefore its average over *every step
+of every tuned run* (all batch sizes pooled, each run from step 0 to its own steps-to-target;
+linear interpolation between observation points): the average over the training that produced the
+``S(B)`` curve. Runs far below the knee take the most steps and dominate it. Also reported: the
+average along the largest-batch run (the ``S_min`` trajectory of the paper's derivation, which for
+a fixed learning rate is only a few large steps near the stability edge), and the values at
+initialisation and at the target. On this task (quick preset, teacher draws ``data_seed = 0..4``)
+the exact theory below gives for ``B_noise`` (its fit) over each candidate: pooled over the tuned
+runs 1.2-1.7, along the largest-batch run 0.65-2.0, at initialisation 1.5-3.0, at the target
+0.3-0.7: the pooled average is the steadiest, and the value at initialisation only just passes for
+some draws.
 
 Task (exactly solvable). Linear regression ``y = w*.x + sigma xi``, ``x ~ N(0, Lambda)`` with a
 power-law spectrum ``lambda_k ~ k^(-spectrum_exponent)``, ``k = 1..d``, normalised to mean 1 (the
@@ -68,18 +55,12 @@ single step, as it would be on an isotropic problem, where ``eps = 1`` solves it
 mild enough that the curvature-weighted ``B_crit = tr(H Sigma) / G^T H G`` (``H = Lambda``), pooled
 the same way, stays within 20% of ``B_simple`` (both are in the prediction).
 
-Exact theory (the dashed lines). With ``e = w - w*``, the per-example gradient is
-``g = x (x.e - sigma xi)``; Isserlis' theorem gives ``G = Lambda e`` and
-``Sigma(e) = Lambda e e^T Lambda + (e^T Lambda e + sigma^2) Lambda``, so
-``B_simple(e) = 1 + (e^T Lambda e + sigma^2) tr(Lambda) / (e^T Lambda^2 e)``. The second moments
-``m_k = E e_k^2`` along SGD with learning rate ``eta`` and batch ``B`` obey the closed linear
-recursion (the off-diagonal moments do not feed back)
-
-    m_k' = (1 - eta lambda_k)^2 m_k + eta^2 c_B (lambda_k^2 m_k + (lambda . m + sigma^2) lambda_k),
-
-``c_B = 1/B``, and the expected excess loss is ``(1/2) lambda . m`` (:func:`sgd_second_moments`;
-exact for batches of fresh Gaussian examples, i.e. for the population the training set samples).
-The prediction tunes the same learning-rate grid on it and fits the same hyperbola.
+Exact theory (the dashed lines; :mod:`learnmech.theory.sgd_linear`). ``B_simple(e)`` and the
+second moments ``m_k = E e_k^2`` along SGD at learning rate ``eta`` and batch ``B`` are in closed
+form for this task (:func:`~learnmech.theory.sgd_linear.b_simple_linear`,
+:func:`~learnmech.theory.sgd_linear.sgd_second_moments`: exact for batches of fresh Gaussian
+examples, i.e. for the population the training set samples), the expected excess loss being
+``(1/2) lambda . m``. The prediction tunes the same learning-rate grid on it and fits the same hyperbola.
 
 Experiment. One vectorised ensemble over ``batches x learning_rates x seeds`` in one compiled
 program (:func:`learnmech.train.train`: plain SGD, divergence detection and freezing): every member
@@ -95,10 +76,10 @@ a window ``[t / r, t r]`` of observation points (``r = smoothing``), falls throu
 about the *expected* loss, while a single run at a small batch fluctuates by O(1) of its excess
 (few stiff directions carry the noise) and would touch the target long before its mean does (a
 first-passage bias, made worse by taking the fewest steps over the learning rates); the seed
-mean and the log-time window estimate the expected curve (:func:`log_window_mean`: the window
-spans several correlation times of the late, slow part of a small-batch run, stays centred on
-the integer steps at the start, and holds a single point over the first five, where the
-large-batch runs cross). ``S(B)``: the fewest steps over the learning
+mean and the log-time window estimate the expected curve
+(:func:`~learnmech.atlas.metrics.log_window_mean`: the window spans several correlation times of
+the late, slow part of a small-batch run, stays centred on the integer steps at the start, and
+holds a single point over the first five, where the large-batch runs cross). ``S(B)``: the fewest steps over the learning
 rates; a batch size is *tuned* when its best learning rate lies strictly inside the grid.
 
 Verdict (CLAIMS.md): the fitted ``B_noise`` is within a factor 3 of the measured ``B_simple``:
@@ -109,37 +90,29 @@ at most ``B_noise / 4`` and some at least ``4 B_noise``).
 
 from __future__ import annotations
 
-import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 from pydantic import Field, field_validator, model_validator
-from scipy.optimize import minimize_scalar
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.metrics import crossing_time
+from learnmech.atlas.hparams.critical_batch_figure import plot_noise, plot_pareto, plot_steps
+from learnmech.atlas.metrics import log_window_mean, steps_to_target
 from learnmech.data import gaussian_inputs, power_law_spectrum
 from learnmech.observe import noise_scale_from_batch_sizes
-from learnmech.report import COLORS, finish_figure, new_figure, theory_line
+from learnmech.report import finish_figure, new_figure
+from learnmech.theory.batch_tradeoff import fit_steps, run_average
+from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
 from learnmech.train import OptimizerSpec, log_schedule, train
 
 __all__ = [
     "CLAIM",
     "Config",
-    "b_crit_linear",
-    "b_simple_linear",
     "dataset",
-    "fit_steps",
     "input_spectrum",
-    "log_window_mean",
     "loss_floor",
     "mse_linear",
     "noise_observables",
-    "run_average",
-    "sgd_second_moments",
-    "steps_hyperbola",
-    "steps_to_target",
     "teacher",
 ]
 
@@ -190,146 +163,6 @@ class Config(ClaimConfig):
         """The grid ``lr_max 2^(-k / per_octave)``, ``k = 0 .. octaves per_octave``, increasing."""
         k = np.arange(self.lr_octaves * self.lr_per_octave, -1, -1)
         return self.lr_max * 2.0 ** (-k / self.lr_per_octave)
-
-
-# ---------------------------------------------------------------------------------------------
-# Theory
-
-
-def b_simple_linear(spectrum, error, noise: float) -> np.ndarray:
-    """``B_simple = tr(Sigma) / |G|^2`` of linear regression at ``w = w* + error``.
-
-    ``x ~ N(0, diag(spectrum))``, ``y = w*.x + noise xi``, per-example loss ``(w.x - y)^2 / 2``:
-    ``G = Lambda e`` and ``tr(Sigma) = e^T Lambda^2 e + (e^T Lambda e + sigma^2) tr(Lambda)``
-    (Isserlis), so ``B_simple = 1 + (e^T Lambda e + sigma^2) tr(Lambda) / (e^T Lambda^2 e)``
-    (the definition of McCandlish et al. 2018, arXiv:1812.06162, Sec. 2). ``error`` is ``(..., d)``
-    in the eigenbasis; pass ``sqrt(m)`` for second moments ``m`` (a ratio of expectations).
-
-    >>> float(b_simple_linear(np.ones(4), np.array([1.0, 0, 0, 0]), 0.0))  # isotropic, noiseless: d + 1
-    5.0
-    """
-    lam, e2 = np.asarray(spectrum, np.float64), np.asarray(error, np.float64) ** 2
-    return 1.0 + (e2 @ lam + noise**2) * lam.sum() / (e2 @ lam**2)
-
-
-def b_crit_linear(spectrum, error, noise: float) -> np.ndarray:
-    """McCandlish's ``B_noise = tr(H Sigma) / G^T H G`` with ``H = Lambda`` (conventions of :func:`b_simple_linear`).
-
-    ``tr(H Sigma) = e^T Lambda^3 e + (e^T Lambda e + sigma^2) tr(Lambda^2)``, ``G^T H G = e^T Lambda^3 e``.
-
-    >>> float(b_crit_linear(np.ones(4), np.array([1.0, 0, 0, 0]), 0.0))  # H = I: equals B_simple
-    5.0
-    """
-    lam, e2 = np.asarray(spectrum, np.float64), np.asarray(error, np.float64) ** 2
-    return 1.0 + (e2 @ lam + noise**2) * (lam**2).sum() / (e2 @ lam**3)
-
-
-def sgd_second_moments(spectrum, m0, noise: float, learning_rates, batch: float, steps: int) -> np.ndarray:
-    """Exact ``m_k(t) = E e_k(t)^2`` of minibatch SGD on Gaussian linear regression, ``(steps + 1, L, d)``.
-
-    ``m' = (1 - eta lambda)^2 m + (eta^2 / B) (lambda^2 m + (lambda . m + sigma^2) lambda)`` (module
-    docstring), one row per learning rate ``eta`` (``L`` of them); ``spectrum`` and ``m0`` are
-    ``(d,)`` in the eigenbasis, ``batch`` is ``B`` (``inf``: gradient descent). The expected excess
-    loss is ``(1/2) lambda . m``. Diverging rows are capped at 1e30.
-
-    >>> m = sgd_second_moments(np.ones(2), np.ones(2), 0.0, [0.5], batch=np.inf, steps=1)
-    >>> m[-1, 0].tolist()  # gradient descent: m (1 - eta)^2
-    [0.25, 0.25]
-    """
-    lam = np.asarray(spectrum, np.float64)  # (d,)
-    eta = np.asarray(learning_rates, np.float64)[:, None]  # (L, 1)
-    m = np.broadcast_to(np.asarray(m0, np.float64), (eta.shape[0], lam.size)).copy()  # (L, d)
-    out = np.empty((steps + 1, *m.shape))
-    out[0] = m
-    for k in range(steps):
-        total = m @ lam + noise**2  # (L,)
-        m = (1 - eta * lam) ** 2 * m + eta**2 / batch * (lam**2 * m + total[:, None] * lam)
-        m = np.minimum(m, 1e30)
-        out[k + 1] = m
-    return out
-
-
-def steps_to_target(t, excess, target: float) -> float:
-    """First time ``excess(t)`` falls through ``target``, interpolated linearly in ``log excess``; NaN if never.
-
-    >>> round(steps_to_target([0, 1, 2], [1.0, 0.1, 0.01], 10**-1.5), 12)  # exponential decay: exact
-    1.5
-    """
-    excess = np.asarray(excess, np.float64)
-    log_excess = np.full(excess.shape, np.inf)  # NaN (diverged) stays +inf: never below the target
-    np.log(np.maximum(excess, 1e-300), out=log_excess, where=~np.isnan(excess))
-    return crossing_time(t, -log_excess, -math.log(target))
-
-
-def log_window_mean(t, y, ratio: float) -> np.ndarray:
-    """Centred moving mean of ``y`` (last axis) over the samples of ``t`` within ``[t_j / ratio, t_j ratio]``.
-
-    The window keeps as many samples on each side of ``t_j`` as the sparser side has (the nearest
-    ones), so it stays centred where the samples are consecutive integers (a one-sided window on a
-    falling curve would shift its crossing) and holds ``t_j`` alone when one side is empty. On
-    log-spaced samples it averages ``2k + 1`` neighbours, unbiased for a straight line in ``log t``
-    and, on the windows used (``ratio = 1.2``), within ~1% for a curved learning curve.
-
-    >>> log_window_mean([0, 1, 2, 3, 4, 8], [5.0, 1.0, 2.0, 3.0, 4.0, 8.0], 2.0).tolist()  # t = 4: {3, 4, 8}
-    [5.0, 1.0, 2.0, 3.0, 5.0, 8.0]
-    """
-    t = np.asarray(t, np.float64)
-    y = np.asarray(y, np.float64)
-    out = y.copy()
-    for j, tj in enumerate(t):
-        below = np.flatnonzero((t >= tj / ratio) & (t < tj))
-        above = np.flatnonzero((t > tj) & (t <= tj * ratio))
-        k = min(below.size, above.size)
-        if k:
-            window = np.concatenate([below[below.size - k:], [j], above[:k]])
-            out[..., j] = y[..., window].mean(axis=-1)
-    return out
-
-
-def steps_hyperbola(batch, s_min: float, b_noise: float, n_train: float | None = None) -> np.ndarray:
-    """``S(B) = S_min (1 + B_noise / B)`` (McCandlish et al. 2018, arXiv:1812.06162, Sec. 2).
-
-    With ``n_train`` the noise term carries ``(n-1)/n``: batches drawn with replacement from ``n``
-    examples have covariance ``((n-1)/n) Sigma / B`` for ``Sigma`` normalised by ``1/(n-1)``.
-    """
-    inv = 1.0 / np.asarray(batch, np.float64) * (1.0 if n_train is None else (n_train - 1.0) / n_train)
-    return s_min * (1.0 + b_noise * inv)
-
-
-def fit_steps(batch, steps, n_train: float | None = None) -> tuple[float, float, float]:
-    """Least-squares fit of :func:`steps_hyperbola` in ``log S``: ``(S_min, B_noise, rms)``.
-
-    For a given ``B_noise`` the best ``log S_min`` is the mean residual, so the fit is a 1-D
-    minimisation over ``log B_noise`` (grid, then bounded Brent) within ``[B_min / 1e3, 1e3 B_max]``;
-    ``rms`` is the root mean square residual in ``log S``.
-    """
-    b, s = np.asarray(batch, np.float64), np.asarray(steps, np.float64)
-    x = steps_hyperbola(b, 1.0, 1.0, n_train) - 1.0  # (K,): S / S_min - 1 per unit B_noise
-    log_s = np.log(s)
-
-    def sse(u):  # u: scalar or (G, 1) log B_noise
-        r = log_s - np.log1p(np.exp(u) * x)  # (K,) or (G, K)
-        return np.sum((r - r.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
-
-    grid = np.linspace(math.log(b.min() / 1e3), math.log(b.max() * 1e3), 400)
-    i = int(np.argmin(sse(grid[:, None])))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    b_noise = math.exp(minimize_scalar(sse, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}).x)
-    residual = log_s - np.log1p(b_noise * x)
-    return float(math.exp(residual.mean())), b_noise, float(np.std(residual))
-
-
-def run_average(t, values, stop: float) -> float:
-    """``(1 / stop) int_0^stop v(t) dt`` with ``v`` linear between its samples at ``t`` (``t[0] = 0``).
-
-    >>> run_average([0, 1, 2], [0.0, 2.0, 4.0], 1.5)  # v = 2 t
-    1.5
-    """
-    t, v = np.asarray(t, np.float64), np.asarray(values, np.float64)
-    inside = t < stop
-    tt = np.append(t[inside], stop)
-    vv = np.append(v[inside], np.interp(stop, t, v))
-    return float(np.trapezoid(vv, tt) / stop)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,91 +429,13 @@ def judge(cfg: Config, prediction, measurement) -> Verdict:
                    threshold=RATIO_MAX, reason=reason, details=_finite(details))
 
 
-def _label_125(ax):
-    """Log axes spanning a decade or two: label 1-2-5 ticks in plain numbers, no minor labels."""
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(NullFormatter())
-
-
-def _plot_steps(ax, cfg: Config, prediction, s):
-    b = s["batch"]
-    with np.errstate(all="ignore"):
-        lo, hi = np.nanmin(s["steps_seed"], axis=1), np.nanmax(s["steps_seed"], axis=1)
-    bars = np.maximum(0.0, [s["steps"] - lo, hi - s["steps"]])  # single seeds may all cross before their mean
-    ax.errorbar(b, s["steps"], yerr=bars, fmt="o", color=COLORS[0], capsize=2,
-                label="measured, lr tuned (bars: single seeds)")
-    untuned = np.isfinite(s["steps"]) & ~s["tuned"]
-    if untuned.any():
-        ax.plot(b[untuned], s["steps"][untuned], "x", color=COLORS[3], label="best lr at grid edge (not fitted)")
-    theory_line(ax, prediction["steps"].x, prediction["steps"].y[0], color="black",
-                label=f"exact theory (its fit: B_noise = {prediction['b_noise'].y[0, 0]:.1f})")
-    if "b_noise" in s:
-        bb = np.geomspace(b[0], b[-1], 200)
-        ax.plot(bb, steps_hyperbola(bb, s["s_min"], s["b_noise"], cfg.n_train), color=COLORS[0], linewidth=1.2,
-                label="fit S_min (1 + B_noise / B)")
-        ax.axvline(s["b_noise"], color=COLORS[0], linestyle=":", linewidth=1.4, label=f"B_noise fit = {s['b_noise']:.1f}")
-    ax.axvline(s["b_simple"], color=COLORS[1], linewidth=1.4, label=f"B_simple measured = {s['b_simple']:.1f}")
-    if np.isfinite(s["b_simple_stderr"]):
-        ax.axvspan(s["b_simple"] - 2 * s["b_simple_stderr"], s["b_simple"] + 2 * s["b_simple_stderr"],
-                   color=COLORS[1], alpha=0.15, linewidth=0, label="B_simple +/- 2 s.e. (jackknife over seeds)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size B (examples)", ylabel="steps to target S")
-    ax.legend(fontsize=7)
-
-
-def _plot_pareto(ax, cfg: Config, prediction, s):
-    b = s["batch"]
-    ax.plot(s["steps"], b * s["steps"], "o", color=COLORS[0], label="measured, lr tuned")
-    for bi, si in zip(b, s["steps"]):
-        if np.isfinite(si):
-            ax.annotate(f"B={bi:g}", (si, bi * si), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    theory_line(ax, prediction["steps"].y[0], prediction["steps"].x * prediction["steps"].y[0], color="black",
-                label="exact theory")
-    if "b_noise" in s:
-        bb = np.geomspace(b[0] / 4, b[-1] * 4, 200)
-        sf = steps_hyperbola(bb, s["s_min"], s["b_noise"], cfg.n_train)
-        ax.plot(sf, bb * sf, color=COLORS[0], linewidth=1.2, label="fit: (S/S_min - 1)(E/E_min - 1) = 1")
-        ax.axvline(s["s_min"], color="gray", linewidth=0.8, linestyle=":", label="S_min and E_min (fit)")
-        ax.axhline(s["s_min"] * s["b_noise"], color="gray", linewidth=0.8, linestyle=":")
-    ax.set(xscale="log", yscale="log", xlabel="steps to target S", ylabel="examples to target E = B S")
-    _label_125(ax)
-    ax.legend(fontsize=7)
-
-
-def _plot_noise(ax, cfg: Config, prediction, measurement, s):
-    t = measurement["loss/0"].x
-    tuned = np.flatnonzero(s["tuned"])
-    if tuned.size:
-        knee = tuned[np.argmin(np.abs(np.log(s["batch"][tuned] / s["b_simple"])))]
-        for k, i in enumerate(sorted({tuned[0], knee, tuned[-1]})):
-            j = s["best"][i]
-            L = len(cfg.learning_rates)
-            excess = measurement[f"loss/{i}"].y.reshape(L, cfg.seeds, -1)[j].mean(0) - s["floor"]
-            tr, g2 = (a.mean(0) for a in _tuned_noise(cfg, measurement, i, j))
-            keep = t <= s["steps"][i]
-            ax.plot(excess[keep], (tr / g2)[keep], "o-", markersize=2, linewidth=1.0, color=COLORS[2 + k],
-                    label=f"measured, B = {cfg.batches[i]} (seed mean)")
-            c = prediction[f"path/{i}"]
-            theory_line(ax, c.x, c.y[0], color=COLORS[2 + k], label=f"exact theory, B = {cfg.batches[i]}")
-    ax.axhline(s["b_simple"], color=COLORS[1], linewidth=1.4, label="B_simple, averaged over tuned runs")
-    if "b_noise" in s:
-        ax.axhline(s["b_noise"], color=COLORS[0], linestyle=":", linewidth=1.4, label="B_noise (fit)")
-    ax.axvline(s["target"], color="gray", linewidth=0.8, label="target")
-    ax.set(xscale="log", yscale="log", xlabel="excess training loss L - L_floor (falls to the right)",
-           ylabel="B_simple = tr(Sigma) / |G|^2")
-    _label_125(ax)
-    ax.invert_xaxis()
-    ax.legend(fontsize=6)
-
-
 def plot(cfg: Config, prediction, measurement, verdict=None):
     s = _summary(cfg, measurement)
     fig, (ax_s, ax_p, ax_n) = new_figure(3, title="hparams.critical-batch: SGD on linear regression, "
                                                   "learning rate tuned per batch size")
-    _plot_steps(ax_s, cfg, prediction, s)
-    _plot_pareto(ax_p, cfg, prediction, s)
-    _plot_noise(ax_n, cfg, prediction, measurement, s)
+    plot_steps(ax_s, cfg, prediction, s)
+    plot_pareto(ax_p, cfg, prediction, s)
+    plot_noise(ax_n, cfg, prediction, measurement, s, lambda i, j: _tuned_noise(cfg, measurement, i, j))
     return finish_figure(fig, verdict)
 
 

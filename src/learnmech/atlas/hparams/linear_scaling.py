@@ -7,18 +7,13 @@ unchanged. For Adam the matching rule is the square-root rule ``eta -> sqrt(k) e
 ``1 - beta_i -> k (1 - beta_i)``, ``eps -> eps / sqrt(k)`` (Malladi, Lyu, Panigrahi & Arora 2022,
 arXiv:2205.10287).
 
-Why (the SDE view). An SGD step is ``w' = w - eta G - eta xi_B`` with ``E xi_B = 0``,
-``Cov xi_B = Sigma / B`` (``G`` the full gradient, ``Sigma`` the covariance of one example's
-gradient). ``k`` steps at ``(eta, B)`` and one step at ``(k eta, k B)`` read the same ``k B``
-examples with the same drift ``k eta G`` and the same noise covariance ``k eta^2 Sigma / B``. They
-differ at second order: of the expected loss change of a step,
-``-eta |G|^2 + (eta^2 / 2) (G^T H G + tr(H Sigma) / B)``, the noise term is invariant per example
-under the rule and the term ``eta^2 G^T H G / 2`` grows ``k``-fold, so the rule holds while
-``B < B_noise = tr(H Sigma) / G^T H G``, estimated by the simple noise scale
-``B_simple = tr(Sigma) / |G|^2`` (McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162). The
-relative size of the breaking term is ``eta_k h / 2`` (``h`` a curvature): it grows linearly in
-``k`` and the runs part for good at the stability edge ``eta_k ~ 2 / lambda_max``.
-:func:`linreg_sgd_excess` is the exact version of this for linear regression.
+Why (the SDE view, :mod:`learnmech.theory.batch_scaling`): ``k`` steps at ``(eta, B)`` and one at
+``(k eta, k B)`` read the same examples with the same drift and noise covariance and differ at
+second order, by a term ``eta^2 G^T H G / 2`` per step that grows ``k``-fold; so the rule holds while
+``B < B_noise = tr(H Sigma) / G^T H G``, estimated by the simple noise scale ``B_simple = tr(Sigma) /
+|G|^2`` (McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162), and the runs part for good at the
+stability edge ``eta_k ~ 2 / lambda_max``. :func:`learnmech.theory.sgd_linear.sgd_second_moments` is
+the exact version of this for linear regression.
 
 Experiment. A teacher-student regression with label noise: ``x ~ N(0, I_d)``,
 ``y = f*(x) + sigma xi`` with ``f*`` a random two-layer tanh teacher (:mod:`learnmech.data`),
@@ -28,7 +23,8 @@ Experiment. A teacher-student regression with label noise: ``x ~ N(0, I_d)``,
 replacement), read in batches of ``k B0``. A step at batch ``k B0`` is ``k`` micro-batches of ``B0``
 whose gradients ``optax.MultiSteps`` averages before one update with learning rate ``k eta0`` --
 exactly SGD at batch ``k B0`` -- so every ``k`` lives in one vectorised ensemble advancing in
-micro-batches (one compiled program for all batch sizes; :class:`StreamProgram`). The shared
+micro-batches (one compiled program for all batch sizes;
+:class:`learnmech.train.stream.StreamProgram`). The shared
 stream and initialisation are common random numbers: two curves differ by the effect of batching,
 not by a different draw of the noise, and a few seeds resolve ``D_k`` to a small fraction of 5%
 (its jackknife error over seeds is in the details). The trainer's own minibatches
@@ -46,8 +42,8 @@ Discrepancy ("area between the log-loss curves"). On the window ``[e0, E]``, ``e
 
     D_k = (1 / log(E / e0)) int_{log e0}^{log E} | log Lbar_k(e) - log Lbar_1(e) | d(log e),
 
-with ``Lbar_k`` the mean over seeds of run ``k``, by the trapezoid rule in ``log e`` over the
-window's observation points where run ``k`` is between steps (the points are multiples of ``e0``,
+with ``Lbar_k`` the mean over seeds of run ``k`` (:func:`learnmech.atlas.metrics.log_discrepancy`),
+by the trapezoid rule in ``log e`` over the window's observation points where run ``k`` is between steps (the points are multiples of ``e0``,
 so all of them when ``k B0`` divides ``e0``; a coarser subset for the one larger batch). It is the average of
 ``|log(L_k / L_1)|`` over the window, uniformly in ``log e``, and relative on purpose: the loss spans
 decades, an absolute difference would see only the early, large losses, and
@@ -55,7 +51,7 @@ decades, an absolute difference would see only the early, large losses, and
 the base run across the window". A diverged member makes ``D_k`` infinite.
 
 Critical batch. ``B_simple(e)`` is measured on the base run at every observation with the
-two-batch-size estimator (:func:`noise_scale_two_batch`: ``B_small = noise_batch``,
+two-batch-size estimator (:func:`learnmech.observe.noise.noise_scale_two_batch`: ``B_small = noise_batch``,
 ``B_big = n_probe`` examples drawn i.i.d. from the training set; ``B_big`` must be well above
 ``B_simple`` or the estimate of ``|G|^2`` drowns in noise), numerator and denominator pooled over
 seeds; ``B_crit`` is its geometric mean over the window (the same measure as ``D_k``).
@@ -103,36 +99,28 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.hparams.linear_scaling_figure import plot_curves, plot_discrepancy, plot_noise_scale
+from learnmech.atlas.metrics import log_average, log_discrepancy
 from learnmech.data import teacher_mlp_regression
 from learnmech.nets import MLP
-from learnmech.observe import mse, noise_scale_from_batch_sizes
-from learnmech.report import COLORS, finish_figure, new_figure, theory_line
-from learnmech.train import (
-    MemberProgram,
-    OptimizerSpec,
-    build_optimizer,
-    ensemble_members,
-)
+from learnmech.observe import mse
+from learnmech.observe.noise import noise_scale_two_batch
+from learnmech.report import finish_figure, new_figure
+from learnmech.theory.batch_scaling import scaled_hyperparameters
+from learnmech.train import OptimizerSpec, ensemble_members
+from learnmech.train.stream import StreamProgram, advance_ensemble
 
 __all__ = [
     "CLAIM",
-    "SCALING_RULES",
     "Config",
-    "StreamProgram",
     "example_grid",
-    "linreg_sgd_excess",
-    "log_discrepancy",
-    "noise_scale_two_batch",
-    "scaled_hyperparameters",
 ]
 
 AGREE = 0.05  # CLAIMS.md: curves agree within 5% (D_k, area between log-loss curves) for k B0 <= B_crit
@@ -140,20 +128,6 @@ SEPARATE_FACTOR = 4.0  # operational "beyond it": some k B0 >= 4 B_crit must dis
 NOISE_SIGMAS = 2.0  # a D_k within this many jackknife errors of 5% cannot decide the verdict
 DTYPE = "float32"  # the smallest judged differences (~1e-3 in log L) are far above float32 rounding
 ADAM_BASE = {"b1": 0.99, "b2": 0.9999, "eps": 1e-8}  # k (1 - b1) < 1 up to k = 99
-
-# Scaling rules as data: optimizer -> how each hyperparameter of the base run changes with k.
-SCALING_RULES = {
-    "sgd": {"learning_rate": "linear"},  # Goyal et al. 2017
-    "adam": {"learning_rate": "sqrt", "b1": "one_minus_linear", "b2": "one_minus_linear",
-             "eps": "inverse_sqrt"},  # Malladi et al. 2022, square-root scaling rule
-}
-_SCALINGS = {
-    "linear": lambda v, k: v * k,
-    "sqrt": lambda v, k: v * np.sqrt(k),
-    "inverse_sqrt": lambda v, k: v / np.sqrt(k),
-    "one_minus_linear": lambda v, k: 1.0 - k * (1.0 - v),
-}
-
 
 class Config(ClaimConfig):
     seeds: int = Field(4, ge=2, le=256, description="initialisations and example streams (>= 2: jackknife)")
@@ -209,81 +183,7 @@ class Config(ClaimConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-# Theory and metric
-
-
-def scaled_hyperparameters(optimizer: str, base: dict[str, float], k) -> dict[str, np.ndarray]:
-    """The hyperparameters of the run at batch ``k B0`` from those of the base run, by ``SCALING_RULES``.
-
-    SGD: ``eta -> k eta`` (Goyal et al. 2017, arXiv:1706.02677). Adam: ``eta -> sqrt(k) eta``,
-    ``1 - beta_i -> k (1 - beta_i)``, ``eps -> eps / sqrt(k)`` (Malladi et al. 2022, arXiv:2205.10287).
-    ``k`` may be an array (one entry per member).
-
-    >>> {n: float(v) for n, v in scaled_hyperparameters("adam", {"learning_rate": 1e-3, "b1": 0.99}, 4).items()}
-    {'learning_rate': 0.002, 'b1': 0.96}
-    """
-    rule = SCALING_RULES[optimizer]
-    k = np.asarray(k, np.float64)
-    return {name: _SCALINGS[rule[name]](float(value), k) for name, value in base.items()}
-
-
-def linreg_sgd_excess(eta: float, batch: int, steps: int, spectrum, m0, noise: float) -> np.ndarray:
-    """Expected excess risk of SGD on linear regression with Gaussian inputs, exactly, per step.
-
-    Model: ``x ~ N(0, diag(lambda))``, ``y = w* . x + noise xi``, loss ``(1/2)(w . x - y)^2``, SGD
-    with learning rate ``eta`` and ``batch`` i.i.d. examples per step. With ``D = w - w*`` and
-    ``m_i = E D_i^2`` (``m0`` at step 0; only the diagonal matters), Isserlis' theorem
-    ``E[x x^T A x x^T] = 2 L A L + L tr(L A)`` (``L = diag(lambda)``) gives the closed recursion
-
-        m_i' = m_i (1 - 2 eta l_i + eta^2 (1 + 1/B) l_i^2) + (eta^2 / B) l_i (sum_j l_j m_j + noise^2),
-
-    and the excess risk ``(1/2) sum_i l_i m_i``. Returns ``(steps + 1,)``. It shows the linear
-    scaling rule and its breakdown in closed form: per example, the ``(eta^2 / B)`` terms depend on
-    ``eta / B`` only, the ``eta^2 l_i^2`` term grows ``k``-fold under ``(k eta, k B)`` (the
-    ``G^T H G`` term of McCandlish et al. 2018, arXiv:1812.06162); the SDE limit is Li, Malladi &
-    Arora 2021, arXiv:2102.12470.
-
-    >>> float(linreg_sgd_excess(0.5, 1, 1, [1.0], [1.0], 0.0)[1])  # m' = 1 - 1 + 0.5 + 0.25 = 0.75
-    0.375
-    """
-    lam, m = np.asarray(spectrum, np.float64), np.asarray(m0, np.float64).copy()
-    decay = 1 - 2 * eta * lam + eta**2 * (1 + 1 / batch) * lam**2  # (d,)
-    out = np.empty(steps + 1)
-    out[0] = 0.5 * lam @ m
-    for s in range(steps):
-        m = m * decay + (eta**2 / batch) * lam * (lam @ m + noise**2)
-        out[s + 1] = 0.5 * lam @ m
-    return out
-
-
-def log_discrepancy(examples, loss_k, loss_1) -> float:
-    """Normalised area between two log-loss curves: ``int |log L_k - log L_1| d(log e) / int d(log e)``.
-
-    ``examples`` ``(T,)`` increasing and positive, ``loss_k`` and ``loss_1`` ``(T,)`` on those points;
-    the trapezoid rule in ``log e``. A NaN (a diverged member, the project's convention), an infinite
-    or a non-positive value of ``loss_k`` makes ``D`` infinite. For ``L_k = c L_1``, ``D = |log c|``.
-
-    >>> round(log_discrepancy([1.0, 2.0, 8.0], np.array([2.0, 4.0, 1.0]), np.array([1.0, 2.0, 0.5])), 12)  # log 2
-    0.69314718056
-    """
-    e, lk, l1 = (np.asarray(a, np.float64) for a in (examples, loss_k, loss_1))
-    if not (e.shape == lk.shape == l1.shape) or e.ndim != 1 or e.size == 0:
-        raise ValueError(f"need three (T,) arrays, got {e.shape}, {lk.shape}, {l1.shape}")
-    if np.any(e <= 0) or np.any(np.diff(e) <= 0):
-        raise ValueError("examples: must be positive and increasing")
-    if not np.all(np.isfinite(l1) & (l1 > 0)):
-        raise ValueError("loss_1: the reference curve must be finite and positive")
-    if not np.all(np.isfinite(lk) & (lk > 0)):
-        return float("inf")
-    return _log_average(e, np.abs(np.log(lk) - np.log(l1)))
-
-
-def _log_average(e: np.ndarray, values: np.ndarray) -> float:
-    """``int v d(log e) / int d(log e)`` by the trapezoid rule (the value itself for one point)."""
-    if e.size == 1:
-        return float(values[0])
-    x = np.log(e)
-    return float(np.sum((values[1:] + values[:-1]) * np.diff(x)) / 2 / (x[-1] - x[0]))
+# Observation points and prediction
 
 
 def example_grid(window_start: int, octaves: int, per_octave: int, base_batch: int) -> np.ndarray:
@@ -321,32 +221,6 @@ def predict(cfg: Config):
 # Experiment
 
 
-@dataclass(frozen=True)
-class StreamProgram(MemberProgram):
-    """A member reading a shared stream of examples in micro-batches, stepping every ``k`` of them.
-
-    ``batch_size`` is the micro-batch ``B0``; micro-step ``s`` reads stream positions
-    ``s B0 .. s B0 + B0 - 1``, position ``p`` being training example ``randint(fold_in(key, p), n)``
-    (``key`` the member's batch key, the same for every ``k`` of a seed). The optimiser is wrapped
-    in ``optax.MultiSteps`` with ``every_k = hp["k"]``: ``k`` micro-gradients are averaged and then
-    applied, which is one SGD (or Adam) step at batch ``k B0`` on stream positions
-    ``[t k B0, (t + 1) k B0)``.
-    """
-
-    accumulator_dtype: str = DTYPE  # of the averaged micro-gradients: the parameters' dtype
-
-    def tx(self, hp) -> optax.GradientTransformation:
-        inner = build_optimizer(self.optimizer, hp, self.lr_multipliers)
-        return optax.MultiSteps(inner, every_k_schedule=lambda _: hp["k"],
-                                accumulator_dtype=jnp.dtype(self.accumulator_dtype))
-
-    def batch(self, state, data):
-        n = jax.tree.leaves(data)[0].shape[0]
-        positions = state.step * self.batch_size + jnp.arange(self.batch_size)  # (B0,)
-        index = jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(state.key, p), (), 0, n))(positions)
-        return jax.tree.map(lambda a: jnp.asarray(a)[index], data)
-
-
 def _task(cfg: Config):
     """Training set ``(n_train, d)``, ``(n_train, 1)``; held-out inputs with clean and noisy targets."""
     X, F, _ = teacher_mlp_regression(jax.random.key(cfg.data_seed), cfg.n_train + cfg.n_test, cfg.d_in,
@@ -367,67 +241,11 @@ def _loss_observer(net: MLP):
     return observe
 
 
-def noise_scale_two_batch(loss, params, groups):
-    """``B_simple`` pieces from the two-batch-size estimator on ``G`` i.i.d. small batches of ``b`` examples.
-
-    ``groups`` is a batch pytree with leaves ``(G, b, ...)``. The small-batch gradients ``g_s``
-    (``b`` examples each) give ``|G_small|^2 = |g_s|^2``, their mean the big-batch gradient over
-    ``B_big = G b`` examples; :func:`learnmech.observe.noise_scale_from_batch_sizes` turns the two
-    into unbiased ``|G|^2`` and ``tr(Sigma)`` (McCandlish et al. 2018, arXiv:1812.06162, App. A.1).
-    Needs ``G >= 2``; returns the :class:`learnmech.observe.NoiseScale`.
-    """
-    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, groups)  # leaves (G, *leaf)
-    small = sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads))  # (G,)
-    big = sum(jnp.sum(jnp.mean(g, axis=0) ** 2) for g in jax.tree.leaves(grads))  # |mean of g_s|^2
-    G, b = small.shape[0], jax.tree.leaves(groups)[0].shape[1]
-    return noise_scale_from_batch_sizes(small, jnp.full_like(small, big), b, G * b)
-
-
 def _noise_groups(cfg: Config, train_set):
     """``n_probe`` training examples drawn with replacement (i.i.d. from the training set), in groups."""
     index = np.random.default_rng(cfg.data_seed + 1).integers(0, cfg.n_train, cfg.n_probe)  # (P,)
     G = cfg.n_probe // cfg.noise_batch
     return jax.tree.map(lambda a: jnp.asarray(a)[index].reshape(G, cfg.noise_batch, *a.shape[1:]), train_set)
-
-
-def _ensemble(program: StreamProgram, hp: dict, seeds: np.ndarray, train_set, test, micro_steps, observe,
-              probe=None) -> dict[str, np.ndarray]:
-    """Advance every member (``hp`` and ``seeds``: one entry per member) and observe at ``micro_steps``.
-
-    ``observe(params, test)`` runs on every member; ``probe = (members, fn, data)`` runs
-    ``fn(params, data)`` on the listed members only (an expensive observable of a few runs).
-    Returns ``(members, T)`` arrays (``(len(members), T)`` for the probe's); a member's
-    observations after it diverged are NaN (the convention of :func:`learnmech.train.train`, whose
-    member step this reuses).
-    """
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds))
-    start = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
-    states = start(keys, hp, train_set)
-
-    def member(state, h, n, d, t):
-        state = program.advance(state, h, d, n)
-        return state, observe(state.params, t)
-
-    chunk = jax.jit(jax.vmap(member, in_axes=(0, 0, None, None, None)))
-    probed, probe_fn, probe_data = probe if probe is not None else (np.zeros(0, np.int64), None, None)
-    if probe_fn is not None:
-        probe_fn = jax.jit(jax.vmap(probe_fn, in_axes=(0, None)))
-    records, probes, done = [], [], 0
-    for target in micro_steps:
-        states, obs = chunk(states, hp, jnp.int32(target - done), train_set, test)
-        records.append(jax.device_get(obs))
-        if probe_fn is not None:
-            probes.append(jax.device_get(probe_fn(jax.tree.map(lambda a: a[probed], states.params), probe_data)))
-        done = int(target)
-    diverged_step = np.asarray(states.diverged_step)  # (members,), -1 while finite
-    after = (diverged_step[:, None] >= 0) & (np.asarray(micro_steps)[None, :] > diverged_step[:, None])  # (M, T)
-    out = {}
-    for rows, mask in ((records, after), (probes, after[probed])):
-        for name in (rows[0] if rows else ()):
-            values = np.stack([np.asarray(r[name], np.float64) for r in rows], axis=1)  # (members, T)
-            values[mask] = np.nan
-            out[name] = values
-    return out
 
 
 def _run(cfg: Config, optimizer: str, ks, eta0: float, with_noise: bool):
@@ -453,7 +271,7 @@ def _run(cfg: Config, optimizer: str, ks, eta0: float, with_noise: bool):
         return {"trace_cov": ns.trace_cov, "grad_sq_norm": ns.grad_sq_norm}
 
     probe = (np.arange(cfg.seeds), noise, _noise_groups(cfg, train_set)) if with_noise else None
-    obs = _ensemble(program, hp, seed_index, train_set, test, e // cfg.base_batch, _loss_observer(net), probe)
+    obs = advance_ensemble(program, hp, seed_index, train_set, test, e // cfg.base_batch, _loss_observer(net), probe)
     losses = {name: obs[name].reshape(len(ks), cfg.seeds, -1) for name in ("excess", "test_loss")}
     return e.astype(np.float64), losses, {name: obs[name] for name in ("trace_cov", "grad_sq_norm") if name in obs}
 
@@ -531,7 +349,7 @@ def _b_simple(cfg: Config, measurement) -> tuple[np.ndarray, float]:
     e, inside = _in_window(cfg, Curve(tr.x, curve))
     if not np.all(np.isfinite(inside) & (inside > 0)):
         return curve, float("nan")
-    return curve, float(np.exp(_log_average(e, np.log(inside[0]))))
+    return curve, float(np.exp(log_average(e, np.log(inside[0]))))
 
 
 def _summary(cfg: Config, measurement) -> dict:
@@ -617,76 +435,12 @@ def judge(cfg: Config, prediction, measurement) -> Verdict:
                    threshold=AGREE, reason=reason, details=details)
 
 
-def _ladder_colors(n: int):
-    import matplotlib.pyplot as plt
-
-    return plt.get_cmap("viridis")(np.linspace(0.0, 0.9, n))
-
-
-def _plot_curves(ax, cfg: Config, measurement):
-    """Mean over seeds of each run's excess risk; the base run dashed (the rule puts every run on it)."""
-    colors = _ladder_colors(len(cfg.ks))
-    for i, k in enumerate(cfg.ks[1:], start=1):
-        run = measurement[f"loss/{i}"]
-        mean = _mean(run.y)
-        keep = (run.x > 0) & np.isfinite(mean)
-        label = f"k B0 = {k * cfg.base_batch}" + ("" if keep.sum() == (run.x > 0).sum() else " (diverged)")
-        ax.plot(run.x[keep], mean[keep], color=colors[i], linewidth=1.1, label=label)
-    base = measurement["loss/0"]
-    keep = base.x > 0
-    reference = _mean(base.y)[keep]
-    theory_line(ax, base.x[keep], reference, color="black",
-                label=f"B0 = {cfg.base_batch}, eta0 = {cfg.eta0:g}: the rule puts every run here")
-    ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
-    finite = reference[np.isfinite(reference)]
-    if finite.size:  # runs that blow up leave the frame instead of squashing the others
-        ax.set_ylim(0.5 * finite.min(), 8 * finite.max())
-    ax.set(xscale="log", yscale="log", xlabel="examples seen e",
-           ylabel="excess risk (1/2) E (f - f*)^2, mean over seeds")
-    ax.legend(fontsize=5.5, ncol=2)
-
-
-def _plot_discrepancy(ax, cfg: Config, measurement):
-    s = _summary(cfg, measurement)
-    batch, D, err = s["batch"][1:], s["D"][1:], s["D_err"][1:]
-    finite = np.isfinite(D)
-    top = max(0.2, float(np.max(D[finite], initial=0.2)))
-    ax.errorbar(batch[finite], D[finite], yerr=err[finite], fmt="o-", color=COLORS[0], markersize=4,
-                label="SGD, learning rate k eta0 (measured; jackknife error)")
-    if (~finite).any():
-        ax.plot(batch[~finite], np.full((~finite).sum(), 2 * top), "x", color=COLORS[3], label="diverged")
-    ax.plot(batch, s["D_noisy"][1:], ".:", color=COLORS[2], label="same, noisy test loss (not judged)")
-    if cfg.adam:
-        ab, Da = np.asarray(cfg.adam_ks[1:], np.float64) * cfg.base_batch, s["D_adam"][1:]
-        ok = np.isfinite(Da)
-        ax.plot(ab[ok], Da[ok], "s--", color=COLORS[1], markersize=4, label="Adam, square-root rule (not judged)")
-    theory_line(ax, batch, np.full(batch.size, 1e-4), color="gray", label="rule's prediction D = 0 (drawn at 1e-4)")
-    ax.axhline(AGREE, color="black", linewidth=1.0, label="5%: agreement threshold")
-    ax.axvline(s["b_crit"], color=COLORS[3], linewidth=1.0, label=f"B_crit = B_simple = {s['b_crit']:.0f}")
-    ax.axvspan(SEPARATE_FACTOR * s["b_crit"], max(batch[-1], SEPARATE_FACTOR * s["b_crit"]) * 1.5,
-               color=COLORS[3], alpha=0.08, label=f">= {SEPARATE_FACTOR:g} B_crit: must separate")
-    ax.set(xscale="log", yscale="log", ylim=(5e-5, 4 * top), xlabel="batch size k B0 (learning rate k eta0)",
-           ylabel="D_k: mean |log L_k - log L_1| over the window")
-    ax.legend(fontsize=5.5, loc="lower right")
-
-
-def _plot_noise_scale(ax, cfg: Config, measurement):
-    s = _summary(cfg, measurement)
-    e = measurement["trace_cov"].x
-    keep = e > 0
-    ax.plot(e[keep], s["b_simple_curve"][keep], "o-", color=COLORS[4], markersize=3,
-            label="B_simple = tr(Sigma) / |G|^2, base run (seeds pooled)")
-    ax.axhline(s["b_crit"], color=COLORS[3], linewidth=1.0, label="B_crit: geometric mean over the window")
-    ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
-    ax.set(xscale="log", yscale="log", xlabel="examples seen e", ylabel="simple noise scale (examples)")
-    ax.legend(fontsize=6)
-
-
 def plot(cfg: Config, prediction, measurement, verdict=None):
     fig, (ax_l, ax_d, ax_b) = new_figure(3, title="hparams.linear-scaling: SGD at (k eta0, k B0), noisy tanh teacher")
-    _plot_curves(ax_l, cfg, measurement)
-    _plot_discrepancy(ax_d, cfg, measurement)
-    _plot_noise_scale(ax_b, cfg, measurement)
+    s = _summary(cfg, measurement)
+    plot_curves(ax_l, cfg, measurement)
+    plot_discrepancy(ax_d, cfg, s, AGREE, SEPARATE_FACTOR)
+    plot_noise_scale(ax_b, cfg, measurement, s)
     return finish_figure(fig, verdict)
 
 

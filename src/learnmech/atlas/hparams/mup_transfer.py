@@ -46,14 +46,11 @@ not zero: over the 16x span the shift is 0.55 and the claim fails by 0.05, while
 of the quick preset (0.23) it holds. TP-V tunes at base widths of a few hundred, where the
 finite-width corrections to muP are smaller than at 32.
 
-Locating ``eta*`` (:func:`optimal_learning_rate`). Per width, the loss is averaged over seeds at
-each ``eta`` of a log2 grid; a seed that diverged (the trainer marks it; its loss is NaN) makes
-that mean ``+inf``: a diverged run ranks above every finite loss and is never dropped. Around the
-grid minimum ``k``, the parabola in ``(log2 eta, l = log L)`` through ``k - 1, k, k + 1`` has its
-vertex at ``log2 eta* = log2 eta_k + (h/2) (l_{k-1} - l_{k+1}) / (l_{k-1} - 2 l_k + l_{k+1})``
-(``h`` the grid step; the vertex lies within ``h/2`` of ``eta_k``). A minimum at the first or
-last grid point is flagged (the grid must be widened: inconclusive); a non-finite neighbour
-leaves ``eta* = eta_k``.
+Locating ``eta*`` (:func:`learnmech.theory.transfer_fit.optimal_learning_rate`). Per width, the
+loss is averaged over seeds at each ``eta`` of a log2 grid (a diverged seed makes the mean ``+inf``);
+``eta*`` is the vertex of the parabola in ``(log2 eta, log L)`` through the grid minimum and its two
+neighbours. A minimum at the first or last grid point is flagged (the grid must be widened:
+inconclusive).
 
 Verdict (CLAIMS.md): under muP ``|log2 eta*(widest) - log2 eta*(narrowest)| <= 0.5``; under SP
 the least-squares slope of ``log2 eta*`` against ``log2 n`` over all widths is ``<= -0.5``. Both
@@ -63,7 +60,7 @@ must hold. Reported alongside: the muP slope, the SP shift, ``eta*`` per width.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -71,11 +68,11 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.metrics import linear_fit
 from learnmech.data import teacher_mlp_regression
 from learnmech.nets import MLP
 from learnmech.observe import mse
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
+from learnmech.theory.transfer_fit import TransferFit, fit_transfer, mean_loss
 from learnmech.train import OptimizerSpec, train
 
 __all__ = [
@@ -84,13 +81,9 @@ __all__ = [
     "MUP_SHIFT_MAX",
     "SP_SLOPE_MAX",
     "PARAMETERIZATIONS",
-    "TransferFit",
-    "fit_transfer",
     "learning_rate_sweep",
     "log2_grid",
-    "mean_loss",
     "one_draw_init",
-    "optimal_learning_rate",
     "plot_transfer",
     "predicted_shift",
     "transfer_sweeps",
@@ -158,103 +151,6 @@ def log2_grid(log2_min: float, log2_max: float, step: float = 1.0) -> np.ndarray
         raise ValueError(f"step: must be positive, got {step}")
     k = log2_min + step * np.arange(int(math.floor((log2_max - log2_min) / step + 1e-9)) + 1)  # (K,)
     return 2.0 ** k
-
-
-# ---------------------------------------------------------------------------------------------
-# Analysis: pure numpy
-
-
-def mean_loss(losses) -> np.ndarray:
-    """Mean over the last axis (seeds), ``+inf`` where any member is non-finite (diverged).
-
-    ``losses`` is ``(..., seeds)``; returns ``(...)``. A diverged member is never dropped: it makes
-    its learning rate rank above every finite one.
-    """
-    losses = np.asarray(losses, np.float64)
-    finite = np.all(np.isfinite(losses), axis=-1)
-    with np.errstate(all="ignore"):
-        return np.where(finite, np.mean(np.where(np.isfinite(losses), losses, 0.0), axis=-1), np.inf)
-
-
-def optimal_learning_rate(learning_rates, losses) -> tuple[float, bool]:
-    """The loss-minimising learning rate from a parabola in ``(log2 eta, log L)``, and an edge flag.
-
-    With ``k`` the grid minimum (NaN and inf rank above every finite loss), the parabola through
-    ``(x_j, log L_j)``, ``j = k - 1, k, k + 1``, ``x = log2 eta``, has its vertex at
-    ``x* = x_k + ((x_{k+1} - x_k)^2 (l_{k-1} - l_k) - (x_k - x_{k-1})^2 (l_{k+1} - l_k))
-    / (2 ((x_{k+1} - x_k)(l_{k-1} - l_k) + (x_k - x_{k-1})(l_{k+1} - l_k)))``
-    (``l = log L``; on an even grid this is ``x_k + (h/2)(l_{k-1} - l_{k+1}) / (l_{k-1} - 2 l_k + l_{k+1})``).
-    The grid-minimum rule of TP-V (Yang et al. 2022, arXiv:2203.03466), refined between grid points.
-
-    Args:
-      learning_rates: ``(K,)`` positive, strictly increasing.
-      losses: ``(K,)`` positive losses (NaN / inf: diverged).
-
-    Returns:
-      ``(eta_star, at_edge)``. ``at_edge`` is True when the minimum is the first or last grid point
-      (then ``eta_star`` is that point: the true optimum may lie beyond the grid) or when no loss
-      is finite (``eta_star`` NaN). When a neighbour of the minimum is not finite, ``eta_star``
-      is the grid point ``eta_k``.
-
-    >>> lrs = 2.0 ** np.arange(-6, 0)
-    >>> eta, edge = optimal_learning_rate(lrs, np.exp((np.log2(lrs) + 3.25) ** 2))
-    >>> round(float(np.log2(eta)), 12), edge
-    (-3.25, False)
-    """
-    x = np.log2(np.asarray(learning_rates, np.float64))  # (K,)
-    loss = np.asarray(losses, np.float64)  # (K,)
-    if x.ndim != 1 or x.shape != loss.shape or x.size < 3:
-        raise ValueError(f"learning_rates and losses: need two (K,) arrays with K >= 3, got {x.shape}, {loss.shape}")
-    if not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
-        raise ValueError("learning_rates: must be positive and strictly increasing")
-    if np.any(loss[np.isfinite(loss)] <= 0):
-        raise ValueError("losses: must be positive (NaN / inf for diverged runs)")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(np.isfinite(loss), np.log(loss), np.inf)  # (K,)
-    if not np.any(np.isfinite(logs)):
-        return float("nan"), True
-    k = int(np.argmin(logs))
-    if k == 0 or k == x.size - 1:
-        return float(2.0 ** x[k]), True
-    (xa, xb, xc), (la, lb, lc) = x[k - 1:k + 2], logs[k - 1:k + 2]
-    if not (np.isfinite(la) and np.isfinite(lc)):
-        return float(2.0 ** xb), False
-    left, right = xb - xa, xc - xb
-    denom = 2.0 * (right * (la - lb) + left * (lc - lb))  # > 0: la > lb (k is the first minimum), lc >= lb
-    vertex = xb + (right**2 * (la - lb) - left**2 * (lc - lb)) / denom
-    return float(2.0 ** vertex), False
-
-
-class TransferFit(NamedTuple):
-    """``eta*`` per width and the fitted line ``log2 eta* = intercept + slope log2 width`` of one parameterisation.
-
-    The line is fitted by least squares over the widths whose ``eta*`` is not at the grid edge
-    (``fitted``); ``slope`` and ``intercept`` are NaN when fewer than two are.
-    """
-
-    eta_star: np.ndarray  # (W,)
-    at_edge: np.ndarray  # (W,) bool
-    fitted: np.ndarray  # (W,) bool
-    slope: float
-    intercept: float
-
-    def predicted(self, width: float) -> float:
-        """``eta*`` extrapolated along the fitted line to ``width``."""
-        return float(2.0 ** (self.intercept + self.slope * math.log2(width)))
-
-
-def fit_transfer(widths, learning_rates, losses) -> TransferFit:
-    """``eta*`` per width and the slope of ``log2 eta*`` vs ``log2 width``; ``losses`` is ``(W, K, seeds)``."""
-    widths = np.asarray(widths, np.float64)  # (W,)
-    means = mean_loss(losses)  # (W, K)
-    found = [optimal_learning_rate(learning_rates, row) for row in means]
-    eta = np.array([e for e, _ in found])  # (W,)
-    edge = np.array([a for _, a in found], bool)  # (W,)
-    fitted = ~edge & np.isfinite(eta)
-    slope = intercept = float("nan")
-    if fitted.sum() >= 2:
-        slope, intercept = linear_fit(np.log2(widths[fitted]), np.log2(eta[fitted]))
-    return TransferFit(eta, edge, fitted, slope, intercept)
 
 
 # ---------------------------------------------------------------------------------------------

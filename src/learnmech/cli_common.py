@@ -1,0 +1,41 @@
+"""What every ``learnmech`` command shares: the two consoles, the bad-input rule, JSON-safe numbers.
+
+Bad input is reported in one line, ``error: <field>: <what is allowed>``, on stderr with exit code 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import typer
+from rich.console import Console
+
+__all__ = ["BadInput", "err", "fail_input", "finite_or_none", "out"]
+
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+class BadInput(Exception):
+    """A user mistake: reported in one line, exit code 2."""
+
+
+def fail_input(message: str) -> None:
+    """Print ``error: message`` on stderr and exit with code 2."""
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def finite_or_none(values):
+    """JSON-safe numbers: NaN and inf become null (lists and arrays element-wise)."""
+    if isinstance(values, (list, tuple)) or hasattr(values, "tolist"):
+        values = values.tolist() if hasattr(values, "tolist") else values
+        if isinstance(values, list):
+            return [finite_or_none(v) for v in values]
+    if isinstance(values, bool):
+        return values
+    value = float(values)
+    return value if math.isfinite(value) else None
