@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from learnmech.data.tables import porian_settings
+from learnmech.data.tables import porian_published_exponent, porian_settings
 from learnmech.theory import isoflop
 from learnmech.theory.isoflop import isoflop_exponent, isoflop_optima
 
@@ -173,10 +173,7 @@ def test_bootstrap_is_fast_and_seeded():
 # ---------------------------------------------------------------- Porian et al. 2024
 
 
-def published_exponent(setting):
-    """Slope of log(published N*) on log C over the budgets the authors could place."""
-    ok = np.isfinite(setting["n_star_published"])
-    return np.polyfit(np.log(setting["budgets"][ok]), np.log(setting["n_star_published"][ok]), 1)[0]
+published_exponent = porian_published_exponent
 
 
 SETTINGS = {s["label"]: s for s in porian_settings()}

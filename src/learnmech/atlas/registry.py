@@ -19,10 +19,14 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.limits.linearized",
     "learnmech.atlas.limits.lazy_rich",
     "learnmech.atlas.laws.edge_of_stability",
+    "learnmech.atlas.laws.scaling_fit",
+    "learnmech.atlas.laws.kernel_scaling",
     "learnmech.atlas.hparams.coord_check",
     "learnmech.atlas.hparams.mup_transfer",
     "learnmech.atlas.hparams.linear_scaling",
     "learnmech.atlas.hparams.critical_batch",
+    "learnmech.atlas.universal.representations",
+    "learnmech.atlas.universal.data_spectra",
 )
 
 

@@ -10,6 +10,7 @@ mlxtend; dependencies of learnmech) only when called.
 - :mod:`.gaussian`: Gaussian inputs with any covariance spectrum (e.g. a power law).
 - :mod:`.teacher_mlp`: regression on a random teacher MLP.
 - :mod:`.real`: digits and the MNIST 5k subset; one-hot and centred regression targets.
+- :mod:`.tables`: the published scaling-law tables, read in place from ``shared/data``.
 """
 
 from .gaussian import gaussian_inputs, power_law_spectrum, sample_covariance
@@ -20,6 +21,16 @@ from .linear_teacher import (
     random_orthogonal,
 )
 from .real import load_digits, load_mnist5k, one_hot, regression_targets
+from .tables import (
+    PORIAN_KEYS,
+    load_chinchilla,
+    load_datablations,
+    load_porian,
+    porian_published_exponent,
+    porian_settings,
+    read_table,
+    shared_data_dir,
+)
 from .teacher_mlp import (
     ACTIVATIONS,
     teacher_mlp_apply,
@@ -47,4 +58,13 @@ __all__ = [
     "load_mnist5k",
     "one_hot",
     "regression_targets",
+    # tables (published measurements, read from ../shared/data)
+    "PORIAN_KEYS",
+    "load_chinchilla",
+    "load_datablations",
+    "load_porian",
+    "porian_published_exponent",
+    "porian_settings",
+    "read_table",
+    "shared_data_dir",
 ]

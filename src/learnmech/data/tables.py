@@ -36,6 +36,7 @@ __all__ = [
     "load_chinchilla",
     "load_datablations",
     "load_porian",
+    "porian_published_exponent",
     "porian_settings",
     "read_table",
     "shared_data_dir",
@@ -199,3 +200,14 @@ def porian_settings() -> list[dict]:
         setting.update(budgets=budgets, n_star_published=pts["n_star_published"][first])
         settings.append(setting)
     return settings
+
+
+def porian_published_exponent(setting: dict) -> float:
+    """The published compute-optimal exponent ``a`` of one Porian et al. 2024 study (``N* ~ C^a``).
+
+    Computed from the published table, not typed in: the least-squares slope of
+    ``log n_star_published`` on ``log C`` over the budgets whose optimum the authors could place
+    (the others are NaN in their table). ``setting`` is one entry of :func:`porian_settings`.
+    """
+    ok = np.isfinite(setting["n_star_published"])
+    return float(np.polyfit(np.log(setting["budgets"][ok]), np.log(setting["n_star_published"][ok]), 1)[0])

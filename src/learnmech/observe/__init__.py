@@ -20,11 +20,22 @@ from learnmech.observe.noise import (
     average_noise_scale,
     gradient_noise_scale,
     noise_scale_from_batch_sizes,
+    noise_scale_two_batch,
     per_example_gradients,
 )
 from learnmech.observe.nngp import empirical_nngp, readout_nngp
 from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, select_ntk_strategy
 from learnmech.observe.rank import numerical_rank, singular_values
+from learnmech.observe.representation import debiased_cka, linear_cka, mutual_knn, rbf_cka
+from learnmech.observe.spectra import (
+    PowerLawFit,
+    covariance_spectrum,
+    cumulative_power,
+    fit_power_law,
+    kernel_spectrum,
+    linear_kernel_eigensystem,
+    target_power,
+)
 
 __all__ = [
     "CoordCheck",
@@ -51,6 +62,18 @@ __all__ = [
     "mse",
     "mse_loss",
     "noise_scale_from_batch_sizes",
+    "noise_scale_two_batch",
+    "PowerLawFit",
+    "debiased_cka",
+    "linear_cka",
+    "mutual_knn",
+    "rbf_cka",
+    "covariance_spectrum",
+    "cumulative_power",
+    "fit_power_law",
+    "kernel_spectrum",
+    "linear_kernel_eigensystem",
+    "target_power",
     "ntk_drift",
     "ntk_full_jacobian",
     "numerical_rank",

@@ -2,6 +2,7 @@
 
 from learnmech.train.member import MemberProgram, MemberState
 from learnmech.train.optimizers import OPTIMIZERS, OptimizerSpec, build_optimizer, scale_by_multipliers
+from learnmech.train.stream import StreamProgram, advance_ensemble
 from learnmech.train.schedule import linear_schedule, log_schedule, validate_schedule
 from learnmech.train.trainer import TrainResult, ensemble_members, train
 
@@ -16,6 +17,8 @@ __all__ = [
     "linear_schedule",
     "log_schedule",
     "scale_by_multipliers",
+    "StreamProgram",
+    "advance_ensemble",
     "train",
     "validate_schedule",
 ]

@@ -1,0 +1,1 @@
+"""Universal behaviours: regularities seen across architectures, seeds and data sets."""

@@ -1,0 +1,375 @@
+"""Parametric scaling-law forms: each one a log-space function of the fit coordinates, as data.
+
+Contract: a :class:`ScalingForm` maps *fit coordinates* ``theta`` (unconstrained reals, shape
+``(k,)``) and the **logarithms** of its inputs (``"n"`` parameters, ``"d"`` training tokens,
+``"u"`` unique tokens, ``"x"`` any scale variable; each ``(points,)``) to the predicted
+**log-loss** ``log L_hat`` ``(points,)``. It also carries the map between fit coordinates and
+the natural parameters (``A = e^a``, ...), the default grid of starting points of the fitter
+and the equation with its reference. Every ``log_loss`` is written in jax so that the fitter
+can differentiate and vectorise it; where a form has a log-sum-exp expression it is used, so
+that every term stays finite over the whole start grid (Hoffmann et al. 2022, App. D.2).
+
+Forms (``FORMS``):
+
+- ``"chinchilla"``: ``L = E + A / N^alpha + B / D^beta``, fitted as
+  ``log L = LSE(a - alpha log N, b - beta log D, e)`` with ``A, B, E = e^a, e^b, e^e``
+  (Hoffmann et al. 2022, arXiv:2203.15556, eq. 2 and App. D.2).
+- ``"kaplan-n"``: ``L = (N_c / N)^alpha_N``; ``"kaplan-d"``: ``L = (D_c / D)^alpha_D``
+  (Kaplan et al. 2020, arXiv:2001.08361, eqs. 1.1-1.2), fitted as the straight line
+  ``log L = c - alpha log N`` with ``c = alpha log N_c``.
+- ``"kaplan-joint"``: ``L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D`` (Kaplan et al.
+  2020, eq. 1.5), fitted as ``log L = alpha_D LSE((alpha_N/alpha_D)(log N_c - log N), log D_c - log D)``.
+- ``"power-offset"``: ``L = E + A x^(-alpha)``, fitted as ``log L = LSE(a - alpha log x, e)``.
+- ``"data-constrained"``: Muennighoff et al. 2023, arXiv:2305.16264, eqs. 5-7 (see
+  :func:`_data_constrained_log_loss`).
+
+:func:`user_form` wraps any jax-traceable ``fn(params, inputs) -> loss``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["FORMS", "INPUT_NAMES", "ScalingForm", "get_form", "predict", "user_form"]
+
+INPUT_NAMES = ("n", "d", "u", "x")
+
+LogLoss = Callable[[jnp.ndarray, Mapping[str, jnp.ndarray]], jnp.ndarray]
+
+
+@dataclass(frozen=True)
+class ScalingForm:
+    """One parametric law, as data (checked when built).
+
+    Attributes:
+      name: key in ``FORMS`` (or the user's name).
+      inputs: the input columns it reads, a subset of ``INPUT_NAMES``.
+      params: natural parameter names, e.g. ``("E", "A", "B", "alpha", "beta")``.
+      coords: names of the fit coordinates ``theta`` (e.g. ``("a", "b", "e", "alpha", "beta")``).
+      log_loss: ``(theta (k,), {input: log value (points,)}) -> log L_hat (points,)`` in jax.
+      to_natural: ``theta (k,) -> {param: float}``.
+      from_natural: ``{param: float} -> theta (k,)``.
+      grid: per fit coordinate, its starting values; the default starts are their product.
+      equation, reference: for docstrings, reports and figures.
+      frontier: whether the compute-optimal frontier of :mod:`scaling_fit` applies
+        (the form has ``E, A, B, alpha, beta`` with ``L = E + A/N^alpha + B/D^beta`` without repetition).
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    coords: tuple[str, ...]
+    log_loss: LogLoss = field(repr=False)
+    to_natural: Callable[[np.ndarray], dict] = field(repr=False)
+    from_natural: Callable[[Mapping[str, float]], np.ndarray] = field(repr=False)
+    grid: tuple[tuple[float, ...], ...] = field(repr=False)
+    equation: str = ""
+    reference: str = ""
+    frontier: bool = False
+
+    def __post_init__(self):
+        unknown = set(self.inputs) - set(INPUT_NAMES)
+        if unknown or not self.inputs:
+            raise ValueError(f"inputs: must be a non-empty subset of {INPUT_NAMES}, got {self.inputs}")
+        if len(self.grid) != len(self.coords) or len(self.params) != len(self.coords):
+            raise ValueError(f"{self.name}: params, coords and grid must have one entry per fit coordinate")
+        if any(len(values) == 0 for values in self.grid):
+            raise ValueError(f"{self.name}: every grid axis needs at least one starting value")
+
+    @property
+    def n_params(self) -> int:
+        return len(self.coords)
+
+    def starts(self) -> np.ndarray:
+        """The default starting points: the Cartesian product of ``grid``, ``(S, k)`` float64."""
+        return np.array(list(itertools.product(*self.grid)), dtype=np.float64).reshape(-1, self.n_params)
+
+
+def _lse(*terms):
+    """``log sum_j exp(t_j)`` of a few broadcastable arrays, shifted by their (constant) maximum."""
+    m = jax.lax.stop_gradient(functools.reduce(jnp.maximum, terms))
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    return m + jnp.log(sum(jnp.exp(t - m) for t in terms))
+
+
+# ---------------------------------------------------------------- Chinchilla (Hoffmann et al. 2022)
+
+def _chinchilla_log_loss(theta, logs):
+    a, b, e, alpha, beta = theta
+    return _lse(a - alpha * logs["n"], b - beta * logs["d"], e)  # (points,)
+
+
+def _chinchilla_natural(theta):
+    a, b, e, alpha, beta = np.asarray(theta, dtype=np.float64)
+    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": float(alpha), "beta": float(beta)}
+
+
+def _chinchilla_coords(p):
+    return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
+
+
+# Hoffmann et al. 2022, App. D.2: alpha, beta in {0, 0.5, ..., 2}, e in {-1, -0.5, ..., 1},
+# a, b in {0, 5, ..., 25}: 5 * 5 * 5 * 6 * 6 = 4,500 starts.
+_HOFFMANN_GRID = (
+    (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),  # a
+    (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),  # b
+    (-1.0, -0.5, 0.0, 0.5, 1.0),  # e
+    (0.0, 0.5, 1.0, 1.5, 2.0),  # alpha
+    (0.0, 0.5, 1.0, 1.5, 2.0),  # beta
+)
+
+CHINCHILLA = ScalingForm(
+    name="chinchilla",
+    inputs=("n", "d"),
+    params=("E", "A", "B", "alpha", "beta"),
+    coords=("a", "b", "e", "alpha", "beta"),
+    log_loss=_chinchilla_log_loss,
+    to_natural=_chinchilla_natural,
+    from_natural=_chinchilla_coords,
+    grid=_HOFFMANN_GRID,
+    equation="L = E + A/N^alpha + B/D^beta",
+    reference="Hoffmann et al. 2022, arXiv:2203.15556 (eq. 2, App. D.2)",
+    frontier=True,
+)
+
+
+# ---------------------------------------------------------------- Kaplan et al. 2020
+
+def _kaplan_single(var: str, scale: str, exponent: str) -> ScalingForm:
+    def log_loss(theta, logs):
+        c, alpha = theta
+        return c - alpha * logs[var]  # log L = alpha (log X_c - log X)
+
+    def natural(theta):
+        c, alpha = np.asarray(theta, dtype=np.float64)
+        return {scale: math.exp(c / alpha) if alpha != 0 else math.inf, exponent: float(alpha)}
+
+    def coords(p):
+        return np.array([p[exponent] * math.log(p[scale]), p[exponent]])
+
+    return ScalingForm(
+        name=f"kaplan-{var}",
+        inputs=(var,),
+        params=(scale, exponent),
+        coords=("c", exponent),
+        log_loss=log_loss,
+        to_natural=natural,
+        from_natural=coords,
+        grid=((0.0, 1.0, 2.0, 5.0), (0.01, 0.1, 0.5)),  # a straight line in log-log: convex, any start works
+        equation=f"L = ({scale}/{var.upper()})^{exponent}",
+        reference="Kaplan et al. 2020, arXiv:2001.08361 (eqs. 1.1-1.2)",
+    )
+
+
+def _kaplan_joint_log_loss(theta, logs):
+    log_nc, log_dc, alpha_n, alpha_d = theta
+    return alpha_d * _lse((alpha_n / alpha_d) * (log_nc - logs["n"]), log_dc - logs["d"])
+
+
+KAPLAN_JOINT = ScalingForm(
+    name="kaplan-joint",
+    inputs=("n", "d"),
+    params=("N_c", "D_c", "alpha_N", "alpha_D"),
+    coords=("log_N_c", "log_D_c", "alpha_N", "alpha_D"),
+    log_loss=_kaplan_joint_log_loss,
+    to_natural=lambda t: {"N_c": math.exp(t[0]), "D_c": math.exp(t[1]), "alpha_N": float(t[2]), "alpha_D": float(t[3])},
+    from_natural=lambda p: np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]]),
+    grid=((15.0, 25.0, 35.0), (15.0, 25.0, 35.0), (0.05, 0.2, 0.5), (0.05, 0.2, 0.5)),
+    equation="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
+    reference="Kaplan et al. 2020, arXiv:2001.08361 (eq. 1.5)",
+)
+
+
+# ---------------------------------------------------------------- power law with offset
+
+def _power_offset_log_loss(theta, logs):
+    a, e, alpha = theta
+    return _lse(a - alpha * logs["x"], e)
+
+
+POWER_OFFSET = ScalingForm(
+    name="power-offset",
+    inputs=("x",),
+    params=("E", "A", "alpha"),
+    coords=("a", "e", "alpha"),
+    log_loss=_power_offset_log_loss,
+    to_natural=lambda t: {"E": math.exp(t[1]), "A": math.exp(t[0]), "alpha": float(t[2])},
+    from_natural=lambda p: np.array([math.log(p["A"]), math.log(p["E"]), p["alpha"]]),
+    grid=((0.0, 5.0, 10.0, 15.0, 20.0, 25.0), (-1.0, -0.5, 0.0, 0.5, 1.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
+    equation="L = E + A x^-alpha",
+    reference="power law with offset (e.g. Hestness et al. 2017, arXiv:1712.00409)",
+)
+
+
+# ---------------------------------------------------------------- data-constrained (Muennighoff et al. 2023)
+
+def _data_constrained_log_loss(theta, logs):
+    """``log L`` of the data-constrained law (Muennighoff et al. 2023, arXiv:2305.16264, eqs. 5-7).
+
+    ``L = E + A / N'^alpha + B / D'^beta`` with effective data and parameters
+
+    - ``R_D = max(D / U_D - 1, 0)`` (repetitions beyond the first epoch; ``U_D`` = unique tokens),
+      ``D' = U_D + U_D R*_D (1 - exp(-R_D / R*_D))``  (eq. 5);
+    - ``U_N = min(N, N_opt(U_D))``: the parameters that ``U_D`` tokens can use compute-optimally,
+      ``N_opt(D) = G (G D)^(beta/alpha)`` from the frontier ``N_opt = G (C/6)^a``,
+      ``D_opt = G^-1 (C/6)^b`` with ``G = (alpha A / (beta B))^(1/(alpha+beta))``;
+      ``R_N = max(N / U_N - 1, 0)`` (excess parameters),
+      ``N' = U_N + U_N R*_N (1 - exp(-R_N / R*_N))``  (eq. 6);
+    - ``N' = N`` and ``D' = D`` without repetition or excess parameters, where it is Chinchilla.
+
+    Fit coordinates ``(a, b, e, alpha, beta, log R*_D, log R*_N)``; the published C4 fit has
+    ``R*_D = 15.4`` and ``R*_N = 5.3`` (their Section 6, with ``E, A, B, alpha = beta`` fitted
+    beforehand to Chinchilla's C4 isoFLOP points and held fixed).
+    """
+    a, b, e, alpha, beta, log_rd, log_rn = theta
+    rd_star, rn_star = jnp.exp(log_rd), jnp.exp(log_rn)
+    log_g = (jnp.log(alpha) + a - jnp.log(beta) - b) / (alpha + beta)  # log G
+    log_n_opt_u = log_g + (beta / alpha) * (log_g + logs["u"])  # log N_opt(U_D)
+    log_un = jnp.minimum(logs["n"], log_n_opt_u)  # log U_N
+    r_d = jnp.maximum(jnp.expm1(logs["d"] - logs["u"]), 0.0)  # (points,)
+    r_n = jnp.maximum(jnp.expm1(logs["n"] - log_un), 0.0)
+    log_d_eff = logs["u"] + jnp.log1p(-rd_star * jnp.expm1(-r_d / rd_star))  # log D'
+    log_n_eff = log_un + jnp.log1p(-rn_star * jnp.expm1(-r_n / rn_star))  # log N'
+    return _lse(a - alpha * log_n_eff, b - beta * log_d_eff, e)
+
+
+def _dc_natural(theta):
+    out = _chinchilla_natural(theta[:5])
+    out.update(R_D=math.exp(theta[5]), R_N=math.exp(theta[6]))
+    return out
+
+
+DATA_CONSTRAINED = ScalingForm(
+    name="data-constrained",
+    inputs=("n", "d", "u"),
+    params=("E", "A", "B", "alpha", "beta", "R_D", "R_N"),
+    coords=("a", "b", "e", "alpha", "beta", "log_R_D", "log_R_N"),
+    log_loss=_data_constrained_log_loss,
+    to_natural=_dc_natural,
+    from_natural=lambda p: np.concatenate([_chinchilla_coords(p), [math.log(p["R_D"]), math.log(p["R_N"])]]),
+    # exponents start away from 0 (N_opt(U_D) divides by alpha); R* from 2.7 to 55
+    grid=(
+        (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+        (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+        (-1.0, 0.0, 1.0),
+        (0.25, 0.5, 1.0),
+        (0.25, 0.5, 1.0),
+        (1.0, 4.0),
+        (1.0, 4.0),
+    ),
+    equation="L = E + A/N'^alpha + B/D'^beta, D' = U_D(1 + R*_D(1 - e^(-R_D/R*_D))), N' likewise",
+    reference="Muennighoff et al. 2023, arXiv:2305.16264 (eqs. 5-7)",
+    frontier=True,
+)
+
+
+FORMS: dict[str, ScalingForm] = {
+    f.name: f
+    for f in (
+        CHINCHILLA,
+        _kaplan_single("n", "N_c", "alpha_N"),
+        _kaplan_single("d", "D_c", "alpha_D"),
+        KAPLAN_JOINT,
+        POWER_OFFSET,
+        DATA_CONSTRAINED,
+    )
+}
+
+
+def get_form(name: str | ScalingForm) -> ScalingForm:
+    """The form called ``name`` (a :class:`ScalingForm` is returned as it is)."""
+    if isinstance(name, ScalingForm):
+        return name
+    if name not in FORMS:
+        raise KeyError(f"form: must be one of {sorted(FORMS)}, got {name!r}")
+    return FORMS[name]
+
+
+def user_form(
+    fn: Callable[[Mapping[str, jnp.ndarray], Mapping[str, jnp.ndarray]], jnp.ndarray],
+    params: Sequence[str],
+    inputs: Sequence[str],
+    *,
+    starts: Mapping[str, Sequence[float]] | None = None,
+    name: str = "user",
+) -> ScalingForm:
+    """A form from a user callable ``fn(params, inputs) -> loss`` (natural scale, jax-traceable).
+
+    ``params`` are the names ``fn`` reads from its first argument (fitted as they are, no
+    transform), ``inputs`` the columns it reads from its second (``"n"``, ``"d"``, ``"u"``, ``"x"``).
+    The fit minimises the Huber loss of ``log fn - log L`` like every other form; a start where
+    ``fn`` is not positive gives a NaN objective and is discarded. ``starts`` maps each parameter
+    to its starting values (default ``(0.1, 1.0, 10.0)`` each; the starts are their product).
+
+    >>> f = user_form(lambda p, x: p["c"] * x["x"] ** -p["k"], ("c", "k"), ("x",))
+    >>> float(predict(f, {"c": 2.0, "k": 1.0}, x=np.array([4.0]))[0])
+    0.5
+    """
+    names = tuple(params)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"params: must be distinct non-empty names, got {params}")
+    starts = dict(starts or {})
+    unknown = set(starts) - set(names)
+    if unknown:
+        raise ValueError(f"starts: unknown parameters {sorted(unknown)}; allowed {names}")
+    grid = tuple(tuple(float(v) for v in starts.get(p, (0.1, 1.0, 10.0))) for p in names)
+
+    def log_loss(theta, logs):
+        values = {p: theta[i] for i, p in enumerate(names)}
+        return jnp.log(fn(values, {k: jnp.exp(v) for k, v in logs.items()}))
+
+    return ScalingForm(
+        name=name,
+        inputs=tuple(inputs),
+        params=names,
+        coords=names,
+        log_loss=log_loss,
+        to_natural=lambda t: {p: float(t[i]) for i, p in enumerate(names)},
+        from_natural=lambda p: np.array([p[k] for k in names], dtype=np.float64),
+        grid=grid,
+        equation="user-supplied",
+        reference="user-supplied",
+    )
+
+
+def log_inputs(form: ScalingForm, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{name: log value}`` for the inputs ``form`` reads, float64 ``(points,)``, checked positive."""
+    out = {}
+    for key in form.inputs:
+        if key not in inputs:
+            raise ValueError(f"{key}: required by form {form.name!r} (inputs {form.inputs})")
+        value = np.asarray(inputs[key], dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(value)) or np.any(value <= 0):
+            raise ValueError(f"{key}: must be finite and > 0")
+        out[key] = np.log(value)
+    return out
+
+
+def predict(form: str | ScalingForm, params: Mapping[str, float], **inputs) -> np.ndarray:
+    """The form's loss ``L_hat`` (natural scale, float64) at ``inputs`` (arrays of one shape).
+
+    >>> p = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+    >>> round(float(predict("chinchilla", p, n=70e9, d=1.4e12)), 3)
+    1.937
+    """
+    form = get_form(form)
+    missing = set(form.params) - set(params)
+    if missing:
+        raise ValueError(f"params: missing {sorted(missing)} for form {form.name!r}")
+    missing_inputs = set(form.inputs) - set(inputs)
+    if missing_inputs:
+        raise ValueError(f"{sorted(missing_inputs)[0]}: required by form {form.name!r} (inputs {form.inputs})")
+    arrays = np.broadcast_arrays(*(np.asarray(inputs[k], dtype=np.float64) for k in form.inputs))
+    logs = log_inputs(form, dict(zip(form.inputs, arrays)))
+    with jax.enable_x64(True):
+        theta = jnp.asarray(form.from_natural(params), dtype=jnp.float64)
+        log_l = form.log_loss(theta, {k: jnp.asarray(v) for k, v in logs.items()})
+        return np.exp(np.asarray(log_l)).reshape(arrays[0].shape)

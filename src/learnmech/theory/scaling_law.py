@@ -1,0 +1,143 @@
+"""``ScalingLaw``: a scikit-learn-style estimator around :mod:`scaling_fit`.
+
+Contract: the constructor only stores settings; ``fit(table, ...)`` validates the columns, fits
+(and bootstraps when ``n_bootstrap > 0``) and returns ``self``; fitted results end in ``_``
+(``params_``, ``ci_``, ``result_``, ``bootstrap_``). A table is a mapping of column name to 1-D
+array (a dict of numpy arrays, a DataFrame's columns); tokens come from a ``d`` column or from
+``D = C / (6 N)`` with a FLOP column (Kaplan et al. 2020, arXiv:2001.08361, ``C ~ 6 N D``).
+
+>>> import numpy as np
+>>> n = np.repeat(np.logspace(7, 9, 5), 5); d = np.tile(np.logspace(9, 11, 5), 5)
+>>> law = ScalingLaw().fit({"n": n, "d": d, "loss": 1.8 + 480 / n**0.35 + 2100 / d**0.37})
+>>> round(law.params_["beta"], 4)
+0.37
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from learnmech.theory.scaling_fit import (
+    Bootstrap,
+    FitResult,
+    HoldoutReport,
+    bootstrap_fit,
+    compute_optimal,
+    fit_form,
+    holdout_report,
+)
+from learnmech.theory.scaling_forms import ScalingForm, get_form, predict
+
+__all__ = ["ScalingLaw"]
+
+
+class ScalingLaw:
+    """Fit a parametric scaling law (default Chinchilla) to a table of runs.
+
+    Args:
+      form: a name in ``FORMS`` or a :class:`ScalingForm` (e.g. from ``user_form``).
+      delta, reduction: Huber threshold on log-loss and ``"sum"`` / ``"mean"``.
+      n_bootstrap: bootstrap refits for ``ci_`` (0: none).
+      level: confidence level of the percentile intervals.
+      seed: seed of the bootstrap resampling.
+      **fit_kw: passed to :func:`fit_form` (``starts``, ``max_iter``, ``fixed``, ...).
+    """
+
+    def __init__(self, form: str | ScalingForm = "chinchilla", delta: float = 1e-3, reduction: str = "sum",
+                 n_bootstrap: int = 0, level: float = 0.95, seed: int = 0, **fit_kw):
+        self.form = form
+        self.delta = delta
+        self.reduction = reduction
+        self.n_bootstrap = n_bootstrap
+        self.level = level
+        self.seed = seed
+        self.fit_kw = fit_kw
+
+    # ------------------------------------------------------------ columns
+
+    def _inputs(self, table: Mapping, columns: Mapping[str, str | None], flops: str | None) -> dict[str, np.ndarray]:
+        form = get_form(self.form)
+        out = {}
+        for key, col in columns.items():
+            if key in form.inputs and col is not None:
+                out[key] = _column(table, col, key)
+        if "d" in form.inputs and "d" not in out:
+            if flops is None:
+                raise ValueError("d: give a token column (d=...) or a FLOP column (flops=...) for D = C / (6 N)")
+            if "n" not in out:
+                raise ValueError("n: needed with flops=... to compute D = C / (6 N)")
+            out["d"] = _column(table, flops, "flops") / (6.0 * out["n"])
+        missing = [k for k in form.inputs if k not in out]
+        if missing:
+            raise ValueError(f"{missing[0]}: form {form.name!r} needs a column for {missing[0]!r}")
+        sizes = {v.size for v in out.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"{form.inputs[0]}: all columns must have the same length, got {sorted(sizes)}")
+        return out
+
+    def fit(self, table: Mapping, *, n: str = "n", d: str | None = None, flops: str | None = None,
+            u: str | None = None, x: str | None = None, loss: str = "loss") -> "ScalingLaw":
+        """Fit to ``table``; ``n``, ``d``, ``u``, ``x``, ``flops``, ``loss`` name its columns."""
+        form = get_form(self.form)
+        if d is None and flops is None and "d" in table:
+            d = "d"
+        columns = {"n": n, "d": d, "u": u if u is not None else ("u" if "u" in table else None),
+                   "x": x if x is not None else ("x" if "x" in table else None)}
+        inputs = self._inputs(table, columns, flops)
+        y = _column(table, loss, "loss")
+        if y.size != next(iter(inputs.values())).size:
+            raise ValueError(f"loss: must have one value per run ({next(iter(inputs.values())).size}), got {y.size}")
+        if y.size < form.n_params + 1:
+            raise ValueError(f"loss: need at least {form.n_params + 1} runs for {form.n_params} parameters, got {y.size}")
+        self.inputs_, self.loss_ = inputs, y
+        self.flops_ = _column(table, flops, "flops") if flops is not None else 6.0 * inputs["n"] * inputs["d"] \
+            if {"n", "d"} <= set(inputs) else None
+        self.result_: FitResult = fit_form(form, inputs, y, delta=self.delta, reduction=self.reduction, **self.fit_kw)
+        self.params_ = dict(self.result_.params)
+        self.bootstrap_: Bootstrap | None = None
+        self.ci_: dict[str, tuple[float, float]] = {}
+        if self.n_bootstrap > 0:
+            self.bootstrap_ = bootstrap_fit(form, inputs, y, n_boot=self.n_bootstrap, seed=self.seed,
+                                            level=self.level, delta=self.delta, reduction=self.reduction,
+                                            fit=self.result_)
+            self.ci_ = dict(self.bootstrap_.ci)
+        return self
+
+    # ------------------------------------------------------------ use
+
+    def _check_fitted(self):
+        if not hasattr(self, "params_"):
+            raise RuntimeError("ScalingLaw: call fit(...) first")
+
+    def predict(self, table_or_inputs: Mapping, *, flops: str | None = None) -> np.ndarray:
+        """Predicted loss at the inputs of a table (``n``, ``d`` or ``flops``, ``u``, ``x`` columns)."""
+        self._check_fitted()
+        columns = {k: (k if k in table_or_inputs else None) for k in ("n", "d", "u", "x")}
+        return predict(self.form, self.params_, **self._inputs(table_or_inputs, columns, flops))
+
+    def frontier(self, flops) -> tuple[np.ndarray, np.ndarray]:
+        """Compute-optimal ``(N_opt, D_opt)`` at budgets ``flops`` (Chinchilla-type forms only)."""
+        self._check_fitted()
+        form = get_form(self.form)
+        if not form.frontier:
+            raise ValueError(f"form: the compute-optimal frontier needs a Chinchilla-type form, not {form.name!r}")
+        return compute_optimal(self.params_, flops)
+
+    def holdout(self, threshold: float) -> HoldoutReport:
+        """Refit on runs with compute ``6 N D`` (or the FLOP column) ``<= threshold``; errors above it."""
+        self._check_fitted()
+        if self.flops_ is None:
+            raise ValueError("threshold: holdout needs a compute column (flops=...) or n and d")
+        return holdout_report(self.form, self.inputs_, self.loss_, self.flops_, threshold,
+                              delta=self.delta, reduction=self.reduction, **self.fit_kw)
+
+
+def _column(table: Mapping, name: str, field: str) -> np.ndarray:
+    if name not in table:
+        raise ValueError(f"{field}: column {name!r} not in the table (columns: {sorted(map(str, table))})")
+    values = np.asarray(table[name], dtype=np.float64).reshape(-1)
+    if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"{field}: column {name!r} must be finite and > 0")
+    return values
