@@ -83,6 +83,7 @@ from matplotlib.ticker import NullLocator
 from pydantic import Field, field_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.validators import widths_spanning
 from learnmech.nets import ACTIVATIONS, MLP
 from learnmech.observe import mse
 from learnmech.observe.coords import CoordCheck, CoordModel, coord_check
@@ -118,11 +119,7 @@ class Config(ClaimConfig):
     @field_validator("widths")
     @classmethod
     def _span(cls, w: tuple[int, ...]) -> tuple[int, ...]:
-        if len(w) < 2 or w[0] < 1 or any(a >= b for a, b in zip(w, w[1:])):
-            raise ValueError("must be at least 2 positive, strictly increasing widths")
-        if w[-1] < MIN_SPAN * w[0]:
-            raise ValueError(f"widest must be at least {MIN_SPAN:g}x the narrowest, got {w[0]}..{w[-1]}")
-        return w
+        return widths_spanning(w, MIN_SPAN)
 
     @field_validator("activation")
     @classmethod

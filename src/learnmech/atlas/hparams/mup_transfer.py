@@ -68,6 +68,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.validators import widths_spanning
 from learnmech.data import teacher_mlp_regression
 from learnmech.nets import MLP
 from learnmech.observe import mse
@@ -122,11 +123,7 @@ class Config(ClaimConfig):
     @field_validator("widths")
     @classmethod
     def _widths(cls, w: tuple[int, ...]) -> tuple[int, ...]:
-        if len(w) < 2 or w[0] < 1 or any(a >= b for a, b in zip(w, w[1:])):
-            raise ValueError("must hold at least 2 strictly increasing positive widths")
-        if w[-1] < MIN_SPAN * w[0]:
-            raise ValueError(f"must span at least {MIN_SPAN:g}x (widest / narrowest), got {w[-1] / w[0]:g}x")
-        return w
+        return widths_spanning(w, MIN_SPAN)
 
     @model_validator(mode="after")
     def _grid(self):

@@ -300,7 +300,7 @@ CLAIM = Claim(
     config=Config,
     presets={
         "quick": {"seeds": 20, "n_boot": 200},
-        "full": {"seeds": 200, "n_boot": 1000, "budgets": 8, "per_budget": 12},
+        "full": {"seeds": 100, "n_boot": 500, "budgets": 8, "per_budget": 12},
     },
     predict=predict, measure=measure, judge=judge, plot=plot,
     tags=("scaling",),

@@ -85,6 +85,7 @@ from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.validators import widths_spanning
 from learnmech.atlas.metrics import log_slope
 from learnmech.data import load_digits, load_mnist5k, regression_targets
 from learnmech.observe import mse
@@ -127,11 +128,7 @@ class Config(ClaimConfig):
     @field_validator("widths")
     @classmethod
     def _span(cls, w: tuple[int, ...]) -> tuple[int, ...]:
-        if len(w) < 2 or w[0] < 1 or any(a >= b for a, b in zip(w, w[1:])):
-            raise ValueError("must be at least 2 positive, strictly increasing widths")
-        if w[-1] / w[0] < SPAN_MIN:
-            raise ValueError(f"must span at least {SPAN_MIN:g}x, got {w[0]}..{w[-1]}")
-        return w
+        return widths_spanning(w, SPAN_MIN)
 
     @field_validator("metrics")
     @classmethod
