@@ -431,7 +431,7 @@ def compute_optimal(params: Mapping[str, float], flops) -> tuple[np.ndarray, np.
 
     >>> n, d = compute_optimal({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, 5.76e23)
     >>> round(float(n) / 1e9, 1), round(float(d) / 1e12, 2)
-    (41.7, 2.3)
+    (32.2, 2.98)
     """
     for key in ("A", "B", "alpha", "beta"):
         if key not in params or not params[key] > 0:
