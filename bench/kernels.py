@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from learnmech.nets import MLP
-from timing import best_time
+from timing import best_time, machine_line
 from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian
 from learnmech.theory.kernels import nngp_ntk
 
@@ -104,8 +103,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args()
-    print(f"jax {jax.__version__} on {platform.processor() or platform.machine()}, "
-          f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
+    print(machine_line())
     sizes = (500, 1000) if args.quick else (2000, 5000)
     ratios = {n: analytic(n, 100, args.repeats) for n in sizes}
     n_emp, width = (100, 128) if args.quick else (500, 512)

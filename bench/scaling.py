@@ -22,14 +22,13 @@ The table is read from ``../shared/data`` beside the checkout (never copied into
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
-import jax
 import numpy as np
 
 from learnmech.data.tables import load_chinchilla
 from learnmech.theory.scaling_fit import bootstrap_fit, fit_form
+from timing import machine_line
 
 FIT_TARGET_S, BOOT_TARGET_S = 10.0, 60.0
 
@@ -56,8 +55,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="100 bootstrap refits: a smoke run")
     args = parser.parse_args()
-    print(f"jax {jax.__version__} on {platform.processor() or platform.machine()}, "
-          f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
+    print(machine_line())
     inputs, loss = chinchilla_table()
     fit, fit_first, fit_best = timed(lambda: fit_form("chinchilla", inputs, loss), args.repeats)
     p = fit.params

@@ -17,3 +17,11 @@ def best_time(fn, repeats: int) -> float:
         jax.block_until_ready(fn())
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def machine_line() -> str:
+    """One line naming the jax version, the processor and the devices the timings were taken on."""
+    import platform
+
+    return (f"jax {jax.__version__} on {platform.processor() or platform.machine()}, "
+            f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
