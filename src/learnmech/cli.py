@@ -19,14 +19,19 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from learnmech import __version__
-from learnmech.cli_common import BadInput, err, finite_or_none, out
+from learnmech.cli_common import BadInput, err, finite_or_none, open_store, out, progress_bar
 from learnmech.cli_common import fail_input as _fail_input
 from learnmech.cli_fit import fit_app
+from learnmech.cli_report import export, report, run_page, write_atlas_page
+from learnmech.cli_sweep import sweep
 from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="learnmech: predict, measure and judge the mechanics of neural-network learning.")
 app.add_typer(fit_app, name="fit")
+app.command("sweep")(sweep)
+app.command("report")(report)
+app.command("export")(export)
 
 STORE_OPT = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store (created if missing).")
 PRESET_OPT = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)")
@@ -70,30 +75,16 @@ def _make_config(claim, preset: str, sets: list[str], seeds: Optional[int]):
         raise BadInput(_config_error(claim, exc)) from None
 
 
-def _open_store(path: Path) -> Store:
-    try:
-        return Store.open(path)
-    except StoreError as exc:
-        raise BadInput(str(exc)) from None
-
-
-def _progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
-
-
 def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
     """Run ``(claim, config, preset)`` jobs against one store; print the table; return the exit code."""
     from learnmech.atlas import run_claim
 
     try:
-        store = _open_store(store_path)
+        store = open_store(store_path)
     except BadInput as exc:
         _fail_input(str(exc))
     outcomes = []
-    with store, _progress_bar() as bar:
+    with store, progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
         def progress(label: str, done: int, total: int) -> None:
@@ -115,7 +106,10 @@ def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
             else:
                 err.print(f"{claim.id}: {outcome.verdict.status} (run {outcome.run_id}, {outcome.seconds:.1f}s)",
                           markup=False, highlight=False)
+        page = write_atlas_page(store)
     _print_outcomes(outcomes, store_path, as_json)
+    if not as_json:
+        out.print(f"report: {page}", highlight=False)
     failed = any(o.state == "failed" or (o.verdict is not None and o.verdict.status == "fails") for o in outcomes)
     return 1 if failed else 0
 
@@ -251,7 +245,8 @@ def show(
         info = {"run_id": rec.run_id, "claim": rec.claim, "preset": rec.preset, "status": rec.status,
                 "seconds": rec.seconds, "finished_at": str(rec.finished_at or ""), "config": rec.config,
                 "versions": rec.versions, "verdict": verdict, "artifacts": db.artifacts(rec.run_id),
-                "curves": [f"{s}:{n}" for s, n in names], "error": rec.error}
+                "curves": [f"{s}:{n}" for s, n in names], "error": rec.error,
+                "page": str(run_page(db, rec.run_id))}
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         return
@@ -267,6 +262,7 @@ def show(
     for kind, path in info["artifacts"]:
         out.print(f"{kind}: {path}", highlight=False)
     out.print(f"curves ({len(names)}): " + ", ".join(info["curves"]), highlight=False)
+    out.print(f"page: {info['page']}", highlight=False)
     if rec.error:
         out.print(f"error:\n{rec.error}", markup=False)
 
@@ -390,7 +386,7 @@ def transfer(
     from learnmech.report import save_figure
 
     task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
         def progress(label: str, done: int, total: int) -> None:

@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
-__all__ = ["BadInput", "err", "fail_input", "finite_or_none", "out"]
+__all__ = ["BadInput", "err", "fail_input", "finite_or_none", "open_store", "out", "progress_bar"]
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -39,3 +39,21 @@ def finite_or_none(values):
         return values
     value = float(values)
     return value if math.isfinite(value) else None
+
+
+def open_store(path):
+    """Open (or create) the store at ``path`` for writing; a store problem is ``BadInput``."""
+    from learnmech.store import Store, StoreError
+
+    try:
+        return Store.open(path)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def progress_bar():
+    """The rich progress bar on stderr every long command shows (gone when it ends)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)

@@ -21,9 +21,12 @@ if os.environ.get("MPLBACKEND") is None:
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from learnmech.store.files import write_files  # noqa: E402
+
 __all__ = [
     "COLORS",
     "band",
+    "figure_bytes",
     "finish_figure",
     "new_figure",
     "save_figure",
@@ -74,18 +77,27 @@ def finish_figure(fig, verdict=None):
     return fig
 
 
+def figure_bytes(fig, formats: Sequence[str] = ("png", "svg")) -> dict[str, bytes]:
+    """Render ``fig`` in each format ({"png": b"...", "svg": b"..."}) and close it.
+
+    A worker of a distributed sweep returns these bytes, and the driver, the only writer,
+    puts them beside the store: workers need no shared file system.
+    """
+    import io
+
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    rendered = {}
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=130 if fmt == "png" else None)
+        rendered[fmt] = buffer.getvalue()
+    plt.close(fig)
+    return rendered
+
+
 def save_figure(fig, directory: str | Path, stem: str, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     """Save ``fig`` as ``directory/stem.{png,svg}`` (created if needed) and close it."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    paths = []
-    for fmt in formats:
-        path = directory / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=130 if fmt == "png" else None)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    return write_files(directory, stem, figure_bytes(fig, formats))
 
 
 class _quiet:

@@ -45,6 +45,7 @@ __all__ = [
     "create_schema",
     "create_statements",
     "file_kind",
+    "length_problem",
     "meta_problem",
     "meta_rows",
     "read_meta",
@@ -157,6 +158,27 @@ def meta_problem(meta: Mapping[str, str]) -> str | None:
     if meta.get("schema_version") != str(SCHEMA_VERSION):
         return (f"has learnmech store schema version {meta.get('schema_version')}; "
                 f"this learnmech reads version {SCHEMA_VERSION}")
+    return None
+
+
+DUCKDB_HEADER_BYTES = 3 * 4096  # the file header and two database headers precede the blocks
+
+
+def length_problem(con: duckdb.DuckDBPyConnection, file_size: int) -> str | None:
+    """Say so if the file is shorter than the blocks its header claims (a truncated copy), else None.
+
+    A DuckDB file is ``DUCKDB_HEADER_BYTES`` of headers followed by ``total_blocks`` blocks of
+    ``block_size`` bytes; the header, and so this count, is read without touching the blocks.
+    """
+    try:
+        block_size, total_blocks = con.execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    except duckdb.Error as exc:
+        return f"cannot be read as a DuckDB database ({' '.join(str(exc).split())})"
+    expected = DUCKDB_HEADER_BYTES + int(block_size) * int(total_blocks)
+    if file_size < expected:
+        return (f"is truncated: {file_size} bytes where its header promises {expected}; "
+                "restore it from a copy or choose another --store")
     return None
 
 

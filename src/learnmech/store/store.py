@@ -44,6 +44,8 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _KIND_PROBLEMS = {"directory": "is a directory, not a learnmech store file",
                   "empty": "is an empty file, not a learnmech store",
                   "other": "is not a learnmech store (not a DuckDB file)"}
+EXPORT_TABLES = {"runs": "started_at, run_id", "series": "run_id, source, name, member, step",
+                 "verdicts": "run_id", "artifacts": "run_id, rowid"}
 _RUN_COLUMNS = ("run_id, claim, preset, config, status, started_at, finished_at, seconds, "
                 "host, versions, error")
 
@@ -128,10 +130,13 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def _probe(path: Path, keep: bool) -> duckdb.DuckDBPyConnection | None:
-    """Check an existing DuckDB file's marker read-only; return the connection if ``keep``."""
+    """Check an existing DuckDB file's marker and length read-only; return the connection if ``keep``."""
     con = _connect(path, read_only=True)
     try:
         problem = schema.meta_problem(schema.read_meta(con))
+        if problem:
+            raise NotAStoreError(f"--store: {path} {problem}")
+        problem = schema.length_problem(con, path.stat().st_size)
         if problem:
             raise NotAStoreError(f"--store: {path} {problem}")
     except BaseException:
@@ -168,6 +173,10 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
     encoded = column.combine_chunks().dictionary_encode()
     words = np.asarray(encoded.dictionary.to_pylist(), dtype=str)
     return words[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _json_or_none(value: Mapping | None) -> str | None:
+    return None if value is None else canonical_json(value)
 
 
 def _record(row: tuple) -> RunRecord:
@@ -260,8 +269,12 @@ class Store:
 
     def finish_run(self, run_id: str, *, series: Mapping[str, np.ndarray] | None,
                    verdict: Mapping | None, artifacts: Sequence[tuple[str, str]] = (),
-                   seconds: float) -> None:
-        """Write a running run's series, verdict and artifacts and mark it done, atomically."""
+                   seconds: float, host: str | None = None, versions: Mapping | None = None) -> None:
+        """Write a running run's series, verdict and artifacts and mark it done, atomically.
+
+        ``host`` and ``versions``, when given, replace those written by ``begin_run`` (a sweep's
+        worker may run on another machine than the driver that began the run).
+        """
         table = schema.series_table(series) if series is not None else None
         vrow = schema.verdict_row(verdict) if verdict is not None else None
         arts = schema.artifact_rows(artifacts)
@@ -275,15 +288,18 @@ class Store:
             if arts:
                 con.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
                                 [(run_id, kind, path) for kind, path in arts])
-            _rows(con, "UPDATE runs SET status = 'done', finished_at = ?, seconds = ? "
-                  "WHERE run_id = ?", [_now(), seconds, run_id])
+            _rows(con, "UPDATE runs SET status = 'done', finished_at = ?, seconds = ?, "
+                  "host = coalesce(?, host), versions = coalesce(?, versions) WHERE run_id = ?",
+                  [_now(), seconds, host, _json_or_none(versions), run_id])
 
-    def fail_run(self, run_id: str, *, error: str, seconds: float) -> None:
+    def fail_run(self, run_id: str, *, error: str, seconds: float, host: str | None = None,
+                 versions: Mapping | None = None) -> None:
         """Mark a running run failed with ``error`` (e.g. its traceback)."""
         self._require_running(run_id)
         with self._transaction() as con:
-            _rows(con, "UPDATE runs SET status = 'failed', finished_at = ?, seconds = ?, "
-                  "error = ? WHERE run_id = ?", [_now(), float(seconds), str(error), run_id])
+            _rows(con, "UPDATE runs SET status = 'failed', finished_at = ?, seconds = ?, error = ?, "
+                  "host = coalesce(?, host), versions = coalesce(?, versions) WHERE run_id = ?",
+                  [_now(), float(seconds), str(error), host, _json_or_none(versions), run_id])
 
     def _require_running(self, run_id: str) -> None:
         found = self.status(run_id)
@@ -378,3 +394,20 @@ class Store:
         pq.write_table(self._series_arrow(run_id, None, None), partial)
         os.replace(partial, target)
         return target
+
+    def export_tables(self, directory: str | os.PathLike) -> dict[str, Path]:
+        """Write the ``runs``, ``series`` (curves), ``verdicts`` and ``artifacts`` tables as Parquet.
+
+        Each table goes to ``<directory>/<table>.parquet``, written beside as a hidden partial file
+        and renamed into place, so a reader never sees half a file. JSON columns stay JSON text.
+        """
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for table, order in EXPORT_TABLES.items():
+            data = self._db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_table()
+            target, partial = folder / f"{table}.parquet", folder / f".{table}.parquet.partial"
+            pq.write_table(data, partial)
+            os.replace(partial, target)
+            written[table] = target
+        return written

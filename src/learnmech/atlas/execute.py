@@ -1,0 +1,112 @@
+"""Executing one claim run where it is computed (this process, a pool worker or a Ray worker).
+
+Contract. ``execute_run(claim, preset, config)`` validates ``config`` (a mapping of the claim's
+config fields; the canonical JSON a run id is hashed from) with the claim's pydantic model,
+then predicts, measures, judges and plots inside ``jax.enable_x64(True)`` and returns a
+:class:`~learnmech.sweep.payload.RunPayload`: the curves in the store's long format, the
+verdict row, the figure as PNG and SVG bytes, and where it ran. It never writes anything and
+never raises for a failure of the claim: an exception becomes a ``failed`` payload carrying
+the traceback, so a sweep records it and goes on. ``claim`` is a registered id (what a remote
+worker receives) or a :class:`Claim`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import traceback
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+from learnmech import __version__
+from learnmech.atlas.contract import Claim, Curve, Progress, Record, Verdict
+from learnmech.atlas.registry import get_claim
+from learnmech.report.figures import figure_bytes
+from learnmech.store import run_id
+from learnmech.sweep.payload import RunPayload
+
+__all__ = ["execute_run", "record_columns", "record_from_columns", "verdict_from_row", "verdict_row",
+           "versions"]
+
+
+def versions() -> dict[str, str]:
+    """The versions a run's numbers depend on."""
+    import duckdb
+    import optax
+
+    return {"learnmech": __version__, "jax": jax.__version__, "optax": optax.__version__,
+            "numpy": np.__version__, "duckdb": duckdb.__version__, "python": platform.python_version()}
+
+
+def record_columns(source: str, record: Record) -> dict[str, np.ndarray]:
+    """Long-format columns ``source, name, member, step, value`` of a record's curves."""
+    cols: dict[str, list] = {k: [] for k in ("source", "name", "member", "step", "value")}
+    for name, curve in record.items():
+        members, steps = curve.y.shape
+        cols["source"].append(np.full(members * steps, source, dtype=object))
+        cols["name"].append(np.full(members * steps, name, dtype=object))
+        cols["member"].append(np.repeat(np.arange(members, dtype=np.int32), steps))
+        cols["step"].append(np.tile(curve.x, members))
+        cols["value"].append(curve.y.ravel())
+    return {k: (np.concatenate(v) if v else np.array([])) for k, v in cols.items()}
+
+
+def record_from_columns(cols: Mapping[str, np.ndarray], source: str) -> dict[str, Curve]:
+    """Inverse of :func:`record_columns` for one source."""
+    out = {}
+    keep = np.asarray(cols["source"]) == source
+    names, members = np.asarray(cols["name"])[keep], np.asarray(cols["member"])[keep]
+    steps, values = np.asarray(cols["step"])[keep], np.asarray(cols["value"])[keep]
+    for name in dict.fromkeys(names.tolist()):
+        sel = names == name
+        m, x, v = members[sel], steps[sel], values[sel]
+        n_members = int(m.max()) + 1
+        x0 = x[m == 0]
+        order = np.lexsort((x, m))
+        out[name] = Curve(x0[np.argsort(x0)], v[order].reshape(n_members, -1))
+    return out
+
+
+def verdict_row(v: Verdict) -> dict:
+    """A Verdict as the store's verdict row."""
+    return {"verdict": v.status, "metric": v.metric, "value": v.value, "threshold": v.threshold,
+            "reason": v.reason, "details": v.details}
+
+
+def verdict_from_row(row: Mapping | None) -> Verdict | None:
+    """A stored (or payload) verdict row as a Verdict; JSON nulls in details become NaN."""
+    if row is None:
+        return None
+    details = {k: (float("nan") if v is None else v) for k, v in (row.get("details") or {}).items()}
+    return Verdict(status=row["verdict"], metric=row["metric"], value=row["value"], threshold=row["threshold"],
+                   reason=row["reason"], details=details)
+
+
+def _where() -> dict:
+    return {"host": platform.node(), "pid": os.getpid(), "versions": versions()}
+
+
+def execute_run(claim: Claim | str, preset: str, config: Mapping,
+                progress: Progress | None = None) -> RunPayload:
+    """Predict, measure, judge and plot one run of ``claim``; see the module docstring."""
+    claim = get_claim(claim) if isinstance(claim, str) else claim
+    start = time.perf_counter()
+    rid = run_id(claim.id, dict(config), __version__)
+    try:
+        cfg = claim.config.model_validate(dict(config))
+        with jax.enable_x64(True):  # claims state their dtypes; this only makes float64 available
+            prediction = claim.predict(cfg)
+            measurement = claim.measure(cfg, progress)
+            verdict = claim.judge(cfg, prediction, measurement)
+            figure = claim.plot(cfg, prediction, measurement, verdict)
+        figures = figure_bytes(figure)
+        theory, experiment = record_columns("theory", prediction), record_columns("experiment", measurement)
+        series = {k: np.concatenate([theory[k], experiment[k]]) for k in theory}
+    except Exception:  # a crash inside one run is data for the driver, not a crash of the sweep
+        return RunPayload(rid, claim.id, preset, "failed", time.perf_counter() - start,
+                          error=traceback.format_exc(), **_where())
+    return RunPayload(rid, claim.id, preset, "done", time.perf_counter() - start, series=series,
+                      verdict=verdict_row(verdict), figures=figures, **_where())
