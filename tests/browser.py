@@ -130,6 +130,26 @@ def find_chromium() -> str | None:
     return os.environ.get("LEARNMECH_CHROMIUM") or shutil.which("chromium")
 
 
+def usable_or_skip() -> None:
+    """In a test: skip when playwright or Chromium is missing, or fail if LEARNMECH_REQUIRE_BROWSER=1 (CI)."""
+    import pytest
+
+    if have_playwright() and find_chromium() is not None:
+        return
+    if os.environ.get("LEARNMECH_REQUIRE_BROWSER") == "1":
+        pytest.fail("LEARNMECH_REQUIRE_BROWSER=1 but playwright or chromium is missing")
+    pytest.skip("playwright or chromium is missing")
+
+
+def artifact_path(name: str) -> Path:
+    """Where a test artifact (a screenshot) goes: env LEARNMECH_TEST_ARTIFACTS or test-artifacts/ in the repo."""
+    folder = Path(os.environ.get("LEARNMECH_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.unlink(missing_ok=True)
+    return path
+
+
 def have_playwright() -> bool:
     """Whether the playwright package is installed."""
     return importlib.util.find_spec("playwright") is not None

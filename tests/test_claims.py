@@ -137,3 +137,19 @@ def test_runs_and_show_read_the_store(killed_then_resumed):
     assert any(c.startswith("experiment:") for c in info["curves"]) and any(c.startswith("theory:") for c in info["curves"])
     missing = runner.invoke(app, ["show", "zzzz", "--store", store])
     assert missing.exit_code == 2 and missing.stderr.startswith("error: RUN:")
+
+
+def test_the_atlas_page_renders_every_claim_with_its_figure_in_chromium(killed_then_resumed):
+    """The page `learnmech atlas --quick` wrote, in headless Chromium: a card per claim, each figure loaded."""
+    import browser
+
+    browser.usable_or_skip()
+    index = killed_then_resumed["store"].parent / "report" / "index.html"
+    shot = browser.artifact_path("atlas-quick.png")
+    report = browser.check_page(index, shot)
+    assert report.card_ids == [f"claim-{c.id}" for c in CLAIMS]
+    assert all(card.images == (True,) for card in report.cards), report.summary()
+    verdicts = {card.id.removeprefix("claim-"): card.verdict for card in report.cards}
+    assert verdicts == {c.id: "fails" if c.id in QUICK_FAILS else "holds" for c in CLAIMS}
+    assert report.ok, report.summary()  # no console or page error, every filter right
+    assert shot.stat().st_size > 50_000

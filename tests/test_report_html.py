@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import importlib.util
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -283,14 +282,8 @@ def _browser_module():
 
 def test_the_page_in_a_real_browser(built):
     browser = _browser_module()
-    if not browser.have_playwright() or browser.find_chromium() is None:
-        if os.environ.get("LEARNMECH_REQUIRE_BROWSER") == "1":
-            pytest.fail("LEARNMECH_REQUIRE_BROWSER=1 but playwright or chromium is missing")
-        pytest.skip("playwright or chromium is missing")
-    folder = Path(os.environ.get("LEARNMECH_TEST_ARTIFACTS") or REPO / "test-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    shot = folder / "report-synthetic.png"
-    shot.unlink(missing_ok=True)
+    browser.usable_or_skip()
+    shot = browser.artifact_path("report-synthetic.png")
     report = browser.check_page(built[1], shot)
     assert report.card_ids == CARD_IDS
     assert report.console_errors == [] and report.page_errors == []

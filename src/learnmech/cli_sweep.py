@@ -11,6 +11,7 @@ the counts of done, failed and remaining; the table of verdicts, the atlas page 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -131,7 +132,9 @@ def _run(spec, points, executor, db: Store, store_path: Path, force: bool, as_js
 
         err.print(f"sweep: {len(points)} points of {spec.claim} on the {executor.name} executor, store {store_path}",
                   markup=False, highlight=False)
-        summary = run_sweep(points, db, executor, execute_run, force=force, versions=versions(), on_event=on_event)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table or the JSON (Ray prints)
+            summary = run_sweep(points, db, executor, execute_run, force=force, versions=versions(),
+                                on_event=on_event)
         rows = _rows(points, summary, db)
         page = write_atlas_page(db)
     if as_json:

@@ -171,8 +171,8 @@ def length_problem(con: duckdb.DuckDBPyConnection, file_size: int) -> str | None
     ``block_size`` bytes; the header, and so this count, is read without touching the blocks.
     """
     try:
-        block_size, total_blocks = con.execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+        (block_size, total_blocks), = con.execute(  # fetchall: DuckDB refuses new work on an unfinished result
+            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchall()
     except duckdb.Error as exc:
         return f"cannot be read as a DuckDB database ({' '.join(str(exc).split())})"
     expected = DUCKDB_HEADER_BYTES + int(block_size) * int(total_blocks)
