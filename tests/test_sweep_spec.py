@@ -99,3 +99,16 @@ def test_unreadable_files_are_named(tmp_path, name, text, message):
         (tmp_path / name).write_text(text)
     with pytest.raises(SpecError, match=message):
         load_spec(tmp_path / name)
+
+
+def test_the_readme_example_is_a_valid_24_point_sweep():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```toml\n(claim = .*?)```", readme, re.S).group(1)
+    import tomllib
+
+    points = sweep_points(parse_spec(tomllib.loads(block), "README.md"))
+    assert len(points) == 4 * 3 * 2
+    assert dict(points[1].label) == {"u0": 0.001, "s": [3.0, 1.0], "eta": 0.015, "seeds": 4}

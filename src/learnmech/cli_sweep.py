@@ -98,15 +98,19 @@ def sweep(
 ) -> None:
     """Run a grid of one claim's configurations (resumable; failures recorded, the sweep goes on)."""
     from learnmech.atlas.sweep_points import sweep_points
-    from learnmech.sweep import SpecError, load_spec
+    from learnmech.sweep import ExecutorError, SpecError, load_spec
 
+    executor = None
     try:
         spec = load_spec(spec_path)
         points = sweep_points(spec)
         executor = _executor(backend, address, workers)
         Store.check(store)
+        executor.start()  # a cluster that cannot be reached is reported before the store is touched
         db = open_store(store)
-    except (SpecError, BadInput, StoreError) as exc:
+    except (SpecError, BadInput, StoreError, ExecutorError) as exc:
+        if executor is not None:
+            executor.close()
         fail_input(str(exc))
     raise typer.Exit(_run(spec, points, executor, db, store, force, as_json))
 

@@ -2,7 +2,8 @@
 
 Contract
 --------
-Every executor has ``name`` and ``map_unordered(fn, items)``, a generator of ``(index, result)``
+Every executor has ``name``, ``start()`` and ``close()`` (connect ahead of time, or raise
+:class:`ExecutorError`; end what ``start`` began) and ``map_unordered(fn, items)``, a generator of ``(index, result)``
 pairs in completion order, one per item. ``fn`` must be importable by module and name (workers
 import it) and should not raise: an exception or a worker that dies more than ``max_retries``
 times is yielded as a :class:`TaskLost` carrying the reason, never raised. Leaving the generator
@@ -26,7 +27,11 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, Protocol
 
-__all__ = ["Executor", "LocalExecutor", "TaskLost", "default_workers"]
+__all__ = ["Executor", "ExecutorError", "LocalExecutor", "TaskLost", "default_workers"]
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot start (e.g. no Ray cluster at the address); one line naming the option."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,12 @@ class TaskLost:
 
 class Executor(Protocol):
     name: str
+
+    def start(self) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
 
     def map_unordered(self, fn: Callable[..., Any], items: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
         ...
@@ -62,6 +73,12 @@ class LocalExecutor:
             raise ValueError(f"--workers: must be >= 1, got {workers}")
         self.workers = workers or default_workers()
         self.max_retries = max_retries
+
+    def start(self) -> None:
+        """Nothing to do ahead of time: each map starts its own pool."""
+
+    def close(self) -> None:
+        """Nothing to end: each map shuts its pool down."""
 
     def _pool(self, size: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=max(1, min(self.workers, size)), mp_context=get_context("spawn"))
