@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from learnmech import __version__
-from learnmech.cli_common import BadInput, err, finite_or_none, open_store, out, progress_bar
+from learnmech.cli_common import BadInput, err, existing_store, finite_or_none, open_store, out, progress_bar
 from learnmech.cli_common import fail_input as _fail_input
 from learnmech.cli_fit import fit_app
 from learnmech.cli_report import export, report, run_page, write_atlas_page
@@ -201,22 +201,13 @@ def atlas(
     raise typer.Exit(_run_many(jobs, store, force, as_json))
 
 
-def _existing_store(path: Path) -> Store:
-    if not Path(path).exists():
-        _fail_input(f"--store: {path} does not exist (run `learnmech atlas --quick` first)")
-    try:
-        return Store.open(path, create=False, read_only=True)
-    except StoreError as exc:
-        _fail_input(str(exc))
-
-
 @app.command()
 def runs(
     store: Path = STORE_OPT,
     claim: Optional[str] = typer.Option(None, "--claim", help="only runs of this claim"),
 ) -> None:
     """List the runs in the store, newest first."""
-    with _existing_store(store) as db:
+    with existing_store(store) as db:
         table = Table(title=f"runs in {store}", title_justify="left")
         for col in ("run", "claim", "preset", "status", "verdict", "seconds", "finished"):
             table.add_column(col)
@@ -234,7 +225,7 @@ def show(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show one run: config, verdict, reason, details, figures and stored curves."""
-    with _existing_store(store) as db:
+    with existing_store(store) as db:
         try:
             rec = db.get_run(run)
         except KeyError as exc:

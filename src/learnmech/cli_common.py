@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
-__all__ = ["BadInput", "err", "fail_input", "finite_or_none", "open_store", "out", "progress_bar"]
+__all__ = ["BadInput", "err", "existing_store", "fail_input", "finite_or_none", "open_store", "out", "progress_bar"]
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -49,6 +49,20 @@ def open_store(path):
         return Store.open(path)
     except StoreError as exc:
         raise BadInput(str(exc)) from None
+
+
+def existing_store(path):
+    """Open an existing store read-only for a command that only reads; bad input (exit 2) otherwise."""
+    from pathlib import Path
+
+    from learnmech.store import Store, StoreError
+
+    if not Path(path).exists():
+        fail_input(f"--store: {path} does not exist (run `learnmech atlas --quick` first)")
+    try:
+        return Store.open(path, create=False, read_only=True)
+    except StoreError as exc:
+        fail_input(str(exc))
 
 
 def progress_bar():

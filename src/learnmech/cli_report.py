@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
-from learnmech.cli_common import err, fail_input, out
-from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
+from learnmech.cli_common import err, existing_store, fail_input, out
+from learnmech.store import DEFAULT_STORE_PATH, Store
 
 __all__ = ["export", "report", "run_page", "write_atlas_page"]
 
@@ -36,15 +36,6 @@ def run_page(store: Store, run_id: str) -> Path:
     return page
 
 
-def _read_only(path: Path) -> Store:
-    if not Path(path).exists():
-        fail_input(f"--store: {path} does not exist (run `learnmech atlas --quick` first)")
-    try:
-        return Store.open(path, create=False, read_only=True)
-    except StoreError as exc:
-        fail_input(str(exc))
-
-
 def _writable_folder(option: str, folder: Path) -> None:
     """Refuse an output folder that is a file or cannot be created, before anything is written."""
     probe = folder
@@ -65,7 +56,7 @@ def report(
     """Write the HTML atlas page (index.html, a page per run, the figures) from the store; re-runs nothing."""
     if out_dir is not None:
         _writable_folder("--out", out_dir)
-    with _read_only(store) as db:
+    with existing_store(store) as db:
         index = write_atlas_page(db, out_dir)
         runs = len(db.runs())
     out.print(f"report: {index} ({runs} runs)", highlight=False)
@@ -78,7 +69,7 @@ def export(
 ) -> None:
     """Export the store's runs, curves (series), verdicts and artifacts tables as Parquet files."""
     _writable_folder("--parquet", parquet)
-    with _read_only(store) as db:
+    with existing_store(store) as db:
         written = db.export_tables(parquet)
         n_runs = len(db.runs())
     for name, path in written.items():
