@@ -175,8 +175,8 @@ def test_header_counts_and_card_contents(built):
     assert counts == {"holds": 3, "fails": 1, "inconclusive": 1, "crashed": 1, "unfinished": 1, "not run": 1}
     cards = _cards(text)
     holds = cards["claim-toy.holds"]
-    assert "rel_err = 0.01235" in holds and "(threshold 0.05)" in holds and "1.235" in holds
-    assert "<th>slope</th>" in holds and "&#34;width&#34;: 64" in holds.replace("&quot;", "&#34;")
+    assert "rel_err = 0.0123456" in holds and "(threshold 0.05)" in holds and "1.235" in holds
+    assert "<span class=\"k\">slope</span> <span class=\"v\">1.5</span>" in holds and "&#34;width&#34;: 64" in holds.replace("&quot;", "&#34;")
     assert "https://example.org/p" in holds and "Someone et al. 2020" in holds
     other_runs = re.findall(r'href="runs/(r-[a-z-]+)\.html"><code>', holds.split("other runs")[1])
     assert other_runs == ["r-holds-crash", "r-holds-old"]
@@ -241,7 +241,7 @@ def test_run_pages_show_verdict_curves_error_and_link_back(built):
     assert 'src="../figures/toy.holds-r-holds-new.png"' in page
     rows = re.findall(r"<tr><td>(theory|experiment)</td><td>loss</td><td[^>]*>(\d+)</td>\s*<td[^>]*>(\d+)</td>", page)
     assert sorted(rows) == [("experiment", "2", "6"), ("theory", "1", "3")]
-    assert "testhost" in page and "0.4.30" in page and "rel_err = 0.01235" in page
+    assert "testhost" in page and "0.4.30" in page and "rel_err = 0.0123456" in page
 
 
 def test_rerunning_replaces_the_pages(built, tmp_path):

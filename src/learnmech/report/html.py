@@ -20,7 +20,7 @@ Contract
   missing" and has no ``<img>``.
 * ``run_page_path(directory, run_id)`` is where a run's page lives.
 
-Numbers are shown with ``%.4g``; all text is HTML-escaped (jinja2 autoescape). The templates
+Numbers are shown to six significant digits (``fmt_number``); all text is HTML-escaped (jinja2 autoescape). The templates
 live in ``report/templates/`` (``atlas.html.j2``, ``run.html.j2``) and carry their CSS and JS
 inline. This module imports only the standard library, numpy, jinja2 and ``learnmech.store``.
 """
@@ -138,16 +138,19 @@ def run_page_path(directory: str | os.PathLike, run_id: str) -> Path:
     return Path(directory) / "runs" / f"{run_id}.html"
 
 
-def fmt_number(value: object) -> str:
-    """A number in ``%.4g`` ("–" for None, the text itself for non-numbers).
+def fmt_number(value: object, digits: int = 6) -> str:
+    """A number to ``digits`` significant digits ("–" for None, the text itself for non-numbers).
 
-    >>> fmt_number(0.000123456), fmt_number(12345678.0), fmt_number(None), fmt_number(float("nan"))
-    ('0.0001235', '1.235e+07', '–', 'nan')
+    Six digits by default, as the command line prints verdict values: an R^2 of 0.999997 against a
+    threshold of 0.99 must not read as 1.
+
+    >>> fmt_number(0.999997), fmt_number(12345678.0), fmt_number(0.000123456, 4), fmt_number(None)
+    ('0.999997', '1.23457e+07', '0.0001235', '–')
     """
     if value is None:
         return "–"
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return "nan" if math.isnan(float(value)) else f"{float(value):.4g}"
+        return "nan" if math.isnan(float(value)) else f"{float(value):.{digits}g}"
     return str(value)
 
 
@@ -281,14 +284,14 @@ def run_view(store: Store, run: RunRecord, copier: _FigureCopier) -> RunView:
         state=run_state(run, verdict),
         metric=(verdict or {}).get("metric") or "",
         value=fmt_number((verdict or {}).get("value")) if verdict else "–",
-        threshold=fmt_number((verdict or {}).get("threshold")) if verdict else "–",
+        threshold=fmt_number((verdict or {}).get("threshold"), 4) if verdict else "–",
         reason=(verdict or {}).get("reason") or _missing_reason(run),
         details=tuple((str(k), fmt_number(float("nan") if v is None else v)) for k, v in details.items()),
         figures=figures, figure_note=note,
         config=json.dumps(run.config, indent=2, sort_keys=True, default=str),
         versions=tuple((str(k), str(v)) for k, v in sorted(run.versions.items())),
         host=run.host or "–", started=fmt_time(run.started_at), finished=fmt_time(run.finished_at),
-        seconds=fmt_number(run.seconds), error=run.error or "",
+        seconds=fmt_number(run.seconds, 4), error=run.error or "",
         error_excerpt=traceback_excerpt(run.error), page=_href("runs", f"{run.run_id}.html"))
 
 
