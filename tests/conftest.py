@@ -12,3 +12,40 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_running():
+    """At the end of the session no process started by a test is still running (zombies are not running)."""
+    yield
+    try:
+        import psutil
+    except ImportError:  # psutil comes with the test extra; without it this check is skipped
+        return
+    me = psutil.Process()
+    deadline = time.monotonic() + 15
+    while True:
+        left = [p for p in me.children(recursive=True) if _alive(p)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    for p in left:
+        p.kill()
+    assert not left, f"test processes still running at the end of the session: {[(p.pid, p.name()) for p in left]}"
+
+
+def _alive(process) -> bool:
+    """Running, and not multiprocessing's resource tracker (a helper of this process that ends with it)."""
+    import psutil
+
+    try:
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not any("multiprocessing.resource_tracker" in part for part in process.cmdline())
+    except psutil.NoSuchProcess:
+        return False

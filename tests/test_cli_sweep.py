@@ -73,6 +73,7 @@ CASES = [  # (spec text or None for good.toml, extra arguments, what the one lin
     (None, ["--address", "auto"], "--address: only with --backend ray"),
     (None, ["--backend", "ray", "--address", "nohost"], "--address: must be auto or HOST:PORT"),
     (None, ["--workers", "0"], "--workers: must be an integer >= 1, got 0"),
+    (None, ["--backend", "ray", "--address", "127.0.0.1:1"], "--address: no Ray cluster answers at 127.0.0.1:1"),
 ]
 
 
