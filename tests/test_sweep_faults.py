@@ -160,6 +160,10 @@ def ray_sweep(spec, tmp_path_factory):
         raise
     finally:
         assert_nothing_left(sweep.tag)
+    print(f"\nray sweep: {done_before} runs done when worker {victim.pid} was killed; then "
+          f"{summary.get('done')} done, {summary.get('failed')} failed, {summary.get('duplicates')} duplicates; "
+          f"worker pids {sorted({r['pid'] for r in summary.get('runs', [])})}; busy: "
+          + "; ".join(f"{k} rc {v.returncode}: {v.stderr.strip()}" for k, v in busy.items()))
     return {"store": store, "rc": rc, "summary": summary, "lines": sweep.finished(), "stderr": "".join(sweep.lines),
             "busy": busy, "victim": victim.pid, "done_before": done_before, "pids_before": pids_before,
             "driver": sweep.proc.pid}
@@ -181,6 +185,9 @@ def local_sweep(spec, tmp_path_factory):
         rc, summary = second.result()
     finally:
         assert_nothing_left(second.tag)
+    states = [status for status, _ in after_kill.values()]
+    print(f"\nlocal sweep: driver killed with {states.count('done')} done and {states.count('running')} running; "
+          f"re-run: {summary.get('skipped')} skipped, {summary.get('done')} done, {summary.get('failed')} failed")
     return {"store": store, "after_kill": after_kill, "rc": rc, "summary": summary, "lines": second.finished()}
 
 
