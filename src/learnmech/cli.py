@@ -1,4 +1,4 @@
-"""The ``learnmech`` command line: list, check, atlas, runs, show, transfer, fit scaling.
+"""The ``learnmech`` command line: list, check, atlas, sweep, runs, show, report, export, transfer, fit scaling.
 
 Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
 crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
