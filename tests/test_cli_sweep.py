@@ -67,7 +67,7 @@ CASES = [  # (spec text or None for good.toml, extra arguments, what the one lin
     ('claim = "dln.modes"\n', [], "no grid or zip axes"),
     (None, ["--store", "afile/sub/store.duckdb"], "--store: afile/sub/store.duckdb cannot be created"),
     (None, ["--store", "plain.duckdb"], "--store: plain.duckdb is a DuckDB file but not a learnmech store"),
-    (None, ["--store", "cut.duckdb"], "--store: cut.duckdb is truncated"),
+    (None, ["--store", "cut.duckdb"], "--store: cut.duckdb is damaged or truncated"),
     (None, ["--store", "good.toml"], "--store: good.toml is not a learnmech store (not a DuckDB file)"),
     (None, ["--backend", "spark"], "--backend: must be one of local, ray, got 'spark'"),
     (None, ["--address", "auto"], "--address: only with --backend ray"),
@@ -102,7 +102,7 @@ def test_truncated_store_is_refused_by_every_command(work):
     for args in (["atlas", "--store", "cut.duckdb"], ["runs", "--store", "cut.duckdb"],
                  ["report", "--store", "cut.duckdb"], ["export", "--parquet", "out", "--store", "cut.duckdb"]):
         result = runner.invoke(app, args)
-        assert result.exit_code == 2 and "is truncated" in result.stderr, (args, result.output)
+        assert result.exit_code == 2 and "is damaged or truncated" in result.stderr, (args, result.output)
     assert _digest(work / "cut.duckdb") == before and not (work / "out").exists()
 
 

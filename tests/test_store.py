@@ -43,8 +43,8 @@ def _series(n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def _begin(store: Store, rid: str = "r1", claim: str = "c1") -> None:
-    store.begin_run(rid, claim=claim, preset="quick", config=CONFIG, versions={"numpy": "2"})
+def _begin(store: Store, rid: str = "r1", claim: str = "c1") -> str:
+    return store.begin_run(rid, claim=claim, preset="quick", config=CONFIG, versions={"numpy": "2"})
 
 
 def _snapshot(path: Path) -> tuple[bytes, int]:
@@ -251,17 +251,35 @@ def test_series_filters(store: Store) -> None:
     assert len(store.series("nope")["value"]) == 0
 
 
-def test_begin_run_clears_an_earlier_attempt(store: Store) -> None:
-    _begin(store)
-    store.finish_run("r1", series=_series(), verdict={"verdict": "holds"},
-                     artifacts=[("figure", "a.png")], seconds=1)
+def test_begin_run_clears_an_unfinished_attempt(store: Store) -> None:
+    assert _begin(store) == "new"
+    store._db.execute("INSERT INTO verdicts (run_id, verdict) VALUES ('r1', 'holds')")  # a half-written attempt
     first = store.get_run("r1").started_at
-    _begin(store)
-    assert store.status("r1") == "running"
-    assert len(store.series("r1")["value"]) == 0
-    assert store.verdict("r1") is None and store.artifacts("r1") == []
+    assert _begin(store) == "new"
+    assert store.status("r1") == "running" and store.verdict("r1") is None
     record = store.get_run("r1")
     assert record.finished_at is None and record.seconds is None and record.started_at >= first
+
+
+def test_redo_of_a_done_run_keeps_it_until_the_new_result_replaces_it(store: Store) -> None:
+    _begin(store)
+    store.finish_run("r1", series=_series(), verdict={"verdict": "holds", "value": 1.0},
+                     artifacts=[("figure", "a.png")], seconds=1)
+    assert _begin(store) == "redo"  # --force: the finished result stays readable while the redo runs
+    assert store.status("r1") == "done" and store.verdict("r1")["value"] == 1.0
+    assert len(store.series("r1")["value"]) == 6 and store.artifacts("r1") == [("figure", "a.png")]
+    assert store.get_run("r1").redo["status"] == "running"
+    store.finish_run("r1", series=_series(12), verdict={"verdict": "fails", "value": 2.0},
+                     artifacts=[("figure", "b.png")], seconds=2)
+    record = store.get_run("r1")
+    assert record.status == "done" and record.redo is None and record.seconds == 2
+    assert store.verdict("r1")["value"] == 2.0 and len(store.series("r1")["value"]) == 12
+    assert store.artifacts("r1") == [("figure", "b.png")]
+    _begin(store)
+    store.fail_run("r1", error="Traceback: boom", seconds=3)  # a failed redo keeps the earlier result
+    record = store.get_run("r1")
+    assert record.status == "done" and store.verdict("r1")["value"] == 2.0
+    assert record.redo["status"] == "failed" and "boom" in record.redo["error"]
 
 
 def test_run_left_running_is_reported_running(tmp_path: Path) -> None:

@@ -2,21 +2,53 @@
 
 Bad input is reported in one line, ``error: <field>: <what is allowed>``, on stderr with exit code 2,
 before anything is written.
+
+Text a user typed or named (paths, column names, config values) reaches the terminal as text, never
+as instructions: the consoles read no rich markup (``[red]`` in a path is printed as it is; styles are
+given as ``style=`` or :class:`rich.text.Text`), and control characters (an escape sequence in a file
+name, a newline in a one-line error) are shown escaped, e.g. ``\\x1b`` (:func:`terminal_safe`).
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import sys
+import unicodedata
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-__all__ = ["BadInput", "err", "existing_store", "fail_input", "finite_or_none", "open_store", "out", "progress_bar"]
+__all__ = ["BadInput", "GuardedGroup", "doing", "err", "existing_store", "fail_input", "finite_or_none",
+           "open_store", "os_error_line", "out", "progress_bar", "terminal_safe"]
+
+
+def terminal_safe(text: str, *, keep_newlines: bool = True) -> str:
+    """``text`` with control and format characters written as escapes (``\\x1b``, ``\\u202e``).
+
+    Tabs, and newlines when ``keep_newlines``, are kept; everything else of Unicode categories Cc
+    and Cf (escape sequences, carriage returns, bidirectional overrides) is escaped, so that no
+    text a user supplied can move the cursor, recolour the terminal or hide what follows it.
+    """
+    keep = {"\t", "\n"} if keep_newlines else {"\t"}
+    if text.isprintable() and "\n" not in text:
+        return text
+    return "".join(ch if ch in keep or unicodedata.category(ch) not in ("Cc", "Cf")
+                   else ascii(ch)[1:-1] for ch in text)
+
+
+class _SafeConsole(Console):
+    """A rich Console that prints every string it renders through :func:`terminal_safe`."""
+
+    def render_str(self, text: str, **kwargs):  # every str printed or put in a table passes here
+        return super().render_str(terminal_safe(text), **kwargs)
+
 
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+out = _SafeConsole(width=None if sys.stdout.isatty() else 160, markup=False, highlight=False)
+err = _SafeConsole(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False, highlight=False)
 
 
 class BadInput(Exception):
@@ -24,8 +56,8 @@ class BadInput(Exception):
 
 
 def fail_input(message: str) -> None:
-    """Print ``error: message`` on stderr and exit with code 2."""
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    """Print ``error: message`` on stderr, as one line whatever it contains, and exit with code 2."""
+    err.print(f"error: {terminal_safe(message, keep_newlines=False)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -71,3 +103,45 @@ def progress_bar():
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
+
+
+@contextmanager
+def doing(operation: str):
+    """Name the operation an ``OSError`` raised inside interrupted (e.g. ``"writing the atlas page"``)."""
+    try:
+        yield
+    except OSError as exc:
+        if getattr(exc, "learnmech_operation", None) is None:
+            exc.learnmech_operation = operation
+        raise
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError``: the path, the operation (see :func:`doing`) and the system's reason."""
+    path = exc.filename if exc.filename is not None else "(no path)"
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    code = f" [{errno.errorcode[exc.errno]}]" if exc.errno in errno.errorcode else ""
+    operation = getattr(exc, "learnmech_operation", None)
+    return f"{path}: {operation + ' failed' if operation else 'cannot be used'}: {reason}{code}"
+
+
+class GuardedGroup(TyperGroup):
+    """The command group of ``learnmech``: a failure of the machine rather than of the code is one line.
+
+    Any ``OSError`` (no space left, a read-only or missing folder, no permission, not a regular
+    file) and any DuckDB I/O error escaping a command is reported as ``error: <path>: <operation>
+    failed: <reason>`` with exit code 2, instead of a traceback. What it interrupted stays as the
+    store's transactions left it: a run whose results were not committed is still ``running``.
+    """
+
+    def invoke(self, ctx):
+        import duckdb
+
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            fail_input(os_error_line(exc))
+        except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.PermissionException) as exc:
+            fail_input(f"--store: DuckDB could not write or read the store ({' '.join(str(exc).split())})")

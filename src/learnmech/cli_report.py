@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
-from learnmech.cli_common import err, existing_store, fail_input, out
-from learnmech.store import DEFAULT_STORE_PATH, Store
+from learnmech.cli_common import doing, err, existing_store, fail_input, out
+from learnmech.store import DEFAULT_STORE_PATH, FolderInUse, Store
 
 __all__ = ["export", "report", "run_page", "write_atlas_page"]
 
@@ -26,13 +26,20 @@ def write_atlas_page(store: Store, directory: Path | None = None) -> Path:
     return write_report(store, list(all_claims().values()), directory)
 
 
-def run_page(store: Store, run_id: str) -> Path:
-    """The run's page in the store's report folder, writing the report first if the page is missing."""
+def run_page(store: Store, run_id: str) -> Path | str:
+    """The run's page in the store's report folder, writing the report first if the page is missing.
+
+    A report folder that cannot be written (a read-only store folder, a full disk) is not an error
+    for a command that only reads: the answer is then a sentence saying why there is no page.
+    """
     from learnmech.report import run_page_path
 
     page = run_page_path(store.directory / "report", run_id)
     if not page.exists():
-        write_atlas_page(store)
+        try:
+            write_atlas_page(store)
+        except OSError as exc:
+            return f"not written ({exc.strerror or exc} while writing {exc.filename or page.parent})"
     return page
 
 
@@ -56,7 +63,7 @@ def report(
     """Write the HTML atlas page (index.html, a page per run, the figures) from the store; re-runs nothing."""
     if out_dir is not None:
         _writable_folder("--out", out_dir)
-    with existing_store(store) as db:
+    with existing_store(store) as db, doing("writing the atlas page"):
         index = write_atlas_page(db, out_dir)
         runs = len(db.runs())
     out.print(f"report: {index} ({runs} runs)", highlight=False)
@@ -69,8 +76,11 @@ def export(
 ) -> None:
     """Export the store's runs, curves (series), verdicts and artifacts tables as Parquet files."""
     _writable_folder("--parquet", parquet)
-    with existing_store(store) as db:
-        written = db.export_tables(parquet)
+    with existing_store(store) as db, doing("writing the Parquet export"):
+        try:
+            written = db.export_tables(parquet)
+        except FolderInUse as exc:
+            fail_input(f"--parquet: {exc}")
         n_runs = len(db.runs())
     for name, path in written.items():
         out.print(f"{name}: {path}", highlight=False)

@@ -19,8 +19,9 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from learnmech.cli_common import BadInput, err, fail_input, open_store, out, progress_bar
+from learnmech.cli_common import BadInput, doing, err, fail_input, open_store, out, progress_bar
 from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 
 __all__ = ["sweep"]
@@ -77,7 +78,7 @@ def _print_table(spec, rows, summary, store_path: Path, page: Path) -> None:
         v = row["verdict"]
         word = v["verdict"] if v else "crashed"
         table.add_row(str(row["index"] + 1), *(_value_text(row["fields"][n]) for n in spec.varied()),
-                      f"[{colors.get(word, 'red')}]{word}[/]", v["metric"] if v else "",
+                      Text(word, style=colors.get(word, "red")), v["metric"] if v else "",
                       f"{v['value']:.6g}" if v and v["value"] is not None else "",
                       f"{v['threshold']:.4g}" if v and v["threshold"] is not None else "", row["run_id"], row["state"])
     out.print(table)
@@ -140,7 +141,8 @@ def _run(spec, points, executor, db: Store, store_path: Path, force: bool, as_js
             summary = run_sweep(points, db, executor, execute_run, force=force, versions=versions(),
                                 on_event=on_event)
         rows = _rows(points, summary, db)
-        page = write_atlas_page(db)
+        with doing("writing the atlas page"):
+            page = write_atlas_page(db)
     if as_json:
         payload = {"claim": spec.claim, "preset": spec.preset, "backend": executor.name, "store": str(store_path),
                    "points": summary.points, "done": summary.done, "skipped": summary.skipped,

@@ -2,7 +2,10 @@
 
 Contract. ``run_claim`` computes the run id from the claim id, the canonical config and the
 package version. A run already ``done`` is skipped (its stored verdict is returned) unless
-``force``. Otherwise the run is marked ``running`` (one transaction), executed by
+``force``, with a ``note`` when an earlier ``--force`` redo of it did not finish (the stored
+result is then the earlier one). Otherwise the run is marked ``running`` (a redo of a ``done``
+run keeps the finished result until the new one replaces it; see :class:`~learnmech.store.Store`),
+executed by
 :func:`~learnmech.atlas.execute.execute_run` (predict, measure, judge, plot), and its curves,
 verdict and figure paths are written and it is marked ``done`` in one transaction
 (:func:`~learnmech.sweep.payload.record_payload`, the same path a sweep's driver takes). A
@@ -23,7 +26,7 @@ from learnmech.atlas.execute import (execute_run, record_columns, record_from_co
 from learnmech.store import Store, run_id
 from learnmech.sweep.payload import record_payload
 
-__all__ = ["Outcome", "record_columns", "record_from_columns", "run_claim", "stored_verdict", "versions"]
+__all__ = ["Outcome", "record_columns", "record_from_columns", "redo_note", "run_claim", "stored_verdict", "versions"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,20 @@ class Outcome:
     seconds: float
     figures: list[str] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None
 
 
 def stored_verdict(store: Store, rid: str) -> Verdict | None:
     """The verdict stored for run ``rid``, or None."""
     return verdict_from_row(store.verdict(rid))
+
+
+def redo_note(redo: dict | None) -> str | None:
+    """A sentence on an unfinished or failed ``--force`` redo of a done run, or None."""
+    if redo is None:
+        return None
+    how = "did not finish" if redo["status"] == "running" else "failed"
+    return f"a --force redo started {redo['started_at']:%Y-%m-%d %H:%M:%S} UTC {how}; the result kept is the earlier one"
 
 
 def run_claim(claim: Claim, config, *, preset: str, store: Store, force: bool = False,
@@ -52,7 +64,8 @@ def run_claim(claim: Claim, config, *, preset: str, store: Store, force: bool = 
     rid = run_id(claim.id, cfg_json, __version__)
     if store.status(rid) == "done" and not force:
         figs = [p for kind, p in store.artifacts(rid) if kind == "figure"]
-        return Outcome(claim.id, preset, rid, "skipped", stored_verdict(store, rid), 0.0, figs)
+        return Outcome(claim.id, preset, rid, "skipped", stored_verdict(store, rid), 0.0, figs,
+                       note=redo_note(store.redo(rid)))
     store.begin_run(rid, claim=claim.id, preset=preset, config=cfg_json, versions=versions(), host=platform.node())
     payload = execute_run(claim, preset, cfg_json, progress)
     paths = [str(p) for p in record_payload(store, payload)]

@@ -16,6 +16,7 @@ This package imports only numpy, pyarrow, duckdb, the standard library and
 
 from learnmech.store.ids import canonical_json, run_id
 from learnmech.store.schema import SCHEMA_VERSION
+from learnmech.store.files import FolderInUse
 from learnmech.store.store import (
     DEFAULT_STORE_PATH,
     NotAStoreError,
@@ -28,6 +29,7 @@ from learnmech.store.store import (
 
 __all__ = [
     "DEFAULT_STORE_PATH",
+    "FolderInUse",
     "SCHEMA_VERSION",
     "NotAStoreError",
     "RunRecord",

@@ -2,10 +2,15 @@
 
 Contract
 --------
-* ``TABLES`` maps each table name to its column DDL; ``create_statements()`` turns it into
-  ``CREATE TABLE`` statements, ``create_schema(con, version)`` runs them in one transaction.
+* ``TABLES`` maps each table name to its column DDL; ``ADDED_TABLES`` are those added later,
+  which older stores lack until opened for writing (``create_added_tables``).
+  ``create_statements()`` turns both into ``CREATE TABLE`` statements, ``create_schema(con,
+  version)`` runs them in one transaction.
 * ``file_kind(path)`` tells a DuckDB file from anything else by its header alone (DuckDB files
-  carry ``b"DUCK"`` at byte 8), without opening it with DuckDB.
+  carry ``b"DUCK"`` at byte 8), without opening it with DuckDB, and never opens anything but a
+  regular file.
+* ``integrity_problem(con)`` lets DuckDB judge a store: every table present with its columns,
+  every row read. No heuristic of ours refuses a store that DuckDB opens and reads.
 * A DuckDB file is a learnmech store exactly when it has a ``learnmech_meta`` table whose
   ``format`` row is ``STORE_FORMAT``; ``read_meta(con)`` returns that table as a dict ({} when
   absent) and ``meta_problem(meta)`` says what is wrong with it, if anything.
@@ -20,6 +25,7 @@ Contract
 from __future__ import annotations
 
 import numbers
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +38,9 @@ import pyarrow.compute as pc
 from learnmech.store.ids import canonical_json
 
 __all__ = [
+    "ADDED_TABLES",
     "META_TABLE",
+    "REDO_STATUSES",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "SERIES_COLUMNS",
@@ -43,13 +51,15 @@ __all__ = [
     "VERDICT_KEYS",
     "artifact_rows",
     "create_schema",
+    "create_added_tables",
     "create_statements",
     "file_kind",
-    "length_problem",
+    "integrity_problem",
     "meta_problem",
     "meta_rows",
     "read_meta",
     "series_table",
+    "table_columns",
     "verdict_row",
 ]
 
@@ -59,6 +69,7 @@ META_TABLE = "learnmech_meta"
 DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
 
 RUN_STATUSES = ("running", "done", "failed")
+REDO_STATUSES = ("running", "failed")
 SOURCES = ("theory", "experiment")
 VERDICTS = ("holds", "fails", "inconclusive")
 
@@ -113,11 +124,28 @@ TABLES: dict[str, str] = {
 }
 
 
+# Tables added after schema version 1 was first written. A store opened for writing gains them
+# (``create_added_tables``); one opened read-only may lack them, and readers treat that as empty.
+ADDED_TABLES: dict[str, str] = {
+    # a --force redo of a finished run, while it runs (or after it failed): the finished result
+    # stays in runs/series/verdicts/artifacts until the redo's results replace it in one transaction
+    "redos": f"""
+        run_id VARCHAR PRIMARY KEY,
+        status VARCHAR CHECK (status IN ({_in(REDO_STATUSES)})),
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        host VARCHAR,
+        versions JSON,
+        error VARCHAR
+    """,
+}
+
+
 def create_statements() -> tuple[str, ...]:
     """Return the ``CREATE TABLE`` statements of every table in ``TABLES``."""
     return tuple(
         f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(cols.split())})"
-        for name, cols in TABLES.items()
+        for name, cols in {**TABLES, **ADDED_TABLES}.items()
     )
 
 
@@ -161,33 +189,64 @@ def meta_problem(meta: Mapping[str, str]) -> str | None:
     return None
 
 
-DUCKDB_HEADER_BYTES = 3 * 4096  # the file header and two database headers precede the blocks
+def table_columns(ddl: str) -> tuple[str, ...]:
+    """The column names of one ``TABLES`` entry (written one column per line), in order."""
+    return tuple(line.split()[0] for line in ddl.strip().splitlines() if line.strip())
 
 
-def length_problem(con: duckdb.DuckDBPyConnection, file_size: int) -> str | None:
-    """Say so if the file is shorter than the blocks its header claims (a truncated copy), else None.
+def _present_columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    rows = con.execute("SELECT table_name, column_name FROM duckdb_columns() "
+                       "WHERE schema_name = 'main'").fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, set()).add(column)
+    return out
 
-    A DuckDB file is ``DUCKDB_HEADER_BYTES`` of headers followed by ``total_blocks`` blocks of
-    ``block_size`` bytes; the header, and so this count, is read without touching the blocks.
+
+def integrity_problem(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What DuckDB finds wrong when it reads every table of the store, or None for a healthy store.
+
+    Integrity is DuckDB's to judge: every table of ``TABLES`` must exist with its columns (the
+    tables of ``ADDED_TABLES`` may be absent: a store written before they existed is healthy), and
+    every row of every table is read (``sum(hash(row))``), so a damaged or missing block raises
+    DuckDB's own error here, at open, rather than in the middle of a command. Nothing else (file
+    length, header counts) is judged: DuckDB trims free blocks from the end of the file at a
+    checkpoint while its header still counts them, so a length test refuses healthy stores.
     """
     try:
-        (block_size, total_blocks), = con.execute(  # fetchall: DuckDB refuses new work on an unfinished result
-            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchall()
+        present = _present_columns(con)
+        tables = {**TABLES, **{k: v for k, v in ADDED_TABLES.items() if k in present}}
+        for table, ddl in tables.items():
+            if table not in present:
+                return f"has no {table} table (not a complete learnmech store)"
+            missing = [c for c in table_columns(ddl) if c not in present[table]]
+            if missing:
+                return f"has a {table} table without the column(s) {', '.join(missing)} (a damaged store)"
+            con.execute(f"SELECT count(*), sum(hash(t)) FROM {table} AS t").fetchall()
     except duckdb.Error as exc:
-        return f"cannot be read as a DuckDB database ({' '.join(str(exc).split())})"
-    expected = DUCKDB_HEADER_BYTES + int(block_size) * int(total_blocks)
-    if file_size < expected:
-        return (f"is truncated: {file_size} bytes where its header promises {expected}; "
+        return (f"is damaged or truncated: DuckDB cannot read it ({' '.join(str(exc).split())}); "
                 "restore it from a copy or choose another --store")
     return None
 
 
+def create_added_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``ADDED_TABLES`` a store written by an earlier learnmech lacks (idempotent)."""
+    for name, cols in ADDED_TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(cols.split())})").fetchall()
+
+
 def file_kind(path: Path) -> str:
-    """'missing' | 'directory' | 'empty' | 'duckdb' | 'other', from the file header only."""
+    """'missing' | 'directory' | 'special' | 'empty' | 'duckdb' | 'other', from the file header only.
+
+    'special' is anything but a regular file or a folder (a FIFO, a socket, a device): it is never
+    opened, since reading a FIFO would block.
+    """
     if not path.exists():
         return "missing"
     if path.is_dir():
         return "directory"
+    if not stat.S_ISREG(path.stat().st_mode):
+        return "special"
     with path.open("rb") as fh:  # OSError (e.g. permission) is the caller's to report
         head = fh.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
     if not head:

@@ -12,6 +12,12 @@ Contract
   therefore left by a killed process, and callers redo it.
 * ``begin_run`` and ``finish_run`` are each one transaction: ``finish_run`` validates its input
   first (``ValueError``), then writes all of a run's results or none of them.
+* Redoing a ``done`` run (``--force``) never removes its results early: ``begin_run`` records the
+  redo in the ``redos`` table and leaves the run, its curves, verdict and artifacts as they are;
+  ``finish_run`` replaces them with the redo's in one transaction. A redo that is interrupted
+  (killed, Ctrl-C, disk full) or fails leaves the earlier result intact, and ``RunRecord.redo``
+  says so (``{"status": "running" | "failed", ...}``).
+* Integrity is DuckDB's to judge (``schema.integrity_problem``: every table read at open).
 * Errors about the store file are one line starting with ``--store:``. Times are naive UTC.
 """
 
@@ -34,6 +40,7 @@ import pyarrow.parquet as pq
 
 from learnmech import __version__
 from learnmech.store import schema
+from learnmech.store.files import write_folder
 from learnmech.store.ids import canonical_json
 
 __all__ = ["DEFAULT_STORE_PATH", "NotAStoreError", "RunRecord", "Store", "StoreBusyError",
@@ -43,6 +50,7 @@ DEFAULT_STORE_PATH = Path("learnmech-results") / "learnmech.duckdb"
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 _KIND_PROBLEMS = {"directory": "is a directory, not a learnmech store file",
                   "empty": "is an empty file, not a learnmech store",
+                  "special": "is not a regular file (a FIFO, socket or device), not a learnmech store",
                   "other": "is not a learnmech store (not a DuckDB file)"}
 EXPORT_TABLES = {"runs": "started_at, run_id", "series": "run_id, source, name, member, step",
                  "verdicts": "run_id", "artifacts": "run_id, rowid"}
@@ -84,6 +92,7 @@ class RunRecord:
     host: str | None
     versions: dict
     error: str | None
+    redo: dict | None = None  # a --force redo that did not finish: {"status", "started_at", "error"}
 
 
 def _one_line(text: object) -> str:
@@ -117,9 +126,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+        if "could not set lock" in str(exc).lower() or "conflicting lock" in str(exc).lower():
             raise _busy(path, str(exc)) from None
-        raise StoreError(f"--store: {path} cannot be opened ({_one_line(exc)})") from None
+        raise StoreError(f"--store: {path} cannot be opened by DuckDB ({_one_line(exc)}); if it is damaged or "
+                         "truncated, restore it from a copy or choose another --store") from None
     except duckdb.ConnectionException as exc:
         raise StoreBusyError(f"--store: {path} is already open in this process "
                              f"({_one_line(exc)})") from None
@@ -130,13 +140,13 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def _probe(path: Path, keep: bool) -> duckdb.DuckDBPyConnection | None:
-    """Check an existing DuckDB file's marker and length read-only; return the connection if ``keep``."""
+    """Check an existing DuckDB file's marker and integrity read-only; return the connection if ``keep``."""
     con = _connect(path, read_only=True)
     try:
         problem = schema.meta_problem(schema.read_meta(con))
         if problem:
             raise NotAStoreError(f"--store: {path} {problem}")
-        problem = schema.length_problem(con, path.stat().st_size)
+        problem = schema.integrity_problem(con)
         if problem:
             raise NotAStoreError(f"--store: {path} {problem}")
     except BaseException:
@@ -163,6 +173,16 @@ def _create(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _upgrade(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Give a store written by an earlier learnmech the tables added since (closing ``con`` on failure)."""
+    try:
+        schema.create_added_tables(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence = ()) -> list[tuple]:
     """Run one statement and fetch all of its result (DuckDB refuses new work otherwise)."""
     return con.execute(sql, list(params)).fetchall()
@@ -180,10 +200,13 @@ def _json_or_none(value: Mapping | None) -> str | None:
 
 
 def _record(row: tuple) -> RunRecord:
-    values = list(row)
+    values = list(row[:11])
     for i in (3, 9):  # config, versions
         values[i] = json.loads(values[i]) if values[i] is not None else {}
-    return RunRecord(*values)
+    redo = None
+    if len(row) > 11 and row[11] is not None:
+        redo = {"status": row[11], "started_at": row[12], "error": row[13]}
+    return RunRecord(*values, redo=redo)
 
 
 class Store:
@@ -201,7 +224,7 @@ class Store:
         p = Path(path)
         if _is_duckdb_file(p):
             probe = _probe(p, keep=read_only)
-            con = probe if probe is not None else _connect(p, read_only=False)
+            con = probe if probe is not None else _upgrade(_connect(p, read_only=False))
         elif create and not read_only:
             con = _create(p)
         else:
@@ -255,32 +278,49 @@ class Store:
         con.commit()
 
     def begin_run(self, run_id: str, *, claim: str, preset: str | None, config: Mapping,
-                  versions: Mapping, host: str | None = None) -> None:
-        """Mark ``run_id`` running, dropping any results an earlier attempt left."""
+                  versions: Mapping, host: str | None = None) -> str:
+        """Mark ``run_id`` running; return ``"new"``, or ``"redo"`` for a run that is already ``done``.
+
+        A new run (or one left ``running`` or ``failed``) gets a fresh ``runs`` row, and whatever an
+        earlier unfinished attempt left is dropped. A ``done`` run is not touched: the redo is
+        recorded in ``redos`` and its results replace the old ones only in ``finish_run``.
+        """
         if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
             raise ValueError(f"run_id must be letters, digits, '-', '_' or '.'; got {run_id!r}")
-        row = (run_id, claim, preset, canonical_json(config), _now(),
-               host or socket.gethostname(), canonical_json(versions))
+        host = host or socket.gethostname()
         with self._transaction() as con:
-            for table in ("series", "verdicts", "artifacts"):
+            if self.status(run_id) == "done":
+                _rows(con, "INSERT OR REPLACE INTO redos VALUES (?, 'running', ?, NULL, ?, ?, NULL)",
+                      [run_id, _now(), host, canonical_json(versions)])
+                return "redo"
+            for table in ("series", "verdicts", "artifacts", "redos"):
                 _rows(con, f"DELETE FROM {table} WHERE run_id = ?", [run_id])
             _rows(con, f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "
-                  "VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL, ?, ?, NULL)", row)
+                  "VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL, ?, ?, NULL)",
+                  (run_id, claim, preset, canonical_json(config), _now(), host, canonical_json(versions)))
+        return "new"
 
     def finish_run(self, run_id: str, *, series: Mapping[str, np.ndarray] | None,
                    verdict: Mapping | None, artifacts: Sequence[tuple[str, str]] = (),
                    seconds: float, host: str | None = None, versions: Mapping | None = None) -> None:
         """Write a running run's series, verdict and artifacts and mark it done, atomically.
 
-        ``host`` and ``versions``, when given, replace those written by ``begin_run`` (a sweep's
-        worker may run on another machine than the driver that began the run).
+        For a redo, the earlier results are deleted and the new ones written in the same
+        transaction. ``host`` and ``versions``, when given, replace those written by ``begin_run``
+        (a sweep's worker may run on another machine than the driver that began the run).
         """
         table = schema.series_table(series) if series is not None else None
         vrow = schema.verdict_row(verdict) if verdict is not None else None
         arts = schema.artifact_rows(artifacts)
         seconds = float(seconds)
-        self._require_running(run_id)
+        redo = self._require_running(run_id) == "redo"
         with self._transaction() as con:
+            if redo:
+                for name in ("series", "verdicts", "artifacts"):
+                    _rows(con, f"DELETE FROM {name} WHERE run_id = ?", [run_id])
+                _rows(con, "UPDATE runs SET started_at = r.started_at, host = r.host, versions = r.versions, "
+                      "error = NULL FROM redos AS r WHERE runs.run_id = r.run_id AND runs.run_id = ?", [run_id])
+                _rows(con, "DELETE FROM redos WHERE run_id = ?", [run_id])
             if table is not None and table.num_rows:
                 self._insert_series(con, run_id, table)
             if vrow is not None:
@@ -294,19 +334,43 @@ class Store:
 
     def fail_run(self, run_id: str, *, error: str, seconds: float, host: str | None = None,
                  versions: Mapping | None = None) -> None:
-        """Mark a running run failed with ``error`` (e.g. its traceback)."""
-        self._require_running(run_id)
+        """Mark a running run failed with ``error`` (e.g. its traceback).
+
+        A failed redo keeps the earlier result: only its ``redos`` row is marked failed.
+        """
+        if self._require_running(run_id) == "redo":
+            with self._transaction() as con:
+                _rows(con, "UPDATE redos SET status = 'failed', finished_at = ?, error = ?, "
+                      "host = coalesce(?, host), versions = coalesce(?, versions) WHERE run_id = ?",
+                      [_now(), str(error), host, _json_or_none(versions), run_id])
+            return
         with self._transaction() as con:
             _rows(con, "UPDATE runs SET status = 'failed', finished_at = ?, seconds = ?, error = ?, "
                   "host = coalesce(?, host), versions = coalesce(?, versions) WHERE run_id = ?",
                   [_now(), float(seconds), str(error), host, _json_or_none(versions), run_id])
 
-    def _require_running(self, run_id: str) -> None:
+    def _require_running(self, run_id: str) -> str:
+        """``"new"`` for a run marked running, ``"redo"`` for a done run with a redo under way."""
         found = self.status(run_id)
         if found is None:
             raise UnknownRunError(f"no run {run_id!r} in {self.path}; call begin_run first")
-        if found != "running":
-            raise StoreError(f"run {run_id} is {found}, not running; call begin_run first")
+        if found == "running":
+            return "new"
+        if found == "done" and (self.redo(run_id) or {}).get("status") == "running":
+            return "redo"
+        raise StoreError(f"run {run_id} is {found}, not running; call begin_run first")
+
+    def _has_redos(self) -> bool:
+        """Whether the store has the ``redos`` table (a store of an earlier learnmech opened read-only may not)."""
+        return bool(_rows(self._db, "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'main' "
+                          "AND table_name = 'redos'"))
+
+    def redo(self, run_id: str) -> dict | None:
+        """The run's unfinished or failed ``--force`` redo: ``{"status", "started_at", "error"}``, or None."""
+        if not self._has_redos():
+            return None
+        rows = _rows(self._db, "SELECT status, started_at, error FROM redos WHERE run_id = ?", [run_id])
+        return dict(zip(("status", "started_at", "error"), rows[0])) if rows else None
 
     @staticmethod
     def _insert_series(con: duckdb.DuckDBPyConnection, run_id: str, table: pa.Table) -> None:
@@ -330,17 +394,25 @@ class Store:
     def runs(self, claim: str | None = None) -> list[RunRecord]:
         """All runs (of ``claim`` if given), newest first."""
         where, params = ("WHERE claim = ?", [claim]) if claim is not None else ("", [])
-        rows = _rows(self._db, f"SELECT {_RUN_COLUMNS} FROM runs {where} "
-                     "ORDER BY started_at DESC NULLS LAST, run_id", params)
+        rows = _rows(self._db, f"{self._select_runs()} {where} "
+                     "ORDER BY runs.started_at DESC NULLS LAST, runs.run_id", params)
         return [_record(row) for row in rows]
+
+    def _select_runs(self) -> str:
+        """``SELECT`` of the runs columns and the redo's status, started_at and error (NULL when none)."""
+        columns = ", ".join(f"runs.{c.strip()}" for c in _RUN_COLUMNS.split(","))
+        if self._has_redos():
+            return (f"SELECT {columns}, redos.status, redos.started_at, redos.error FROM runs "
+                    "LEFT JOIN redos USING (run_id)")
+        return f"SELECT {columns}, NULL, NULL, NULL FROM runs"
 
     def get_run(self, prefix: str) -> RunRecord:
         """The run whose id is ``prefix`` or uniquely starts with it; else UnknownRunError."""
-        select = f"SELECT {_RUN_COLUMNS} FROM runs WHERE "
-        exact = _rows(self._db, select + "run_id = ?", [prefix])
+        select = f"{self._select_runs()} WHERE "
+        exact = _rows(self._db, select + "runs.run_id = ?", [prefix])
         if exact:
             return _record(exact[0])
-        rows = _rows(self._db, select + "starts_with(run_id, ?) ORDER BY run_id LIMIT 6",
+        rows = _rows(self._db, select + "starts_with(runs.run_id, ?) ORDER BY runs.run_id LIMIT 6",
                      [prefix]) if prefix else []
         if len(rows) == 1:
             return _record(rows[0])
@@ -398,16 +470,17 @@ class Store:
     def export_tables(self, directory: str | os.PathLike) -> dict[str, Path]:
         """Write the ``runs``, ``series`` (curves), ``verdicts`` and ``artifacts`` tables as Parquet.
 
-        Each table goes to ``<directory>/<table>.parquet``, written beside as a hidden partial file
-        and renamed into place, so a reader never sees half a file. JSON columns stay JSON text.
+        Each table goes to ``<directory>/<table>.parquet``. The set is written into a fresh folder
+        and swapped in whole (:func:`~learnmech.store.files.write_folder`): ``directory`` holds the
+        previous export or this one, never a mix. JSON columns stay JSON text. A ``directory`` that
+        holds files other than an export's raises ``FolderInUse``.
         """
         folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for table, order in EXPORT_TABLES.items():
-            data = self._db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_table()
-            target, partial = folder / f"{table}.parquet", folder / f".{table}.parquet.partial"
-            pq.write_table(data, partial)
-            os.replace(partial, target)
-            written[table] = target
-        return written
+
+        def fill(staged: Path) -> None:
+            for table, order in EXPORT_TABLES.items():
+                data = self._db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_table()
+                pq.write_table(data, staged / f"{table}.parquet")
+
+        write_folder(folder, [f"{table}.parquet" for table in EXPORT_TABLES], fill)
+        return {table: folder / f"{table}.parquet" for table in EXPORT_TABLES}

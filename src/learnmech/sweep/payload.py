@@ -9,12 +9,15 @@ Contract
 * ``record_payload(store, payload)`` is the driver's half: it writes the figures beside the
   store (each file atomically, named ``<claim>-<run_id>.<format>``) and then the run's results
   in one transaction (``Store.finish_run``) or marks it failed (``Store.fail_run``). The run
-  must already be ``running`` (``Store.begin_run``).
+  must already be ``running`` (``Store.begin_run``). A redo of a finished run writes its figures
+  under new names (``<claim>-<run_id>-<time>.<format>``) so that the finished run's figures stay
+  as they were until the transaction swaps the results; the replaced files are removed after it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +58,18 @@ def record_payload(store: Store, payload: RunPayload) -> list[Path]:
         store.fail_run(payload.run_id, error=payload.error, seconds=payload.seconds,
                        host=payload.host, versions=payload.versions)
         return []
-    paths = write_files(store.directory / "figures", f"{payload.claim}-{payload.run_id}", payload.figures)
+    stem = f"{payload.claim}-{payload.run_id}"
+    redo = store.redo(payload.run_id)
+    replaced: list[str] = []
+    if redo is not None and redo["status"] == "running":
+        stem += "-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        replaced = [path for kind, path in store.artifacts(payload.run_id) if kind == "figure"]
+    paths = write_files(store.directory / "figures", stem, payload.figures)
     store.finish_run(payload.run_id, series=payload.series, verdict=payload.verdict,
                      artifacts=[("figure", str(p)) for p in paths], seconds=payload.seconds,
                      host=payload.host, versions=payload.versions)
+    figures = (store.directory / "figures").resolve()
+    for old in set(replaced) - {str(p) for p in paths}:
+        if Path(old).resolve().parent == figures:  # only the figures this store wrote for the run
+            Path(old).unlink(missing_ok=True)
     return paths
