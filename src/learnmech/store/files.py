@@ -26,9 +26,10 @@ import errno
 import os
 import shutil
 from collections.abc import Callable, Collection, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["FolderInUse", "write_atomic", "write_files", "write_folder"]
+__all__ = ["FolderInUse", "named", "write_atomic", "write_files", "write_folder"]
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -43,9 +44,21 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+    with named(target):
+        partial.write_bytes(data)
+        os.replace(partial, target)
     return target
+
+
+@contextmanager
+def named(path: Path):
+    """Give an ``OSError`` raised without a path (``write`` on a full disk) the path it was writing."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
 
 
 def write_files(folder: str | os.PathLike, stem: str, contents: Mapping[str, bytes]) -> list[Path]:
@@ -105,7 +118,12 @@ def write_folder(target: str | os.PathLike, allowed: Collection[str],
     staged = target.with_name(f".{target.name}.staged-{os.getpid()}")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     staged.mkdir()
-    fill(staged)
+    try:
+        with named(target):
+            fill(staged)
+    except Exception:  # an error (a full disk), not a kill: take the partial set away at once
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     _swap_in(staged, target, old)
     for leftover in (staged, old):
         if leftover.exists():
