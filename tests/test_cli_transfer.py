@@ -81,6 +81,24 @@ def test_json_reports_eta_star_slopes_and_the_extrapolation(workdir, monkeypatch
     (["--steps", "0"], "--steps: must be an integer >= 1, got 0"),
     (["--seeds", "0"], "--seeds: must be an integer >= 1, got 0"),
     (["--target-width", "0"], "--target-width: must be an integer >= 1, got 0"),
+    # every option bounded, with the limit named (learnmech.atlas.hparams.transfer_budget)
+    (["--seeds", "-1"], "--seeds: must be an integer >= 1, got -1"),
+    (["--steps", "-5"], "--steps: must be an integer >= 1, got -5"),
+    (["--seeds", "65"], "--seeds: must be an integer <= 64 (MAX_SEEDS), got 65"),
+    (["--steps", "100001"], "--steps: must be an integer <= 100000 (MAX_STEPS), got 100001"),
+    (["--steps", "9" * 30], f"--steps: must be an integer <= 100000 (MAX_STEPS), got {'9' * 30}"),
+    (["--target-width", "2000000"], "--target-width: must be an integer <= 1048576 (MAX_TARGET_WIDTH), got 2000000"),
+    (["--widths", ",".join(str(2**k) for k in range(33))], "--widths: at most 32 widths (MAX_WIDTHS), got 33"),
+    (["--widths", "32,99999999999"], "--widths: each width must be at most 2147483647 (MAX_WIDTH), got 99999999999"),
+    (["--lrs", "2^-12..2^-3:1e-9"],
+     "--lrs: at most 64 learning rates (MAX_LEARNING_RATES), got 9000000001 from '2^-12..2^-3:1e-9'"),
+    (["--lrs", "2^-12..2^-3:1e-320"],
+     "--lrs: at most 64 learning rates (MAX_LEARNING_RATES), got infinitely many from '2^-12..2^-3:1e-320'"),
+    (["--lrs", ",".join(f"{k / 1000}" for k in range(1, 66))],
+     "--lrs: at most 64 learning rates (MAX_LEARNING_RATES), got 65"),
+    (["--lrs", "2^-12..2^2000"], "--lrs: expected a range such as 2^-12..2^-3"),  # 2.0 ** 2000 overflows
+    (["--widths", "32,1000000000"], "--widths: width 1000000000 needs about 1.49e+12 GiB for 2 hidden layers x 40 "
+                                    "members (10 learning rates x 4 seeds); this machine has"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(workdir, args, needle):
     result = runner.invoke(app, ["transfer", *args])
@@ -98,3 +116,36 @@ def test_out_that_is_a_file_is_refused_untouched(workdir):
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: --out: {target} exists and is not a folder"
     assert target.read_text() == "keep me\n" and [p.name for p in workdir.iterdir()] == ["notes.txt"]
+
+
+def test_a_request_that_does_not_fit_in_memory_is_refused_before_training(workdir, monkeypatch):
+    from learnmech.atlas.hparams import transfer_budget
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained although refused")
+
+    monkeypatch.setattr(mt, "transfer_sweeps", must_not_train)
+    monkeypatch.setattr(transfer_budget, "machine_memory_bytes", lambda: 16 * 2**30)
+    # width 4096, 2 hidden layers, 10 learning rates x 4 seeds: about 10 copies of 16.8M weights x 40 members
+    # plus activations, 26.4 GiB (transfer_budget.ensemble_bytes); 75% of 16 GiB = 12 GiB allowed
+    result = runner.invoke(app, ["transfer", "--widths", "32,4096"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("error: --widths: width 4096 needs about 26.4 GiB for 2 hidden layers x 40 members "
+                                     "(10 learning rates x 4 seeds); this machine has 16.0 GiB and a run may plan to "
+                                     "use 75% of it (MEMORY_SHARE)")
+    assert list(workdir.iterdir()) == []
+    monkeypatch.setattr(transfer_budget, "machine_memory_bytes", lambda: 64 * 2**30)  # 48 GiB allowed: it runs
+    with pytest.raises(AssertionError, match="trained although refused"):
+        runner.invoke(app, ["transfer", "--widths", "32,4096"], catch_exceptions=False)
+
+
+def test_the_memory_estimate_grows_with_the_weights_and_the_members():
+    from learnmech.atlas.hparams.transfer_budget import ensemble_bytes
+
+    task = dict(d_in=16, hidden_layers=2, rows=512)
+    # Quadratic in width once the n x n matrix dominates, linear in members; at widths 1024 and 2048 with
+    # 40 members it is within 4% of the peak memory growth measured on CPU (1.84 and 6.70 GiB).
+    assert ensemble_bytes(2**20, 40, **task) / ensemble_bytes(2**19, 40, **task) == pytest.approx(4.0, rel=1e-3)
+    assert ensemble_bytes(1024, 80, **task) == 2 * ensemble_bytes(1024, 40, **task)
+    assert ensemble_bytes(1024, 40, **task) / 2**30 == pytest.approx(1.84, rel=0.04)
+    assert ensemble_bytes(2048, 40, **task) / 2**30 == pytest.approx(6.70, rel=0.04)

@@ -68,6 +68,10 @@ def test_points_become_runs_with_the_ids_of_check(tmp_path):
     ({"claim": "dln.modes", "set": {"eta": 0.1}, "grid": {"eta": [0.1]}}, "set.eta: also given in [grid]"),
     ({"claim": "dln.modes", "preset": "medium", "grid": {"seeds": [1]}}, "preset: Input should be 'quick' or 'full'"),
     ([1, 2], "must be a table of keys"),
+    ({"claim": "dln.modes", "grid": {"seeds": list(range(1, 101)), "points": list(range(20, 121))}},
+     "grid: 10,100 points (100 x 101) exceed the limit of 10,000 points per sweep (MAX_POINTS)"),
+    ({"claim": "dln.modes", "set": {"s": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1.0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+      "grid": {"seeds": [1]}}, "nested too deeply, at most 32 levels of lists and tables"),
 ])
 def test_malformed_specs_are_named(data, message):
     with pytest.raises(SpecError, match="^SPEC s.toml: ") as info:
@@ -81,6 +85,12 @@ def test_malformed_specs_are_named(data, message):
     ({"claim": "dln.modes", "grid": {"eta": [0.01, "fast"]}}, "grid.eta (point 2 of 2): Input should be a valid number"),
     ({"claim": "dln.modes", "set": {"eta": -1}, "grid": {"seeds": [2]}}, "set.eta: Input should be greater than 0 (got -1)"),
     ({"claim": "dln.modes", "grid": {"seeds": [2, 2]}}, "seeds: points 1 and 2 are the same configuration"),
+    ({"claim": "dln.modes", "grid": {"eta": [0.01, float("nan")]}},
+     "grid.eta (point 2 of 2): must be finite numbers (got nan)"),
+    ({"claim": "dln.modes", "set": {"s": [3.0, float("-inf")]}, "grid": {"seeds": [2]}},
+     "set.s: must be finite numbers (got [3.0, -inf])"),
+    ({"claim": "dln.modes", "grid": {"teacher_seed": [0, 2**64]}},
+     "grid.teacher_seed (point 2 of 2): a seed must be an integer from 0 to 2**32 - 1 = 4294967295"),
 ])
 def test_points_the_claim_refuses_are_named(data, message):
     with pytest.raises(SpecError) as info:

@@ -17,16 +17,18 @@ from typing import Any, Optional
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from learnmech import __version__
-from learnmech.cli_common import BadInput, err, existing_store, finite_or_none, open_store, out, progress_bar
+from learnmech.cli_common import (BadInput, GuardedGroup, doing, err, existing_store, finite_or_none, open_store, out,
+                                  progress_bar)
 from learnmech.cli_common import fail_input as _fail_input
 from learnmech.cli_fit import fit_app
 from learnmech.cli_report import export, report, run_page, write_atlas_page
 from learnmech.cli_sweep import sweep
 from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(cls=GuardedGroup, add_completion=False, no_args_is_help=True,
                   help="learnmech: predict, measure and judge the mechanics of neural-network learning.")
 app.add_typer(fit_app, name="fit")
 app.command("sweep")(sweep)
@@ -40,29 +42,34 @@ JSON_OPT = typer.Option(False, "--json", help="print the outcomes as JSON")
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``field=value`` pairs; values are JSON when they parse as JSON (numbers, lists), else text."""
+    """``field=value`` pairs; values are JSON when they parse as JSON (numbers, lists), else text.
+
+    JSON that :func:`learnmech.value_bounds.loads_bounded` refuses (``NaN``, ``Infinity``, nesting
+    deeper than ``MAX_NESTING``, integers of thousands of digits) is bad input naming the field.
+    """
+    from learnmech.value_bounds import ValueRefused, loads_bounded
+
     overrides = {}
     for pair in pairs:
         field, sep, raw = pair.partition("=")
         if not sep or not field.strip():
             raise BadInput(f"--set: expected field=value, got {pair!r}")
         try:
-            value = json.loads(raw)
+            value = loads_bounded(raw)
+        except ValueRefused as exc:
+            raise BadInput(f"--set {field.strip()}: {exc}") from None
         except json.JSONDecodeError:
             value = raw
         overrides[field.strip()] = value
     return overrides
 
 
-def _config_error(claim, exc: ValidationError) -> str:
+def _config_error(claim, exc: ValidationError, given: Optional[dict[str, Any]] = None) -> str:
     """One line for the first problem pydantic found, naming the field and what is allowed."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(claim.config.model_fields)
-        return f"--set {field}: {claim.id} has no such field; allowed: {allowed}"
-    got = first.get("input")
-    return f"--set {field}: {first['msg'].removeprefix('Value error, ')} (got {got!r})"
+    from learnmech.atlas.config_checks import config_refusal
+
+    refusal = config_refusal(claim, exc, given or {})
+    return f"--set {refusal.path}: {refusal.text}"
 
 
 def _make_config(claim, preset: str, sets: list[str], seeds: Optional[int]):
@@ -72,7 +79,7 @@ def _make_config(claim, preset: str, sets: list[str], seeds: Optional[int]):
     try:
         return claim.make_config(preset, overrides)
     except ValidationError as exc:
-        raise BadInput(_config_error(claim, exc)) from None
+        raise BadInput(_config_error(claim, exc, overrides)) from None
 
 
 def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
@@ -95,23 +102,41 @@ def _run_many(jobs, store_path: Path, force: bool, as_json: bool) -> int:
         overall = bar.add_task("claims", total=len(jobs))
         for claim, config, preset in jobs:
             bar.update(overall, description=f"claims ({claim.id})")
-            outcome = run_claim(claim, config, preset=preset, store=store, force=force, progress=progress)
+            try:
+                with doing(f"running {claim.id} and storing its results"):
+                    outcome = run_claim(claim, config, preset=preset, store=store, force=force, progress=progress)
+            except KeyboardInterrupt:
+                err.print(f"{claim.id}: interrupted; {_interrupted(store, claim, config)}")
+                raise
             outcomes.append(outcome)
             bar.advance(overall)
             if outcome.state == "skipped":
-                err.print(f"[dim]{claim.id}: run {outcome.run_id} already done, skipped (use --force to redo)[/dim]")
+                note = f"; {outcome.note}" if outcome.note else ""
+                err.print(f"{claim.id}: run {outcome.run_id} already done, skipped (use --force to redo){note}",
+                          style="dim")
             elif outcome.state == "failed":
-                err.print(f"[red]{claim.id}: run {outcome.run_id} crashed[/red]", markup=True)
-                err.print(outcome.error, markup=False, highlight=False)
+                err.print(f"{claim.id}: run {outcome.run_id} crashed", style="red")
+                err.print(outcome.error)
             else:
                 err.print(f"{claim.id}: {outcome.verdict.status} (run {outcome.run_id}, {outcome.seconds:.1f}s)",
                           markup=False, highlight=False)
-        page = write_atlas_page(store)
+        with doing("writing the atlas page"):
+            page = write_atlas_page(store)
     _print_outcomes(outcomes, store_path, as_json)
     if not as_json:
         out.print(f"report: {page}", highlight=False)
     failed = any(o.state == "failed" or (o.verdict is not None and o.verdict.status == "fails") for o in outcomes)
     return 1 if failed else 0
+
+
+def _interrupted(store, claim, config) -> str:
+    """What an interrupted run left: the earlier result of a redo, or a run marked running."""
+    from learnmech.store import run_id
+
+    rid = run_id(claim.id, config.model_dump(mode="json"), __version__)
+    if store.status(rid) == "done":
+        return f"run {rid} keeps its earlier result (the --force redo did not finish)"
+    return f"run {rid} is left running and is redone next time"
 
 
 def _print_outcomes(outcomes, store_path: Path, as_json: bool) -> None:
@@ -129,7 +154,7 @@ def _print_outcomes(outcomes, store_path: Path, as_json: bool) -> None:
         v = o.verdict
         status = "crashed" if v is None else v.status
         table.add_row(
-            o.claim_id, o.preset, f"[{colors.get(status, 'red')}]{status}[/]",
+            o.claim_id, o.preset, Text(status, style=colors.get(status, "red")),
             "" if v is None else v.metric, "" if v is None else f"{v.value:.6g}",
             "" if v is None else f"{v.threshold:.4g}", f"{o.run_id} ({o.state})", f"{o.seconds:.1f}s",
         )
@@ -213,7 +238,8 @@ def runs(
             table.add_column(col)
         for r in db.runs(claim):
             v = db.verdict(r.run_id)
-            table.add_row(r.run_id, r.claim, r.preset, r.status, v["verdict"] if v else "",
+            status = r.status if not r.redo else f"{r.status} (redo {'unfinished' if r.redo['status'] == 'running' else 'failed'})"
+            table.add_row(r.run_id, r.claim, r.preset, status, v["verdict"] if v else "",
                           "" if r.seconds is None else f"{r.seconds:.1f}", str(r.finished_at or ""))
         out.print(table)
 
@@ -225,6 +251,8 @@ def show(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Show one run: config, verdict, reason, details, figures and stored curves."""
+    from learnmech.atlas.runner import redo_note
+
     with existing_store(store) as db:
         try:
             rec = db.get_run(run)
@@ -236,16 +264,21 @@ def show(
         info = {"run_id": rec.run_id, "claim": rec.claim, "preset": rec.preset, "status": rec.status,
                 "seconds": rec.seconds, "finished_at": str(rec.finished_at or ""), "config": rec.config,
                 "versions": rec.versions, "verdict": verdict, "artifacts": db.artifacts(rec.run_id),
-                "curves": [f"{s}:{n}" for s, n in names], "error": rec.error,
+                "curves": [f"{s}:{n}" for s, n in names], "error": rec.error, "redo": rec.redo,
                 "page": str(run_page(db, rec.run_id))}
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2, default=str) + "\n")
         return
-    out.print(f"[bold]{rec.claim}[/bold] run {rec.run_id} ({rec.preset}, {rec.status}, "
-              f"{'' if rec.seconds is None else f'{rec.seconds:.1f}s'})")
+    out.print(Text(rec.claim, style="bold") + Text(f" run {rec.run_id} ({rec.preset}, {rec.status}, "
+                                                   f"{'' if rec.seconds is None else f'{rec.seconds:.1f}s'})"))
+    if rec.redo:
+        out.print(f"note: {redo_note(rec.redo)}")
+        if rec.redo.get("error"):
+            out.print(f"redo error:\n{rec.redo['error']}")
     if verdict:
-        out.print(f"verdict: {verdict['verdict']} — {verdict['metric']} = {verdict['value']:.6g} "
-                  f"(threshold {verdict['threshold']:.4g})", highlight=False)
+        value = "n/a" if verdict["value"] is None else f"{verdict['value']:.6g}"
+        threshold = "n/a" if verdict["threshold"] is None else f"{verdict['threshold']:.4g}"
+        out.print(f"verdict: {verdict['verdict']} — {verdict['metric']} = {value} (threshold {threshold})")
         out.print(f"reason: {verdict['reason']}", highlight=False)
         for k, v in (verdict.get("details") or {}).items():
             out.print(f"  {k}: {v}", highlight=False)
@@ -262,49 +295,73 @@ _POWER_OF_TWO = re.compile(r"^2\^\(?([+-]?\d+(?:\.\d*)?)\)?$")  # 2^-8, 2^(-8.5)
 
 
 def _parse_positive_number(token: str) -> float:
-    """``2^k`` or a plain number (``1e-3``); ``ValueError`` otherwise."""
+    """``2^k`` or a plain number (``1e-3``); ``ValueError`` otherwise (``2^2000`` and ``1e999`` included)."""
     token = token.strip()
     power = _POWER_OF_TWO.match(token.replace(" ", ""))
-    value = 2.0 ** float(power.group(1)) if power else float(token)
+    try:
+        value = 2.0 ** float(power.group(1)) if power else float(token)
+    except OverflowError:  # 2.0 ** 2000
+        raise ValueError(token) from None
     if not math.isfinite(value):
         raise ValueError(token)
     return value
 
 
 def _parse_widths(text: str) -> list[int]:
-    """``--widths``: comma-separated integers, at least 2, positive, strictly increasing."""
+    """``--widths``: comma-separated integers, 2 to ``MAX_WIDTHS`` of them, positive, strictly increasing, at
+    most ``MAX_WIDTH``."""
+    from learnmech.atlas.hparams.transfer_budget import MAX_WIDTH, MAX_WIDTHS
+    from learnmech.value_bounds import echo
+
+    if text.count(",") + 1 > MAX_WIDTHS:
+        raise BadInput(f"--widths: at most {MAX_WIDTHS} widths (MAX_WIDTHS), got {text.count(',') + 1}")
     try:
         widths = [int(t) for t in text.split(",")]
     except ValueError:
-        raise BadInput(f"--widths: expected comma-separated integers such as 32,64,128, got {text!r}") from None
+        raise BadInput(f"--widths: expected comma-separated integers such as 32,64,128, got {echo(text)}") from None
     if len(widths) < 2:
-        raise BadInput(f"--widths: need at least 2 widths (a slope is fitted), got {text!r}")
+        raise BadInput(f"--widths: need at least 2 widths (a slope is fitted), got {echo(text)}")
     if widths[0] < 1 or any(a >= b for a, b in zip(widths, widths[1:])):
-        raise BadInput(f"--widths: must be positive and strictly increasing, got {text!r}")
+        raise BadInput(f"--widths: must be positive and strictly increasing, got {echo(text)}")
+    if widths[-1] > MAX_WIDTH:
+        raise BadInput(f"--widths: each width must be at most {MAX_WIDTH} (MAX_WIDTH), got {echo(widths[-1])}")
     return widths
 
 
 def _parse_learning_rates(text: str) -> list[float]:
-    """``--lrs``: ``A..B[:STEP]`` (``A``, ``A 2^STEP``, ... up to ``B``; STEP in octaves, default 1) or a list."""
-    from learnmech.atlas.hparams.mup_transfer import log2_grid
+    """``--lrs``: ``A..B[:STEP]`` (``A``, ``A 2^STEP``, ... up to ``B``; STEP in octaves, default 1) or a list.
 
-    expected = f"--lrs: expected a range such as 2^-12..2^-3 (or 2^-12..2^-3:0.5) or a comma list of positive numbers, got {text!r}"
+    At least 3 and at most ``MAX_LEARNING_RATES``; a range's count is computed before its grid is built.
+    """
+    from learnmech.atlas.hparams.mup_transfer import log2_grid
+    from learnmech.atlas.hparams.transfer_budget import MAX_LEARNING_RATES, grid_size
+    from learnmech.value_bounds import echo
+
+    expected = ("--lrs: expected a range such as 2^-12..2^-3 (or 2^-12..2^-3:0.5) or a comma list of positive "
+                f"numbers, got {echo(text)}")
+    too_many = f"--lrs: at most {MAX_LEARNING_RATES} learning rates (MAX_LEARNING_RATES), got {{}} from {echo(text)}"
     try:
         if ".." in text:
             lo, _, rest = text.partition("..")
             hi, sep, step = rest.partition(":")
             lo_v, hi_v, step_v = _parse_positive_number(lo), _parse_positive_number(hi), float(step) if sep else 1.0
-            if lo_v <= 0 or hi_v <= 0 or not step_v > 0:
+            if lo_v <= 0 or hi_v <= 0 or not step_v > 0 or not math.isfinite(step_v):
                 raise ValueError(text)
+            count = grid_size(math.log2(lo_v), math.log2(hi_v), step_v)
+            if count > MAX_LEARNING_RATES:
+                shown = "infinitely many" if math.isinf(count) else count if count < 10**15 else f"{count:.3g}"
+                raise BadInput(too_many.format(shown))
             lrs = log2_grid(math.log2(lo_v), math.log2(hi_v), step_v).tolist()
         else:
+            if text.count(",") + 1 > MAX_LEARNING_RATES:
+                raise BadInput(too_many.format(text.count(",") + 1))
             lrs = [_parse_positive_number(t) for t in text.split(",")]
     except ValueError:
         raise BadInput(expected) from None
     if len(lrs) < 3:
-        raise BadInput(f"--lrs: need at least 3 learning rates (a parabola is fitted), got {len(lrs)} from {text!r}")
+        raise BadInput(f"--lrs: need at least 3 learning rates (a parabola is fitted), got {len(lrs)} from {echo(text)}")
     if lrs[0] <= 0 or any(a >= b for a, b in zip(lrs, lrs[1:])):
-        raise BadInput(f"--lrs: learning rates must be positive and strictly increasing, got {text!r}")
+        raise BadInput(f"--lrs: learning rates must be positive and strictly increasing, got {echo(text)}")
     return lrs
 
 
@@ -359,14 +416,21 @@ def transfer(
 
     The task and network are those of the claim hparams.mup-transfer (Adam on a teacher-MLP
     regression, ReLU MLP with 2 hidden layers); a seed that diverged makes its learning rate rank
-    above every finite loss.
+    above every finite loss. Every option is bounded (``learnmech.atlas.hparams.transfer_budget``), and a
+    request whose widest ensemble would not fit in this machine's memory is refused before anything is allocated.
     """
+    from learnmech.atlas.hparams import transfer_budget as budget
+    from learnmech.value_bounds import echo
+
     try:
         width_list = _parse_widths(widths)
         lr_list = _parse_learning_rates(lrs)
-        for name, value in (("--steps", steps), ("--seeds", seeds), ("--target-width", target_width)):
+        for name, value, limit in (("--steps", steps, "MAX_STEPS"), ("--seeds", seeds, "MAX_SEEDS"),
+                                   ("--target-width", target_width, "MAX_TARGET_WIDTH")):
             if value < 1:
-                raise BadInput(f"{name}: must be an integer >= 1, got {value}")
+                raise BadInput(f"{name}: must be an integer >= 1, got {echo(value)}")
+            if value > getattr(budget, limit):
+                raise BadInput(f"{name}: must be an integer <= {getattr(budget, limit)} ({limit}), got {echo(value)}")
         if out_dir.exists() and not out_dir.is_dir():
             raise BadInput(f"--out: {out_dir} exists and is not a folder")
     except BadInput as exc:
@@ -377,6 +441,14 @@ def transfer(
     from learnmech.report import save_figure
 
     task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
+    members = len(lr_list) * seeds  # trained at once: every learning rate x seed of one width and parameterisation
+    need = budget.ensemble_bytes(width_list[-1], members, d_in=task.d_in, hidden_layers=task.hidden_layers,
+                                 rows=task.n_samples)
+    have = budget.machine_memory_bytes()
+    if have is not None and need > budget.MEMORY_SHARE * have:
+        _fail_input(f"--widths: width {width_list[-1]} needs about {need / 2**30:.3g} GiB for {task.hidden_layers} "
+                    f"hidden layers x {members} members ({len(lr_list)} learning rates x {seeds} seeds); this machine "
+                    f"has {have / 2**30:.1f} GiB and a run may plan to use {budget.MEMORY_SHARE:.0%} of it (MEMORY_SHARE)")
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
 

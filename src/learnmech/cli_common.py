@@ -127,10 +127,18 @@ def os_error_line(exc: OSError) -> str:
     return f"{path}: {operation + ' failed' if operation else 'cannot be used'}: {reason}{code}"
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's ``UsageError``: typer may carry its own copy of click, so both classes are caught."""
+    import click
+
+    return tuple({click.UsageError, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")})
+
+
 class GuardedGroup(TyperGroup):
     """The command group of ``learnmech``: a failure of the machine rather than of the code is one line.
 
-    Any ``OSError`` (no space left, a read-only or missing folder, no permission, not a regular
+    Click's usage errors (an unknown option, a missing argument, text for a number) are one line too,
+    instead of the usage panel. Any ``OSError`` (no space left, a read-only or missing folder, no permission, not a regular
     file) and any DuckDB I/O error escaping a command is reported as ``error: <path>: <operation>
     failed: <reason>`` with exit code 2, instead of a traceback. What it interrupted stays as the
     store's transactions left it: a run whose results were not committed is still ``running``.
@@ -141,6 +149,9 @@ class GuardedGroup(TyperGroup):
 
         try:
             return super().invoke(ctx)
+        except _usage_errors() as exc:  # an unknown option, a missing argument, "abc" for an integer
+            path = (exc.ctx if exc.ctx is not None else ctx).command_path.split()[1:]
+            fail_input(f"{exc.format_message()} (see {' '.join(['learnmech', *path])} --help)")
         except OSError as exc:
             fail_input(os_error_line(exc))
         except (duckdb.IOException, duckdb.OutOfMemoryException, duckdb.PermissionException) as exc:

@@ -16,15 +16,19 @@ figure depends on is what the store keeps, and both can be recomputed from a sto
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["Claim", "ClaimConfig", "Curve", "Progress", "Record", "Verdict"]
+from learnmech.value_bounds import INT64_MAX, INT64_MIN, scalars
+
+__all__ = ["Claim", "ClaimConfig", "Curve", "Progress", "Record", "SEED_LIMIT", "Verdict"]
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
+SEED_LIMIT = 2**32  # a config's seeds are 0 <= seed < SEED_LIMIT (ClaimConfig)
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,39 @@ class Verdict(BaseModel):
 
 
 class ClaimConfig(BaseModel):
-    """Base of every claim's config: frozen, strict about unknown fields, JSON round-trippable."""
+    """Base of every claim's config: frozen, strict about unknown fields, JSON round-trippable.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    Rules every field of every claim obeys, checked here once (before the claim's own validators):
+
+    - every number is finite: ``NaN`` and ``inf`` are refused wherever a float is, lists and
+      tuples of floats included (pydantic's ``allow_inf_nan=False`` reaches nested items);
+    - every integer fits a signed 64-bit int (``-2**63 <= n < 2**63``), nested ones included;
+    - a field whose name ends in ``seed`` (``data_seed``, ``teacher_seed``, ``split_seed``) holds
+      seeds ``0 <= seed < 2**32`` (:data:`SEED_LIMIT`): ``jax.random.key`` keeps the low 32 bits of
+      a seed unless 64-bit mode is on, so seeds ``2**32`` apart would be the same draw (and ``2**64``
+      overflows it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
     seeds: int = Field(4, ge=1, le=4096, description="independent initialisations")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _numbers_in_range(cls, value: Any, info: ValidationInfo) -> Any:
+        """The rules of the class docstring, on the value pydantic has parsed (``ValueError`` naming the rule)."""
+        seed = info.field_name is not None and info.field_name.endswith("seed")
+        for leaf in scalars(value):
+            if isinstance(leaf, bool):
+                continue
+            if isinstance(leaf, float) and not math.isfinite(leaf):
+                raise ValueError("must be finite numbers")
+            if isinstance(leaf, int):
+                if seed and not 0 <= leaf < SEED_LIMIT:
+                    raise ValueError(f"a seed must be an integer from 0 to 2**32 - 1 = {SEED_LIMIT - 1}")
+                if not INT64_MIN <= leaf <= INT64_MAX:
+                    raise ValueError(f"integers must fit in 64 bits, {INT64_MIN} to {INT64_MAX}")
+        return value
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from learnmech import __version__
+from learnmech.atlas.config_checks import config_refusal
 from learnmech.atlas.registry import all_claims, get_claim
 from learnmech.store import run_id
 from learnmech.sweep.driver import SweepPoint
@@ -21,15 +22,10 @@ from learnmech.sweep.spec import SpecError, SweepSpec
 __all__ = ["sweep_points"]
 
 
-def _field_error(claim, spec: SweepSpec, index: int, total: int, exc: ValidationError) -> SpecError:
-    first = exc.errors()[0]
-    name = str(first["loc"][0]) if first["loc"] else "config"
-    where = spec.origin(name) + (f" (point {index + 1} of {total})" if name in spec.varied() else "")
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(claim.config.model_fields)
-        return SpecError(f"{where}: {claim.id} has no such field; allowed: {allowed}")
-    message = first["msg"].removeprefix("Value error, ")
-    return SpecError(f"{where}: {message} (got {first.get('input')!r})")
+def _field_error(claim, spec: SweepSpec, index: int, total: int, exc: ValidationError, given) -> SpecError:
+    refusal = config_refusal(claim, exc, given)
+    where = spec.origin(refusal.field) + (f" (point {index + 1} of {total})" if refusal.field in spec.varied() else "")
+    return SpecError(f"{where}: {refusal.text}")
 
 
 def sweep_points(spec: SweepSpec) -> list[SweepPoint]:
@@ -44,7 +40,7 @@ def sweep_points(spec: SweepSpec) -> list[SweepPoint]:
         try:
             config = claim.make_config(spec.preset, values)
         except ValidationError as exc:
-            raise _field_error(claim, spec, i, len(overrides), exc) from None
+            raise _field_error(claim, spec, i, len(overrides), exc, values) from None
         cfg_json = config.model_dump(mode="json")
         rid = run_id(claim.id, cfg_json, __version__)
         if rid in seen:
