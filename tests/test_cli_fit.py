@@ -7,7 +7,11 @@ tests/test_theory_scaling.py.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import pathlib
+import shutil
 
 import duckdb
 import numpy as np
@@ -81,7 +85,15 @@ def test_parquet_input_and_the_printed_table(workdir):
         ([], lambda t: t["val_loss"].__setitem__(3, -1.0), "--loss: column 'val_loss' must be positive and finite"),
         ([], lambda t: t["params"].__setitem__(0, 0.0), "--n: column 'params' must be positive"),
         (["--holdout-above", "1e30"], None, "--holdout-above: 1e+30 leaves 36 points to fit"),
-        (["--bootstrap", "-1"], None, "--bootstrap: must be an integer >= 0"),
+        (["--bootstrap", "-1"], None, "--bootstrap: must be 0 (no intervals) or an integer from 2 to 10000, got -1"),
+        (["--bootstrap", "1e8"], None,
+         "--bootstrap: must be 0 (no intervals) or an integer from 2 to 10000, got '1e8'"),
+        (["--bootstrap", "100000000"], None,
+         "--bootstrap: must be 0 (no intervals) or an integer from 2 to 10000, got 100000000"),
+        (["--bootstrap", "1"], None, "--bootstrap: must be 0 (no intervals) or an integer from 2 to 10000, got 1"),
+        (["--seed", "-1"], None, "--seed: must be an integer from 0 to 4294967295, got -1"),
+        (["--seed", "4294967296"], None, "--seed: must be an integer from 0 to 4294967295, got 4294967296"),
+        (["--seed", "0.5"], None, "--seed: must be an integer from 0 to 4294967295, got '0.5'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(workdir, args, table_edit, needle):
@@ -110,3 +122,118 @@ def test_too_few_points_and_missing_inputs(workdir):
     (workdir / "runs.txt").write_text("a,b\n1,2\n")
     result = runner.invoke(app, ["fit", "scaling", "runs.txt", *ARGS])
     assert result.exit_code == 2 and "FILE: expected a .csv or .parquet file" in result.stderr
+
+
+# ---------------------------------------------------------------- bad files, derived values, limits
+
+
+def _fit(workdir, name, *args):
+    return runner.invoke(app, ["fit", "scaling", name, *args, "--out", "figs"])
+
+
+def _refused(result, workdir, line):
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {line}\n", result.stderr  # exactly one line, exactly this one
+    assert not (workdir / "figs").exists()
+
+
+def _big_csv(path, rows, bad_at=None, bad_row=""):
+    """``rows`` runs of the exact law (N, FLOP, loss); row ``bad_at`` (0-based) replaced by ``bad_row``."""
+    n, c = np.geomspace(1e7, 3e9, rows), np.geomspace(1e18, 1e21, rows)[::-1]
+    loss = predict("chinchilla", TRUE, n=n, d=c / (6 * n))
+    lines = [f"{a!r},{b!r},{y!r}\n" for a, b, y in zip(n.tolist(), c.tolist(), loss.tolist())]
+    if bad_at is not None:
+        lines[bad_at] = bad_row
+    path.write_text("params,compute,val_loss\n" + "".join(lines))
+
+
+def test_bad_files_are_one_line_naming_row_and_column(workdir):
+    (workdir / "dup.csv").write_text("params,compute,val_loss,val_loss\n1,2,3,4\n")
+    _refused(_fit(workdir, "dup.csv", *ARGS), workdir, "FILE: dup.csv has two columns named 'val_loss' "
+             "(columns 3 and 4); every column needs its own name")
+    _big_csv(workdir / "ragged.csv", 60_000, 50_000, "1e9,1e20\n")
+    _refused(_fit(workdir, "ragged.csv", *ARGS), workdir, "FILE: ragged.csv could not be read: row 50001: "
+             "expected 3 comma-separated fields, got 2: '1e9,1e20'")
+    _big_csv(workdir / "text.csv", 60_000, 50_000, "1e9,1e20,n/a\n")
+    _refused(_fit(workdir, "text.csv", *ARGS), workdir,
+             "--loss: column 'val_loss' of text.csv must be numeric; row 50001 holds 'n/a'")
+    _big_csv(workdir / "latin1.csv", 60)
+    with open(workdir / "latin1.csv", "ab") as f:
+        f.write(b"1e9,1e20,2.5\xb5\n")
+    _refused(_fit(workdir, "latin1.csv", *ARGS), workdir, "FILE: latin1.csv could not be read: row 61, column "
+             "'val_loss': expected UTF-8 text, got the bytes b'2.5\\xb5'")
+    os.mkfifo(workdir / "fifo.csv")  # a reader that opened it would wait for a writer forever
+    _refused(_fit(workdir, "fifo.csv", *ARGS), workdir,
+             "FILE: fifo.csv is not a regular file (a FIFO); give a .csv or .parquet file")
+
+
+def test_a_glob_or_shell_character_in_the_name_is_read_literally(workdir):
+    _write_csv(workdir / "runs*.csv", _table())
+    _write_csv(workdir / "runs-other.csv", _table(7))  # DuckDB read both files (36 + 49 rows)
+    result = _fit(workdir, "runs*.csv", *ARGS, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_points"] == 36
+    _write_csv(workdir / "a$b\\c.csv", _table())
+    assert _fit(workdir, "a$b\\c.csv", *ARGS).exit_code == 0
+
+
+def test_derived_compute_and_tokens_must_stay_finite(workdir):
+    t = _table()
+    _write_csv(workdir / "huge.csv", {"params": t["params"] * 1e298, "tokens": t["compute"] / (6 * t["params"]),
+                                      "val_loss": t["val_loss"]})
+    _refused(_fit(workdir, "huge.csv", "--n", "params", "--d", "tokens", "--loss", "val_loss"), workdir,
+             "--d: the compute C = 6 N D must be positive and finite in float64; 36 row(s) are not "
+             "(first at row 1: N = 1e+305, D = 1.66667e+10 give inf)")
+    n_max = {"params": np.full(36, 1e308), "compute": t["compute"], "val_loss": t["val_loss"]}
+    _write_csv(workdir / "nmax.csv", n_max)  # D = C/6/N ~ 1e-291: tiny, but a double (6 N would overflow)
+    assert _fit(workdir, "nmax.csv", *ARGS).exit_code == 0
+    _write_csv(workdir / "tiny.csv", n_max | {"compute": t["compute"] * 1e-38})
+    shutil.rmtree(workdir / "figs")
+    _refused(_fit(workdir, "tiny.csv", *ARGS), workdir,
+             "--flops: the tokens D = C/(6N) must be positive and finite in float64; 36 row(s) are not "
+             "(first at row 1: C = 1e-20, N = 1e+308 give 0)")
+
+
+def test_bootstrap_work_and_the_out_folder_are_checked_before_the_fit(workdir):
+    _big_csv(workdir / "many.csv", 20_000)
+    _refused(_fit(workdir, "many.csv", *ARGS, "--bootstrap", "10000"), workdir,
+             "--bootstrap: 10000 resamples of 20000 rows are 2e+08 resampled rows; at most 1e+08 "
+             "(here at most 5000 resamples)")
+    _write_csv(workdir / "runs.csv", _table())
+    (workdir / "afile").write_text("")
+    result = runner.invoke(app, ["fit", "scaling", "runs.csv", *ARGS, "--out", "afile/figs"])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --out: {workdir / 'afile'} is not a folder, so afile/figs cannot be made\n"
+
+
+def test_a_law_without_a_frontier_is_reported_not_a_traceback(workdir):
+    t = _table()
+    rising = TRUE | {"A": 1e-3, "alpha": -0.2}  # loss rising with N: no compute-optimal frontier
+    t["val_loss"] = predict("chinchilla", rising, n=t["params"], d=t["compute"] / (6 * t["params"]))
+    _write_csv(workdir / "rising.csv", t)
+    result = _fit(workdir, "rising.csv", *ARGS, "--json", "--bootstrap", "20")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["params"]["alpha"] == pytest.approx(-0.2, abs=1e-4)  # exact data: the rising law itself
+    assert data["frontier"] == []
+    assert data["frontier_note"] == ("the compute-optimal frontier is undefined for this fit: alpha = -0.2 is "
+                                     "not > 0; the compute-optimal frontier needs A, B, alpha, beta finite and > 0")
+    assert sorted(p.name for p in (workdir / "figs").iterdir()) == ["scaling-chinchilla.png", "scaling-chinchilla.svg"]
+    printed = _fit(workdir, "rising.csv", *ARGS)
+    assert printed.exit_code == 0 and "note: the compute-optimal frontier is undefined for this fit: alpha = -0.2" \
+        in printed.stdout.replace("\n", " ")
+
+
+def test_a_full_disk_leaves_no_partial_figure(workdir, monkeypatch):
+    _write_csv(workdir / "runs.csv", _table())
+    real = pathlib.Path.write_bytes
+
+    def half_then_full(self, data):  # the disk fills half-way through the first figure
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", half_then_full)
+    result = _fit(workdir, "runs.csv", *ARGS)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "No space left on device" in result.stderr, result.stderr
+    assert list((workdir / "figs").iterdir()) == []  # the half-written partial file was removed

@@ -257,7 +257,7 @@ def test_markup_and_control_characters_in_paths_are_printed_as_text(tmp_path, mo
     store = "a[/]b[red]/x.duckdb"
     result = runner.invoke(app, ["check", "dln.modes", "--store", store, "--seeds", "1", "--set", "points=20"])
     assert result.exit_code == 0, result.output
-    assert f"report: a[/]b[red]/report/index.html" in result.stdout
+    assert "report: a[/]b[red]/report/index.html" in result.stdout
     result = runner.invoke(app, ["runs", "--store", "evil\x1b[2J\nname.duckdb"])
     assert result.exit_code == 2
     assert result.stderr == "error: --store: evil\\x1b[2J\\nname.duckdb does not exist (run `learnmech atlas " \

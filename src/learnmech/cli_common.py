@@ -98,11 +98,12 @@ def existing_store(path):
 
 
 def progress_bar():
-    """The rich progress bar on stderr every long command shows (gone when it ends)."""
+    """The rich progress bar on stderr every long command shows on a terminal (gone when it ends)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # off a terminal it draws nothing (it would leave an empty line before a one-line error)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
+                    console=err, transient=True, disable=not err.is_terminal)
 
 
 @contextmanager

@@ -2,15 +2,29 @@
 
 The fit is :class:`learnmech.theory.scaling_law.ScalingLaw` (Huber loss on log-loss residuals,
 L-BFGS from a grid of starts, bootstrap intervals). Every input is checked before anything is
-fitted or written: a missing column, a non-positive or non-finite value, too few points for the
-form, or a hold-out threshold that leaves nothing to fit or to test is one line on stderr naming
-the option, and exit code 2.
+fitted or written: a file that is not a readable regular CSV/Parquet file (one line naming the
+row and column of a parse error), a missing or duplicated column, a non-numeric, non-positive or
+non-finite value, a derived compute ``6 N D`` or token count ``C / (6 N)`` that is not finite, too
+few points for the form, a hold-out threshold that leaves nothing to fit or to test, a bootstrap
+count or seed out of range, or an ``--out`` folder that cannot be written is one line on stderr
+naming the option, and exit code 2.
+
+Limits (policy): ``--bootstrap`` at most ``MAX_BOOTSTRAP`` resamples and at most
+``MAX_RESAMPLED_ROWS`` resampled rows (``--bootstrap`` times the rows: each refit of a resample
+costs time in proportion to the rows); ``--seed`` from 0 to ``2**32 - 1``. Memory is bounded by
+the fitter itself: ``O(rows)`` plus a constant (:mod:`learnmech.theory.scaling_fit`).
+
+A fit that ran exits 0 even when its law has no compute-optimal frontier (an exponent or a
+coefficient not > 0: a loss flat or rising in ``N`` or ``D``): the parameters are printed with a
+note saying so, and the JSON has ``"frontier": []`` and the note in ``"frontier_note"``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -20,27 +34,52 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from learnmech.cli_common import BadInput, fail_input, finite_or_none, out
+from learnmech.cli_common import BadInput, doing, fail_input, finite_or_none, out, progress_bar
 
-__all__ = ["fit_app"]
+__all__ = ["MAX_BOOTSTRAP", "MAX_RESAMPLED_ROWS", "fit_app"]
+
+MAX_BOOTSTRAP = 10_000  # resamples: percentile intervals at 95% are stable to ~1% of their width by then
+MAX_RESAMPLED_ROWS = 10**8  # --bootstrap x rows: 300-iteration refits of 1e8 rows take about an hour on 2 CPU cores
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any integer >= 0; a 32-bit seed is plenty to name a resampling
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # an integer as typed (no exponent, no thousands of digits)
 
 fit_app = typer.Typer(no_args_is_help=True, help="Fit laws to your own measurements.")
 
 _OPTION_OF_INPUT = {"n": "--n", "d": "--d", "u": "--u", "x": "--x"}
 
 
+def _integer(text: str, option: str, allowed: str, ok) -> int:
+    """``text`` as an integer for which ``ok(value)``; ``BadInput`` saying ``allowed`` otherwise."""
+    value = int(text) if _INTEGER.fullmatch(text.strip()) else None
+    if value is None or not ok(value):
+        raise BadInput(f"{option}: must be {allowed}, got {text.strip() if value is not None else repr(text)}")
+    return value
+
+
 def _read(path: Path) -> dict[str, np.ndarray]:
-    """The table as columns; ``BadInput`` naming FILE when it cannot be read."""
+    """The table as columns; ``BadInput`` naming FILE when it cannot be read (the name is taken literally)."""
     from learnmech.data.tables import read_table
 
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise BadInput(f"FILE: no such file: {path}")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise BadInput(f"FILE: expected a .csv or .parquet file, got {path.name!r}")
     try:
         return read_table(path)
-    except (ValueError, OSError) as exc:
-        raise BadInput(f"FILE: cannot read {path.name}: {exc}") from None
+    except ValueError as exc:  # read_table's one line: "file: <path> ..."
+        raise BadInput(f"FILE: {str(exc).removeprefix('file: ')}") from None
+    except OSError as exc:
+        raise BadInput(f"FILE: {path} could not be read: {exc.strerror or exc}") from None
+
+
+def _first_not_number(values) -> tuple[int, Any]:
+    """The first entry (1-based row, value) of a column that does not read as a number."""
+    for row, value in enumerate(values, start=1):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return row, value
+    return 0, None
 
 
 def _column(table, option: str, name: str, path: Path) -> np.ndarray:
@@ -50,11 +89,24 @@ def _column(table, option: str, name: str, path: Path) -> np.ndarray:
     try:
         values = np.asarray(table[name], dtype=np.float64)
     except (TypeError, ValueError):
-        raise BadInput(f"{option}: column {name!r} must be numeric") from None
+        row, value = _first_not_number(table[name])
+        shown = "an empty field" if value is None else repr(value)
+        raise BadInput(f"{option}: column {name!r} of {path.name} must be numeric; row {row} holds {shown}") from None
     bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
     if bad.size:
         raise BadInput(f"{option}: column {name!r} must be positive and finite; {bad.size} value(s) are not "
-                       f"(first at row {bad[0] + 1}: {table[name][bad[0]]!r})")
+                       f"(first at row {bad[0] + 1}: {values[bad[0]]:g})")
+    return values
+
+
+def _derived(values: np.ndarray, option: str, what: str, operands: dict[str, np.ndarray]) -> np.ndarray:
+    """A derived column (``D = C/(6N)``, ``C = 6 N D``) that must be positive and finite; ``BadInput`` otherwise."""
+    bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+    if bad.size:
+        row = bad[0]
+        given = ", ".join(f"{k} = {v[row]:g}" for k, v in operands.items())
+        raise BadInput(f"{option}: {what} must be positive and finite in float64; {bad.size} row(s) are not "
+                       f"(first at row {row + 1}: {given} give {values[row]:g})")
     return values
 
 
@@ -74,9 +126,13 @@ def _inputs(form, table, path: Path, columns: dict[str, Optional[str]], flops: O
     if "d" in form.inputs and "d" not in inputs:
         if "n" not in inputs:
             raise BadInput(f"--flops: D = FLOP/(6N) needs --n COL as well (form {form.name})")
-        inputs["d"] = compute / (6.0 * inputs["n"])
+        with np.errstate(over="ignore", under="ignore"):
+            tokens = compute / 6.0 / inputs["n"]  # not C / (6 N): 6 N overflows for N > 3e307
+        inputs["d"] = _derived(tokens, "--flops", "the tokens D = C/(6N)", {"C": compute, "N": inputs["n"]})
     if compute is None and "n" in inputs and "d" in inputs:
-        compute = 6.0 * inputs["n"] * inputs["d"]
+        with np.errstate(over="ignore"):
+            product = inputs["n"] * inputs["d"] * 6.0  # N D first: 6 N alone may overflow
+        compute = _derived(product, "--d", "the compute C = 6 N D", {"N": inputs["n"], "D": inputs["d"]})
     return {k: inputs[k] for k in form.inputs}, compute
 
 
@@ -85,8 +141,10 @@ def _check_counts(form, n_points: int, compute, holdout_above: Optional[float], 
     if n_points < need:
         raise BadInput(f"FILE: {n_points} rows; the form {form.name} has {len(form.params)} parameters and needs "
                        f"at least {need} points")
-    if bootstrap < 0:
-        raise BadInput(f"--bootstrap: must be an integer >= 0, got {bootstrap}")
+    if bootstrap * n_points > MAX_RESAMPLED_ROWS:
+        raise BadInput(f"--bootstrap: {bootstrap} resamples of {n_points} rows are {bootstrap * n_points:.3g} "
+                       f"resampled rows; at most {MAX_RESAMPLED_ROWS:.0e} (here at most "
+                       f"{MAX_RESAMPLED_ROWS // n_points} resamples)")
     if holdout_above is None:
         return
     if not (math.isfinite(holdout_above) and holdout_above > 0):
@@ -116,19 +174,67 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _frontier_rows(law, compute) -> list[dict[str, float]]:
-    """Compute-optimal N, D and D/N at the data's largest budget and one and two decades beyond."""
+def _check_out(out_dir: Path) -> None:
+    """``--out`` must be a folder that exists or can be created, and be writable: checked before the fit."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out: {out_dir} exists and is not a folder")
+    existing = next(p for p in (out_dir.absolute(), *out_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise BadInput(f"--out: {existing} is not a folder, so {out_dir} cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"--out: the folder {existing} is not writable")
+
+
+def _frontier_rows(law, compute) -> tuple[list[dict[str, float]], Optional[str]]:
+    """Compute-optimal N, D and D/N at the data's largest budget and one and two decades beyond.
+
+    Returns the rows and a note: ``None``, or why there are no rows for a form that has a frontier
+    (the fitted law has none; budgets beyond float64 are left out).
+    """
+    from learnmech.theory.scaling_fit import frontier_problem
     from learnmech.theory.scaling_forms import FORMS
 
     if not FORMS[law.form].frontier or compute is None:
-        return []
-    budgets = compute.max() * np.array([1.0, 10.0, 100.0])
-    n_opt, d_opt = law.frontier(budgets)
-    return [{"flops": float(c), "n_opt": float(n), "d_opt": float(d), "tokens_per_parameter": float(d / n)}
-            for c, n, d in zip(budgets, np.atleast_1d(n_opt), np.atleast_1d(d_opt))]
+        return [], None
+    problem = frontier_problem(law.params_)
+    if problem:
+        return [], f"the compute-optimal frontier is undefined for this fit: {problem}"
+    with np.errstate(over="ignore"):
+        budgets = compute.max() * np.array([1.0, 10.0, 100.0])
+    budgets = budgets[np.isfinite(budgets)]
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        n_opt, d_opt = (np.atleast_1d(v) for v in law.frontier(budgets))
+        ratio = d_opt / n_opt
+    shown = np.isfinite(n_opt) & np.isfinite(d_opt) & np.isfinite(ratio) & (n_opt > 0) & (d_opt > 0)
+    rows = [{"flops": float(c), "n_opt": float(n), "d_opt": float(d), "tokens_per_parameter": float(r)}
+            for c, n, d, r in zip(budgets[shown], n_opt[shown], d_opt[shown], ratio[shown])]
+    return rows, None if rows else "the compute-optimal allocation is beyond float64 at these budgets"
 
 
-def _print_summary(law, path: Path, n_points: int, frontier, holdout) -> None:
+def _write_figure(fig, out_dir: Path, stem: str) -> list[str]:
+    """The figure as ``out_dir/stem.{png,svg}``, each written whole or not at all (``write_atomic``)."""
+    from learnmech.report.figures import figure_bytes
+    from learnmech.store.files import write_files
+
+    contents = figure_bytes(fig)
+    with doing("writing the figure"):
+        return [str(p) for p in write_files(out_dir, stem, contents)]
+
+
+def _fit(law, table: dict, inputs: dict, compute, holdout_above: Optional[float]):
+    """Fit (and bootstrap, and the hold-out refit) behind a progress bar on stderr (on a terminal)."""
+    columns = {k: k for k in inputs} | {"flops": "flops" if compute is not None else None, "loss": "loss"}
+    with progress_bar() as bar:
+        task = bar.add_task("fitting", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        law.fit(table, **columns, progress=progress)
+        return law.holdout(holdout_above, progress=progress) if holdout_above is not None else None
+
+
+def _print_summary(law, path: Path, n_points: int, frontier, note, holdout) -> None:
     result = law.result_
     out.print(f"{law.form} fit of {path.name} ({n_points} points)", highlight=False)
     table = Table()
@@ -149,6 +255,8 @@ def _print_summary(law, path: Path, n_points: int, frontier, holdout) -> None:
             ft.add_row(f"{row['flops']:.3g}", f"{row['n_opt']:.4g}", f"{row['d_opt']:.4g}",
                        f"{row['tokens_per_parameter']:.3g}")
         out.print(ft)
+    if note:
+        out.print(f"note: {note}", highlight=False)
     if holdout is not None:
         out.print(f"hold-out: fitted on the {holdout.n_train} runs with C <= {holdout.threshold:.3g}, predicted the "
                   f"{holdout.n_test} above it with mean |relative error| {holdout.mean_abs_rel_error:.2%}, max "
@@ -166,11 +274,13 @@ def scaling(
     u: Optional[str] = typer.Option(None, "--u", help="column of unique tokens U (data-constrained form)"),
     x: Optional[str] = typer.Option(None, "--x", help="column of the one input of power-offset"),
     loss: str = typer.Option("loss", "--loss", help="column of final losses"),
-    bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap refits for 95% intervals (0: none)"),
+    bootstrap: str = typer.Option("0", "--bootstrap", metavar="INTEGER",
+                                  help=f"bootstrap refits for 95% intervals (0: none; 2 to {MAX_BOOTSTRAP})"),
     holdout_above: Optional[float] = typer.Option(None, "--holdout-above",
                                                   help="fit only runs with compute <= C, report the error above"),
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta on log-loss residuals (Hoffmann et al.: 1e-3)"),
-    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap resamples"),
+    seed: str = typer.Option("0", "--seed", metavar="INTEGER",
+                             help=f"seed of the bootstrap resamples (0 to {MAX_SEED})"),
     out_dir: Path = typer.Option(Path("learnmech-results/fit"), "--out", help="folder for the figure"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
@@ -182,34 +292,37 @@ def scaling(
             raise BadInput(f"--form: unknown form {form!r}; allowed: {', '.join(FORMS)}")
         if not (math.isfinite(delta) and delta > 0):
             raise BadInput(f"--delta: must be a positive number, got {delta}")
-        if out_dir.exists() and not out_dir.is_dir():
-            raise BadInput(f"--out: {out_dir} exists and is not a folder")
+        n_boot = _integer(bootstrap, "--bootstrap", f"0 (no intervals) or an integer from 2 to {MAX_BOOTSTRAP}",
+                          lambda v: v == 0 or 2 <= v <= MAX_BOOTSTRAP)
+        seed_value = _integer(seed, "--seed", f"an integer from 0 to {MAX_SEED}", lambda v: 0 <= v <= MAX_SEED)
+        _check_out(out_dir)
         spec = FORMS[form]
         table = _read(file)
         inputs, compute = _inputs(spec, table, file, {"n": n, "d": d, "u": u, "x": x}, flops)
         losses = _column(table, "--loss", loss, file)
-        _check_counts(spec, losses.size, compute, holdout_above, bootstrap)
+        _check_counts(spec, losses.size, compute, holdout_above, n_boot)
     except BadInput as exc:
         fail_input(str(exc))
 
-    from learnmech.report import save_figure
     from learnmech.report.scaling_figure import plot_scaling_fit
     from learnmech.theory.scaling_law import ScalingLaw
 
-    law = ScalingLaw(form=form, delta=delta, n_bootstrap=bootstrap, seed=seed)
+    law = ScalingLaw(form=form, delta=delta, n_bootstrap=n_boot, seed=seed_value)
     table = {**inputs, "loss": losses} | ({"flops": compute} if compute is not None else {})
-    law.fit(table, **{k: k for k in inputs}, flops="flops" if compute is not None else None, loss="loss")
-    holdout = law.holdout(holdout_above) if holdout_above is not None else None
-    frontier = _frontier_rows(law, compute)
+    try:
+        holdout = _fit(law, table, inputs, compute, holdout_above)
+    except FloatingPointError as exc:  # no start has a finite objective: the form cannot describe FILE
+        fail_input(f"FILE: the {form} fit of {file.name} failed: {exc}")
+    frontier, note = _frontier_rows(law, compute)
     fig = plot_scaling_fit(law, inputs, losses, holdout=holdout,
                            title=f"learnmech fit scaling: {form} on {file.name}")
-    paths = [str(p) for p in save_figure(fig, out_dir, f"scaling-{form}")]
+    paths = _write_figure(fig, out_dir, f"scaling-{form}")
     if as_json:
         payload = {"file": str(file), "form": form, "n_points": int(losses.size),
                    "delta": delta, "params": _plain(law.params_), "ci": _plain(law.ci_),
                    "objective": finite_or_none(law.result_.objective), "converged": bool(law.result_.converged),
-                   "frontier": frontier, "holdout": _plain(holdout), "figures": paths}
+                   "frontier": frontier, "frontier_note": note, "holdout": _plain(holdout), "figures": paths}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    _print_summary(law, file, int(losses.size), frontier, holdout)
+    _print_summary(law, file, int(losses.size), frontier, note, holdout)
     out.print(f"figure: {paths[0]}", highlight=False)

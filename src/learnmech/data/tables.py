@@ -21,12 +21,13 @@ Tables (cite the source wherever one is used):
   own estimate of its optimal model size (``n_star_published``, their interpolated minimum).
 
 All loaders return ``dict[str, np.ndarray]`` (1-D columns of equal length, float64 for numbers).
-CSV and Parquet are read with DuckDB (``read_table``).
+CSV and Parquet files are read with pyarrow (``read_table``), the name taken literally.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ _ENV = "LEARNMECH_SHARED_DATA"
 _CHINCHILLA = "chinchilla_svg_extracted_data.csv"
 _DATABLATIONS = "datablations_c4_runs_182.csv"
 _PORIAN = "porian2024_isoflop_points.csv"
-_READERS = {".csv": "read_csv_auto", ".parquet": "read_parquet"}
+_SUFFIXES = (".csv", ".parquet")
+_SHOWN = 80  # characters of a bad row or value quoted in an error line
 
 # The fields that name one isoFLOP study of Porian et al. 2024 (their configs.py tuple order).
 PORIAN_KEYS = ("dataset", "hparams", "warmup", "decay", "param_count", "val")
@@ -83,38 +85,149 @@ def shared_data_dir() -> Path:
 
 
 def read_table(path) -> dict[str, np.ndarray]:
-    """Read a ``.csv`` or ``.parquet`` file with DuckDB into ``{column: 1-D numpy array}``.
+    """Read a ``.csv`` or ``.parquet`` file into ``{column: 1-D numpy array}`` with pyarrow.
 
-    Numeric columns come back as float64/int64 arrays, text as object arrays. Raises
-    ``ValueError("file: ...")`` for an unknown extension or a file DuckDB cannot read.
+    The name is a literal path: it is opened as given, never expanded as a glob or parsed as a
+    URL, and only a regular file is read (a FIFO, device or folder is refused before any read, so
+    nothing blocks). Numbers come back as int64 (float64 when a value is missing: NULL is NaN),
+    text as object arrays (an empty field is ``None``), as DuckDB's ``read_csv_auto`` typed them
+    before: each CSV column's type is inferred from all of its values, an empty field is NULL.
+
+    Raises ``ValueError("file: ...")``, one line, for an unknown extension, a missing or
+    non-regular file, a row with the wrong number of fields, text that is not UTF-8, two columns
+    of one name, or a file pyarrow cannot parse. Rows are counted from 1, the header not counted.
     """
-    import duckdb  # a dependency of learnmech; imported here so the package imports fast
-
     path = Path(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        allowed = ", ".join(_READERS)
-        raise ValueError(f"file: {path.name} has extension {path.suffix!r}; allowed: {allowed}")
-    if not path.is_file():
-        raise ValueError(f"file: {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise ValueError(f"file: {path.name} has extension {path.suffix!r}; allowed: {', '.join(_SUFFIXES)}")
+    with _open_regular(path) as handle:
+        table = _read_csv(handle, path) if suffix == ".csv" else _read_parquet(handle, path)
+    _refuse_duplicates(table.column_names, path)
+    return {name: _numpy_column(column) for name, column in zip(table.column_names, table.columns)}
+
+
+def _open_regular(path: Path):
+    """``path`` opened for binary reading if it is a regular file; ``ValueError`` otherwise.
+
+    ``O_NONBLOCK`` makes opening a FIFO without a writer return at once; ``fstat`` on the open
+    descriptor then judges the very file that would be read.
+    """
     try:
-        con = duckdb.connect()
-        try:
-            raw = con.execute(f"SELECT * FROM {reader}(?)", [str(path)]).fetchnumpy()
-        finally:
-            con.close()
-    except duckdb.Error as err:
-        raise ValueError(f"file: {path} could not be read ({err})") from err
-    return {name: _plain(col) for name, col in raw.items()}
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ValueError(f"file: {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"file: {path} cannot be opened ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError(f"file: {path} is not a regular file ({_file_kind(mode)}); give a .csv or .parquet file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
-def _plain(col) -> np.ndarray:
-    """A plain ndarray: masked (NULL) numeric entries become NaN."""
-    if isinstance(col, np.ma.MaskedArray):
-        if col.dtype.kind in "fiu":
-            return col.astype(np.float64).filled(np.nan)
-        return np.asarray(col.astype(object).filled(None))
-    return np.asarray(col)
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
+def _read_csv(handle, path: Path):
+    """The CSV as an Arrow table; its first bad row, bad byte or parse error as one ``ValueError`` line."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if os.fstat(handle.fileno()).st_size == 0:
+        raise ValueError(f"file: {path} is empty; expected a header line and one row per line")
+    bad_rows = []
+
+    def on_bad_row(row):
+        bad_rows.append(row)
+        return "error"
+
+    try:
+        table = pacsv.read_csv(
+            handle,
+            read_options=pacsv.ReadOptions(use_threads=False),  # one thread: Arrow then knows each row's number
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+            convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True),  # NULL as DuckDB
+        )
+    except (pa.ArrowException, OSError) as exc:
+        if bad_rows:
+            row = bad_rows[0]
+            where = f"row {row.number - 1}" if row.number else "a row"  # Arrow counts the header as row 1
+            raise ValueError(f"file: {path} could not be read: {where}: expected {row.expected_columns} "
+                             f"comma-separated fields, got {row.actual_columns}: {_shown(row.text)}") from None
+        raise ValueError(f"file: {path} could not be read: {_one_line(exc)}") from None
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_binary(column.type):  # Arrow types a column binary when it is not valid UTF-8
+            row, value = _first_not_utf8(column)
+            raise ValueError(f"file: {path} could not be read: row {row}, column {name!r}: expected UTF-8 "
+                             f"text, got the bytes {_shown(value)}")
+    return table
+
+
+def _first_not_utf8(column) -> tuple[int, bytes]:
+    """The first value (1-based row, bytes) of a binary column that does not decode as UTF-8."""
+    for row, value in enumerate(column.to_pylist(), start=1):
+        if value is not None:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                return row, value
+    return 0, b""
+
+
+def _read_parquet(handle, path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(handle)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"file: {path} could not be read: {_one_line(exc)}") from None
+
+
+def _refuse_duplicates(names, path: Path) -> None:
+    first = {}
+    for i, name in enumerate(names, start=1):
+        if name in first:
+            raise ValueError(f"file: {path} has two columns named {name!r} (columns {first[name]} and {i}); "
+                             "every column needs its own name")
+        first[name] = i
+
+
+def _numpy_column(column) -> np.ndarray:
+    """One Arrow column as numpy: integers int64 (float64 with NaN for NULL), floats float64, text object."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan)
+    if pa.types.is_integer(kind) and column.null_count == 0 and kind != pa.uint64():
+        return column.to_numpy().astype(np.int64)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy()
+    if pa.types.is_boolean(kind) and column.null_count == 0:
+        return column.to_numpy()
+    values = column.to_numpy(zero_copy_only=False)
+    return values.astype(object) if pa.types.is_boolean(kind) or pa.types.is_string(kind) else values
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, at most a few hundred characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _shown(value) -> str:
+    """A quoted excerpt of a bad row or value for an error line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def _shared_table(name: str) -> dict[str, np.ndarray]:

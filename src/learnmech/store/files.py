@@ -4,7 +4,7 @@ Contract
 --------
 * ``write_atomic(path, data)`` writes ``data`` to a hidden partial file in the same folder and
   renames it onto ``path`` (``os.replace`` is atomic on one file system), creating the folder if
-  needed. ``write_files(folder, stem, contents)`` does so for ``contents[fmt]`` at
+  needed; an ``OSError`` (a full disk) removes the partial file and names ``path``. ``write_files(folder, stem, contents)`` does so for ``contents[fmt]`` at
   ``folder/stem.fmt`` and returns the paths in the order given.
 * ``write_folder(target, allowed, fill)`` replaces a whole folder of files at once: ``fill(staged)``
   writes the new set into a fresh hidden folder beside ``target`` (``.<name>.staged-<pid>``), which
@@ -44,9 +44,14 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    with named(target):
+    try:
         partial.write_bytes(data)
         os.replace(partial, target)
+    except OSError as exc:  # a full disk, a folder that refuses: no partial file left, the target named
+        partial.unlink(missing_ok=True)
+        if exc.filename in (None, str(partial)):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
     return target
 
 

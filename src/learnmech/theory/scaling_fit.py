@@ -24,13 +24,33 @@ second derivative jumps where ``|r_i| = delta``), so a vanishing gradient certif
    gradient, ``gtol = 1e-14``, ``ftol = 1e-15``); the lowest objective wins. ``converged`` says
    the winner's gradient is below ``GRAD_TOL`` relative to the objective's scale (:class:`FitResult`).
 
+Large tables. Stages 1 and 2 and the refine only *screen* starts; when a table has more than
+``SUBSAMPLE_ROWS`` points they run on a fixed-seed subsample of that many points (drawn without
+replacement, ``SUBSAMPLE_SEED``), and the polish, its ranking and the ``converged`` check run on
+*all* points: the returned optimum is a stationary point of the full objective, certified by the
+full gradient. Tables of at most ``SUBSAMPLE_ROWS`` points are fitted exactly as without this rule.
+(The refine stage runs on the subsample too: ``n_refine x refine_iter x 8`` fixed evaluations of
+every point would be ``5e10`` point evaluations, minutes, on ``1e6`` points, where the polish
+stops as soon as it has converged.)
+
+Memory. Each solver call holds ``lanes x padded points`` per-point values about thirty times over
+(seven parallel Armijo trials, the gradient, their temporaries: ~230 bytes per element measured on
+CPU); lanes per call are chosen (:func:`lanes_per_call`) so that this product stays at most
+``ELEMENT_BUDGET``, and both factors stay powers of two so that a few compiled shapes serve every
+call. Peak memory is therefore ``O(points)`` (the table and its padded logs) plus a constant.
+
 The objective is very flat along a valley that trades ``A, alpha`` against ``B, beta``: on the
 Chinchilla table scipy's *default* stopping rule (relative reduction ``ftol = 2.2e-9``) stops
 about ``1e-4`` (relative) above the minimum, with ``beta`` and ``B`` still 1e-3 and 3% away —
 hence the tight tolerances here.
 
 Bootstrap: resample the points with replacement (multinomial weights), refit every resample
-from the full-data optimum — vmapped over resamples — and report percentile intervals.
+from the full-data optimum — vmapped over resamples — and report percentile intervals. The counts
+are drawn one solver call's worth of resamples at a time, in order, from one generator: the same
+numbers as one ``(n_boot, points)`` draw, without ever holding it.
+
+Progress: ``progress(label, done, total)``, when given, is called after each solver call and each
+polished start (``label`` names the stage, ``done`` of ``total`` lanes or starts).
 """
 
 from __future__ import annotations
@@ -56,15 +76,20 @@ __all__ = [
     "compute_optimal",
     "fit_batch",
     "fit_form",
+    "frontier_problem",
     "holdout_report",
     "huber",
+    "lanes_per_call",
     "tokens_per_parameter",
 ]
 
 GRAD_TOL = 1e-8  # converged: ||grad||_inf <= GRAD_TOL * n_points * delta ("sum"; GRAD_TOL * delta for "mean")
 REDUCTIONS = ("sum", "mean")
-LANE_CHUNK = 256  # lanes per solver call; points padded to a power of two >= MIN_POINTS, so that one
-MIN_POINTS = 64  # compiled solver serves every stage, resample count and similar data size
+LANE_CHUNK = 256  # lanes per solver call at most; points padded to a power of two >= MIN_POINTS, so that
+MIN_POINTS = 64  # one compiled solver serves every stage, resample count and similar data size
+ELEMENT_BUDGET = 2**21  # lanes x padded points per solver call: ~0.5 GiB at ~230 B per element
+SUBSAMPLE_ROWS = 4096  # more points than this: the start screening runs on a subsample of this many
+SUBSAMPLE_SEED = 0  # fixed, so that a fit is reproducible
 
 
 @dataclass(frozen=True)
@@ -194,24 +219,46 @@ def _padded_points(logs, log_y, w):
     return logs, log_y, w
 
 
-def _run_lanes(form, reduction, n_iter, theta0, logs, log_y, w, delta):
-    """Run the vmapped L-BFGS on every lane, in chunks of ``chunk`` lanes (the last one padded).
-
-    ``chunk`` is ``LANE_CHUNK``, or the next power of two (at least 8) for fewer lanes, and points
-    are padded to :func:`_point_bucket`: a handful of compiled shapes per form serve every number
-    of starts, stages, bootstrap resamples and similar data sizes.
+def lanes_per_call(lanes: int, n_points: int) -> int:
+    """Lanes per solver call: a power of two, at most ``LANE_CHUNK`` (at least 8 below it, so that
+    few shapes compile), and at most ``ELEMENT_BUDGET`` over the padded number of points (at least 1).
     """
-    lanes = theta0.shape[0]
-    chunk = min(LANE_CHUNK, max(8, 1 << (lanes - 1).bit_length()))
-    pad = -lanes % chunk
-    theta0, log_y, w = (np.concatenate([a, np.repeat(a[:1], pad, axis=0)]) if pad else a for a in (theta0, log_y, w))
-    logs, log_y, w = _padded_points(logs, log_y, w)
+    wanted = min(LANE_CHUNK, max(8, 1 << (max(1, lanes) - 1).bit_length()))
+    return max(1, min(wanted, ELEMENT_BUDGET // _point_bucket(n_points)))
+
+
+def _lane_rows(a, i: int, j: int, n_points: int) -> np.ndarray:
+    """Rows ``i:j`` of a per-lane ``(lanes, n)`` array, or a shared ``(n,)`` one repeated ``j - i`` times."""
+    a = np.asarray(a)
+    return a[i:j] if a.ndim == 2 else np.broadcast_to(a, (j - i, n_points))
+
+
+def _run_lanes(form, reduction, n_iter, theta0, logs, log_y, w, delta, report=None):
+    """Run the vmapped L-BFGS on every lane, :func:`lanes_per_call` lanes per call (the last one padded).
+
+    ``log_y`` and ``w`` are ``(n,)`` shared by every lane or ``(lanes, n)`` per lane; ``w`` may
+    also be a function ``(i, j) -> (j - i, n)`` giving the weights of lanes ``i:j``, called once per
+    solver call in lane order (the bootstrap counts). Only one call's ``(lanes, padded points)``
+    arrays exist at a time. ``report(done, lanes)`` is called after each call.
+    """
+    lanes, n = theta0.shape[0], np.shape(log_y)[-1]
+    chunk = lanes_per_call(lanes, n)
+    extra = _point_bucket(n) - n
     solver = _lane_solver(form, reduction)
-    jlogs = {k: jnp.asarray(v) for k, v in logs.items()}
-    outs = [solver(jnp.asarray(theta0[i:i + chunk]), jlogs, jnp.asarray(log_y[i:i + chunk]),
-                   jnp.asarray(w[i:i + chunk]), delta, jnp.asarray(int(n_iter)))
-            for i in range(0, theta0.shape[0], chunk)]
-    theta, obj, gnorm = (np.concatenate([np.asarray(o[j]) for o in outs])[:lanes] for j in range(3))
+    jlogs = {k: jnp.asarray(np.concatenate([v, np.full(extra, v[0])])) for k, v in logs.items()}
+    first = None  # lane 0's (theta, log_y, w): pads a short last call
+    outs = []
+    for i in range(0, lanes, chunk):
+        j = min(i + chunk, lanes)
+        rows = (theta0[i:j], _lane_rows(log_y, i, j, n), w(i, j) if callable(w) else _lane_rows(w, i, j, n))
+        first = first or tuple(a[:1] for a in rows)
+        th, y, wt = (np.concatenate([a, np.repeat(f, chunk - (j - i), axis=0)]) for a, f in zip(rows, first))
+        y = np.concatenate([y, np.repeat(y[:, :1], extra, axis=1)], axis=1)  # (chunk, bucket)
+        wt = np.concatenate([wt, np.zeros((chunk, extra))], axis=1)  # padded points weigh nothing
+        outs.append(solver(jnp.asarray(th), jlogs, jnp.asarray(y), jnp.asarray(wt), delta, jnp.asarray(int(n_iter))))
+        if report is not None:
+            report(j, lanes)
+    theta, obj, gnorm = (np.concatenate([np.asarray(o[k]) for o in outs])[:lanes] for k in range(3))
     return theta, np.where(np.isfinite(obj), obj, np.inf), gnorm
 
 
@@ -238,6 +285,22 @@ def _grad_scale(n: int, delta: float, reduction: str) -> float:
     return (max(1, n) if reduction == "sum" else 1.0) * delta
 
 
+def _screening_points(logs: dict, log_y: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The points the start screening runs on: all of them, or ``SUBSAMPLE_ROWS`` drawn with ``SUBSAMPLE_SEED``."""
+    n = log_y.size
+    if n <= SUBSAMPLE_ROWS:
+        return logs, log_y
+    keep = np.sort(np.random.default_rng(SUBSAMPLE_SEED).choice(n, SUBSAMPLE_ROWS, replace=False))  # (SUBSAMPLE_ROWS,)
+    return {k: v[keep] for k, v in logs.items()}, log_y[keep]
+
+
+def _stage_report(progress, label: str):
+    """``report(done, total)`` for :func:`_run_lanes` that forwards to ``progress(label, done, total)``."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(label, done, total)
+
+
 # ------------------------------------------------------------------ public fitting
 
 
@@ -254,6 +317,7 @@ def fit_form(
     refine_iter: int = 400,
     n_polish: int = 4,
     fixed: Mapping[str, float] | None = None,
+    progress=None,
 ) -> FitResult:
     """Fit ``form`` to ``(inputs, loss)`` by Huber on log-loss from a grid of starts (module docstring).
 
@@ -267,6 +331,10 @@ def fit_form(
         ``n_refine`` starts; ``n_polish`` of them are polished with scipy.
       fixed: natural parameters held at given values (e.g. ``{"E": 1.87}``); only for forms whose
         fit coordinate of that parameter is one-to-one with it (every built-in form).
+      progress: ``progress(label, done, total)`` after each solver call and polished start.
+
+    More than ``SUBSAMPLE_ROWS`` points: the starts are screened on a fixed subsample and the
+    polish runs on all points (module docstring), so the result is the full objective's optimum.
 
     >>> rng = np.random.default_rng(0)
     >>> n, d = 10 ** rng.uniform(7, 10, 40), 10 ** rng.uniform(9, 12, 40)
@@ -279,23 +347,20 @@ def fit_form(
     _check(delta, reduction)
     if fixed:
         return _fit_fixed(form, inputs, loss, fixed, delta=delta, reduction=reduction, starts=starts,
-                          max_iter=max_iter, n_refine=n_refine, refine_iter=refine_iter, n_polish=n_polish)
+                          max_iter=max_iter, n_refine=n_refine, refine_iter=refine_iter, n_polish=n_polish,
+                          progress=progress)
     logs, log_y = _prepare(form, inputs, loss)
     grid = _starts(form, starts)
-    theta, obj = grid, np.zeros(grid.shape[0])
-    # successive halving: every start for max_iter iterations, the best 256 for 60 more,
-    # the best n_refine for refine_iter more, then a scipy polish of the best n_polish
+    screen_logs, screen_y = _screening_points(logs, log_y)
     with jax.enable_x64(True):
-        for keep, n_iter in ((grid.shape[0], max_iter), (256, 60), (n_refine, refine_iter)):
-            best = np.argsort(obj, kind="stable")[: max(1, min(keep, theta.shape[0]))]
-            best = best[np.isfinite(obj[best])]
-            if best.size == 0:
-                raise FloatingPointError(f"{form.name}: the objective is not finite at any start")
-            m = best.size
-            theta, obj, _ = _run_lanes(form, reduction, n_iter, theta[best], logs,
-                                       np.broadcast_to(log_y, (m, log_y.size)), np.ones((m, log_y.size)), delta)
-        order = np.argsort(obj, kind="stable")[:n_polish]
-        polished = [_polish(form, reduction, theta[i], logs, log_y, delta) for i in order if np.isfinite(obj[i])]
+        theta, obj = _screen(form, reduction, grid, screen_logs, screen_y, delta,
+                             ((grid.shape[0], max_iter), (256, 60), (n_refine, refine_iter)), progress)
+        order = [i for i in np.argsort(obj, kind="stable")[:n_polish] if np.isfinite(obj[i])]
+        polished = []
+        for i in order:  # on all points
+            polished.append(_polish(form, reduction, theta[i], logs, log_y, delta))
+            if progress is not None:
+                progress(f"polishing the best {len(order)} on all {log_y.size} points", len(polished), len(order))
     lanes = grid.shape[0]
     polished.sort(key=lambda p: p[1])
     x, f, g = polished[0]
@@ -306,6 +371,22 @@ def fit_form(
         coords=tuple(float(v) for v in x), runner_up=min(others) if others else math.nan,
         n_agree=sum(abs(p[1] - f) <= 1e-6 * abs(f) for p in polished),
     )
+
+
+def _screen(form, reduction, grid, logs, log_y, delta, stages, progress):
+    """Successive halving: for each ``(keep, n_iter)`` the best ``keep`` lanes so far run ``n_iter`` more
+    L-BFGS iterations (every start first). Returns the last stage's ``theta (m, k)`` and objectives ``(m,)``.
+    """
+    theta, obj = grid, np.zeros(grid.shape[0])
+    for keep, n_iter in stages:
+        best = np.argsort(obj, kind="stable")[: max(1, min(keep, theta.shape[0]))]
+        best = best[np.isfinite(obj[best])]
+        if best.size == 0:
+            raise FloatingPointError(f"{form.name}: the objective is not finite at any start")
+        label = f"screening {best.size} starts, {n_iter} iterations on {log_y.size} points"
+        theta, obj, _ = _run_lanes(form, reduction, n_iter, theta[best], logs, log_y, np.ones(log_y.size), delta,
+                                   report=_stage_report(progress, label))
+    return theta, obj
 
 
 def _fit_fixed(form: ScalingForm, inputs, loss, fixed, **kw) -> FitResult:
@@ -352,6 +433,7 @@ def fit_batch(
     delta: float = 1e-3,
     reduction: str = "sum",
     n_iter: int = 300,
+    progress=None,
 ) -> dict[str, np.ndarray]:
     """Many fits at once, one L-BFGS lane each (no grid, no polish): the workhorse of the bootstrap.
 
@@ -360,6 +442,7 @@ def fit_batch(
       loss: ``(points,)`` or ``(lanes, points)`` losses (e.g. repeated noisy draws).
       start: ``(k,)`` or ``(lanes, k)`` starting points in fit coordinates.
       weights: ``(lanes, points)`` non-negative point weights (bootstrap counts); default ones.
+      progress: ``progress("refits", done, lanes)`` after each solver call.
 
     Returns ``{param: (lanes,)}`` natural parameters plus ``"objective"``, ``"grad_norm"`` and
     ``"coords"`` ``(lanes, k)``; lanes whose objective is not finite have ``inf`` objective.
@@ -368,13 +451,23 @@ def fit_batch(
     _check(delta, reduction)
     y = np.atleast_2d(np.asarray(loss, dtype=np.float64))
     logs, log_y = _prepare(form, inputs, y)
-    w = np.ones_like(log_y) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    w = np.ones(log_y.shape[1]) if weights is None else np.atleast_2d(np.asarray(weights, dtype=np.float64))
     th0 = np.atleast_2d(np.asarray(start, dtype=np.float64))
-    lanes = max(log_y.shape[0], w.shape[0], th0.shape[0])
-    log_y, w = np.broadcast_to(log_y, (lanes, log_y.shape[1])), np.broadcast_to(w, (lanes, log_y.shape[1]))
-    th0 = np.broadcast_to(th0, (lanes, form.n_params))
+    lanes = max(log_y.shape[0], np.atleast_2d(w).shape[0], th0.shape[0])
+    for name, a in (("loss", log_y), ("weights", np.atleast_2d(w)), ("start", th0)):
+        if a.shape[0] not in (1, lanes):
+            raise ValueError(f"{name}: must have 1 or {lanes} rows (one per lane), got {a.shape[0]}")
+    log_y = log_y[0] if log_y.shape[0] == 1 else log_y  # (points,) shared or (lanes, points)
+    w = w[0] if w.ndim == 2 and w.shape[0] == 1 else w
+    return _refits(form, logs, log_y, w, np.broadcast_to(th0, (lanes, form.n_params)), delta, reduction, n_iter,
+                   _stage_report(progress, "refits"))
+
+
+def _refits(form, logs, log_y, w, th0, delta, reduction, n_iter, report) -> dict[str, np.ndarray]:
+    """:func:`fit_batch` on prepared data: ``th0 (lanes, k)``; ``log_y``, ``w`` as :func:`_run_lanes` takes them."""
     with jax.enable_x64(True):
-        theta, obj, gnorm = _run_lanes(form, reduction, n_iter, th0, logs, log_y, w, delta)
+        theta, obj, gnorm = _run_lanes(form, reduction, n_iter, th0, logs, log_y, w, delta, report=report)
+    lanes = th0.shape[0]
     out = {p: np.empty(lanes) for p in form.params}
     for i in range(lanes):
         for p, v in form.to_natural(theta[i]).items():
@@ -394,29 +487,41 @@ def bootstrap_fit(
     reduction: str = "sum",
     fit: FitResult | None = None,
     n_iter: int = 300,
+    progress=None,
     **fit_kw,
 ) -> Bootstrap:
     """Percentile bootstrap: ``n_boot`` resamples with replacement, each refitted from the optimum.
 
     Each resample is a multinomial count vector over the points (equivalent to drawing the
     points with replacement); every refit starts from the full-data optimum ``fit`` (fitted here
-    when not given) and runs ``n_iter`` L-BFGS iterations, all resamples in one vmap. The interval
-    of each natural parameter is ``[q_{(1-level)/2}, q_{(1+level)/2}]`` of its refits.
+    when not given) and runs ``n_iter`` L-BFGS iterations, the resamples vmapped. The counts are
+    drawn per solver call, in order, from ``default_rng(seed)`` (the numbers of one
+    ``(n_boot, points)`` draw; memory one call's worth). The interval of each natural parameter is
+    ``[q_{(1-level)/2}, q_{(1+level)/2}]`` of its refits (NaN when every refit failed).
+    ``progress("bootstrap resamples", done, n_boot)`` after each solver call.
     """
     form = get_form(form)
     if not 0 < level < 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
     if n_boot < 2:
         raise ValueError(f"n_boot: must be >= 2, got {n_boot}")
-    fit = fit or fit_form(form, inputs, loss, delta=delta, reduction=reduction, **fit_kw)
-    n = np.asarray(loss).shape[-1]
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)  # (n_boot, n)
-    out = fit_batch(form, inputs, loss, np.asarray(fit.coords), weights=counts, delta=delta,
-                    reduction=reduction, n_iter=n_iter)
+    _check(delta, reduction)
+    fit = fit or fit_form(form, inputs, loss, delta=delta, reduction=reduction, progress=progress, **fit_kw)
+    logs, log_y = _prepare(form, inputs, loss)
+    n = log_y.size
+    rng, uniform = np.random.default_rng(seed), np.full(n, 1.0 / n)
+
+    def counts(i: int, j: int) -> np.ndarray:  # (j - i, n) resample counts of lanes i:j
+        return rng.multinomial(n, uniform, size=j - i).astype(np.float64)
+
+    th0 = np.broadcast_to(np.asarray(fit.coords, dtype=np.float64), (n_boot, form.n_params))
+    out = _refits(form, logs, log_y, counts, th0, delta, reduction, n_iter,
+                  _stage_report(progress, "bootstrap resamples"))
     ok = np.isfinite(out["objective"])
     samples = {p: out[p][ok] for p in form.params}
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
-    ci = {p: tuple(float(v) for v in np.percentile(s, q)) for p, s in samples.items()}
+    ci = {p: tuple(float(v) for v in np.percentile(s, q)) if s.size else (math.nan, math.nan)
+          for p, s in samples.items()}
     return Bootstrap(samples=samples, ci=ci, level=level, n_boot=n_boot, n_failed=int((~ok).sum()))
 
 
@@ -429,19 +534,41 @@ def compute_optimal(params: Mapping[str, float], flops) -> tuple[np.ndarray, np.
     ``N_opt = G (C/6)^a``, ``D_opt = G^-1 (C/6)^b``, ``G = (alpha A / (beta B))^(1/(alpha+beta))``,
     ``a = beta/(alpha+beta)``, ``b = alpha/(alpha+beta)`` (Hoffmann et al. 2022, arXiv:2203.15556, eq. 4).
 
+    The frontier exists only when ``A, B, alpha, beta`` are all finite and ``> 0``
+    (:func:`frontier_problem`); otherwise ``ValueError``.
+
     >>> n, d = compute_optimal({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, 5.76e23)
     >>> round(float(n) / 1e9, 1), round(float(d) / 1e12, 2)
     (32.2, 2.98)
     """
-    for key in ("A", "B", "alpha", "beta"):
-        if key not in params or not params[key] > 0:
-            raise ValueError(f"params: {key} must be given and > 0 for the compute-optimal frontier")
+    problem = frontier_problem(params)
+    if problem:
+        raise ValueError(f"params: {problem}")
     c = np.asarray(flops, dtype=np.float64)
     if np.any(~np.isfinite(c)) or np.any(c <= 0):
         raise ValueError("flops: must be finite and > 0")
     alpha, beta, a_, b_ = params["alpha"], params["beta"], params["A"], params["B"]
     g = (alpha * a_ / (beta * b_)) ** (1.0 / (alpha + beta))
     return g * (c / 6) ** (beta / (alpha + beta)), (c / 6) ** (alpha / (alpha + beta)) / g
+
+
+def frontier_problem(params: Mapping[str, float]) -> str:
+    """Why ``L = E + A/N^alpha + B/D^beta`` has no compute-optimal frontier, or ``""`` when it has one.
+
+    The minimum of ``L`` along ``C = 6 N D`` exists when both terms fall with size, i.e. ``A, B,
+    alpha, beta`` finite and ``> 0``; a law that is flat or rising in ``N`` or ``D`` has none.
+
+    >>> frontier_problem({"A": 400.0, "B": 1500.0, "alpha": -0.1, "beta": 0.3})
+    'alpha = -0.1 is not > 0; the compute-optimal frontier needs A, B, alpha, beta finite and > 0'
+    """
+    for key in ("A", "B", "alpha", "beta"):
+        if key not in params:
+            return f"{key} is not a parameter of this law; the compute-optimal frontier needs A, B, alpha, beta"
+        value = float(params[key])
+        if not (math.isfinite(value) and value > 0):
+            return (f"{key} = {value:.6g} is not > 0; the compute-optimal frontier needs A, B, alpha, beta "
+                    "finite and > 0")
+    return ""
 
 
 def tokens_per_parameter(params: Mapping[str, float], flops) -> np.ndarray:

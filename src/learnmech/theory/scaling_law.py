@@ -78,8 +78,12 @@ class ScalingLaw:
         return out
 
     def fit(self, table: Mapping, *, n: str = "n", d: str | None = None, flops: str | None = None,
-            u: str | None = None, x: str | None = None, loss: str = "loss") -> "ScalingLaw":
-        """Fit to ``table``; ``n``, ``d``, ``u``, ``x``, ``flops``, ``loss`` name its columns."""
+            u: str | None = None, x: str | None = None, loss: str = "loss", progress=None) -> "ScalingLaw":
+        """Fit to ``table``; ``n``, ``d``, ``u``, ``x``, ``flops``, ``loss`` name its columns.
+
+        ``progress(label, done, total)``, when given, follows the fit and the bootstrap
+        (:mod:`learnmech.theory.scaling_fit`).
+        """
         form = get_form(self.form)
         if d is None and flops is None and "d" in table:
             d = "d"
@@ -94,14 +98,15 @@ class ScalingLaw:
         self.inputs_, self.loss_ = inputs, y
         self.flops_ = _column(table, flops, "flops") if flops is not None else 6.0 * inputs["n"] * inputs["d"] \
             if {"n", "d"} <= set(inputs) else None
-        self.result_: FitResult = fit_form(form, inputs, y, delta=self.delta, reduction=self.reduction, **self.fit_kw)
+        self.result_: FitResult = fit_form(form, inputs, y, delta=self.delta, reduction=self.reduction,
+                                           progress=progress, **self.fit_kw)
         self.params_ = dict(self.result_.params)
         self.bootstrap_: Bootstrap | None = None
         self.ci_: dict[str, tuple[float, float]] = {}
         if self.n_bootstrap > 0:
             self.bootstrap_ = bootstrap_fit(form, inputs, y, n_boot=self.n_bootstrap, seed=self.seed,
                                             level=self.level, delta=self.delta, reduction=self.reduction,
-                                            fit=self.result_)
+                                            fit=self.result_, progress=progress)
             self.ci_ = dict(self.bootstrap_.ci)
         return self
 
@@ -125,13 +130,13 @@ class ScalingLaw:
             raise ValueError(f"form: the compute-optimal frontier needs a Chinchilla-type form, not {form.name!r}")
         return compute_optimal(self.params_, flops)
 
-    def holdout(self, threshold: float) -> HoldoutReport:
+    def holdout(self, threshold: float, progress=None) -> HoldoutReport:
         """Refit on runs with compute ``6 N D`` (or the FLOP column) ``<= threshold``; errors above it."""
         self._check_fitted()
         if self.flops_ is None:
             raise ValueError("threshold: holdout needs a compute column (flops=...) or n and d")
         return holdout_report(self.form, self.inputs_, self.loss_, self.flops_, threshold,
-                              delta=self.delta, reduction=self.reduction, **self.fit_kw)
+                              delta=self.delta, reduction=self.reduction, progress=progress, **self.fit_kw)
 
 
 def _column(table: Mapping, name: str, field: str) -> np.ndarray:
