@@ -20,7 +20,7 @@ second derivative jumps where ``|r_i| = delta``), so a vanishing gradient certif
    vectorisation costs nothing.
 2. **Successive halving**: the best 256 continue for 60 iterations, the best ``n_refine`` of
    those for ``refine_iter``.
-3. **Polish**: the best ``n_polish`` are polished by scipy's L-BFGS-B (float64, exact jax
+3. **Polish**: the best ``npolish`` are polished by scipy's L-BFGS-B (float64, exact jax
    gradient, ``gtol = 1e-14``, ``ftol = 1e-15``); the lowest objective wins. ``converged`` says
    the winner's gradient is below ``GRAD_TOL`` relative to the objective's scale (:class:`FitResult`).
 
@@ -55,7 +55,6 @@ polished start (``label`` names the stage, ``done`` of ``total`` lanes or starts
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,12 +62,16 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
-from learnmech.theory.lbfgs import lbfgs
 from learnmech.theory.scaling_forms import ScalingForm, get_form, log_inputs, predict
+from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
+from learnmech.theory.scaling_solver import (ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, polish,
+                                             run_lanes)
 
 __all__ = [
+    "ELEMENT_BUDGET",
+    "LANE_CHUNK",
+    "MIN_POINTS",
     "Bootstrap",
     "FitResult",
     "HoldoutReport",
@@ -85,9 +88,6 @@ __all__ = [
 
 GRAD_TOL = 1e-8  # converged: ||grad||_inf <= GRAD_TOL * n_points * delta ("sum"; GRAD_TOL * delta for "mean")
 REDUCTIONS = ("sum", "mean")
-LANE_CHUNK = 256  # lanes per solver call at most; points padded to a power of two >= MIN_POINTS, so that
-MIN_POINTS = 64  # one compiled solver serves every stage, resample count and similar data size
-ELEMENT_BUDGET = 2**21  # lanes x padded points per solver call: ~0.5 GiB at ~230 B per element
 SUBSAMPLE_ROWS = 4096  # more points than this: the start screening runs on a subsample of this many
 SUBSAMPLE_SEED = 0  # fixed, so that a fit is reproducible
 
@@ -138,36 +138,6 @@ class HoldoutReport:
     params: dict[str, float]
 
 
-def huber(r, delta: float):
-    """``Huber_delta(r)``: ``r^2/2`` for ``|r| <= delta``, else ``delta (|r| - delta/2)`` (elementwise)."""
-    a = jnp.abs(r)
-    return jnp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
-
-
-def _objective(form: ScalingForm, reduction: str):
-    def j(theta, logs, log_y, w, delta):
-        total = jnp.sum(w * huber(form.log_loss(theta, logs) - log_y, delta))
-        return total / jnp.sum(w) if reduction == "mean" else total
-
-    return j
-
-
-@functools.lru_cache(maxsize=64)
-def _lane_solver(form: ScalingForm, reduction: str):
-    """Jitted ``(theta0 (L,k), logs, log_y (L,n), w (L,n), delta, n_iter) -> (theta (L,k), J (L,), |g| (L,))``."""
-    objective = _objective(form, reduction)
-
-    def one(theta0, logs, log_y, w, delta, n_iter):
-        return lbfgs(lambda th: objective(th, logs, log_y, w, delta), theta0, n_iter)
-
-    return jax.jit(jax.vmap(one, in_axes=(0, None, 0, 0, None, None)))
-
-
-@functools.lru_cache(maxsize=64)
-def _value_and_grad(form: ScalingForm, reduction: str):
-    return jax.jit(jax.value_and_grad(_objective(form, reduction)))
-
-
 # ------------------------------------------------------------------ inputs
 
 
@@ -202,85 +172,6 @@ def _starts(form: ScalingForm, starts) -> np.ndarray:
     return out
 
 
-def _point_bucket(n: int) -> int:
-    """The padded number of points: the next power of two, at least ``MIN_POINTS``."""
-    return max(MIN_POINTS, 1 << (n - 1).bit_length())
-
-
-def _padded_points(logs, log_y, w):
-    """Pad the point axis to :func:`_point_bucket` with copies of point 0 at weight 0."""
-    n = log_y.shape[-1]
-    extra = _point_bucket(n) - n
-    if extra == 0:
-        return logs, log_y, w
-    logs = {k: np.concatenate([v, np.full(extra, v[0])]) for k, v in logs.items()}
-    log_y = np.concatenate([log_y, np.repeat(log_y[..., :1], extra, axis=-1)], axis=-1)
-    w = np.concatenate([w, np.zeros(w.shape[:-1] + (extra,))], axis=-1)
-    return logs, log_y, w
-
-
-def lanes_per_call(lanes: int, n_points: int) -> int:
-    """Lanes per solver call: a power of two, at most ``LANE_CHUNK`` (at least 8 below it, so that
-    few shapes compile), and at most ``ELEMENT_BUDGET`` over the padded number of points (at least 1).
-    """
-    wanted = min(LANE_CHUNK, max(8, 1 << (max(1, lanes) - 1).bit_length()))
-    return max(1, min(wanted, ELEMENT_BUDGET // _point_bucket(n_points)))
-
-
-def _lane_rows(a, i: int, j: int, n_points: int) -> np.ndarray:
-    """Rows ``i:j`` of a per-lane ``(lanes, n)`` array, or a shared ``(n,)`` one repeated ``j - i`` times."""
-    a = np.asarray(a)
-    return a[i:j] if a.ndim == 2 else np.broadcast_to(a, (j - i, n_points))
-
-
-def _run_lanes(form, reduction, n_iter, theta0, logs, log_y, w, delta, report=None):
-    """Run the vmapped L-BFGS on every lane, :func:`lanes_per_call` lanes per call (the last one padded).
-
-    ``log_y`` and ``w`` are ``(n,)`` shared by every lane or ``(lanes, n)`` per lane; ``w`` may
-    also be a function ``(i, j) -> (j - i, n)`` giving the weights of lanes ``i:j``, called once per
-    solver call in lane order (the bootstrap counts). Only one call's ``(lanes, padded points)``
-    arrays exist at a time. ``report(done, lanes)`` is called after each call.
-    """
-    lanes, n = theta0.shape[0], np.shape(log_y)[-1]
-    chunk = lanes_per_call(lanes, n)
-    extra = _point_bucket(n) - n
-    solver = _lane_solver(form, reduction)
-    jlogs = {k: jnp.asarray(np.concatenate([v, np.full(extra, v[0])])) for k, v in logs.items()}
-    first = None  # lane 0's (theta, log_y, w): pads a short last call
-    outs = []
-    for i in range(0, lanes, chunk):
-        j = min(i + chunk, lanes)
-        rows = (theta0[i:j], _lane_rows(log_y, i, j, n), w(i, j) if callable(w) else _lane_rows(w, i, j, n))
-        first = first or tuple(a[:1] for a in rows)
-        th, y, wt = (np.concatenate([a, np.repeat(f, chunk - (j - i), axis=0)]) for a, f in zip(rows, first))
-        y = np.concatenate([y, np.repeat(y[:, :1], extra, axis=1)], axis=1)  # (chunk, bucket)
-        wt = np.concatenate([wt, np.zeros((chunk, extra))], axis=1)  # padded points weigh nothing
-        outs.append(solver(jnp.asarray(th), jlogs, jnp.asarray(y), jnp.asarray(wt), delta, jnp.asarray(int(n_iter))))
-        if report is not None:
-            report(j, lanes)
-    theta, obj, gnorm = (np.concatenate([np.asarray(o[k]) for o in outs])[:lanes] for k in range(3))
-    return theta, np.where(np.isfinite(obj), obj, np.inf), gnorm
-
-
-def _polish(form, reduction, theta0, logs, log_y, delta):
-    vg = _value_and_grad(form, reduction)
-    logs, log_y, w = _padded_points(logs, np.asarray(log_y), np.ones_like(log_y))
-    jlogs = {k: jnp.asarray(v) for k, v in logs.items()}
-    jy, jw = jnp.asarray(log_y), jnp.asarray(w)
-
-    def fun(th):
-        f, g = vg(jnp.asarray(th), jlogs, jy, jw, delta)
-        f = float(f)
-        return (f, np.asarray(g)) if math.isfinite(f) else (math.inf, np.zeros_like(th))
-
-    res = scipy.optimize.minimize(
-        fun, theta0, jac=True, method="L-BFGS-B",
-        options={"maxiter": 20000, "maxfun": 40000, "gtol": 1e-14, "ftol": 1e-15, "maxcor": 20},
-    )
-    f, g = fun(res.x)
-    return res.x, f, float(np.max(np.abs(g)))
-
-
 def _grad_scale(n: int, delta: float, reduction: str) -> float:
     return (max(1, n) if reduction == "sum" else 1.0) * delta
 
@@ -295,7 +186,7 @@ def _screening_points(logs: dict, log_y: np.ndarray) -> tuple[dict, np.ndarray]:
 
 
 def _stage_report(progress, label: str):
-    """``report(done, total)`` for :func:`_run_lanes` that forwards to ``progress(label, done, total)``."""
+    """``report(done, total)`` for :func:`run_lanes` that forwards to ``progress(label, done, total)``."""
     if progress is None:
         return None
     return lambda done, total: progress(label, done, total)
@@ -315,7 +206,7 @@ def fit_form(
     max_iter: int = 15,
     n_refine: int = 16,
     refine_iter: int = 400,
-    n_polish: int = 4,
+    npolish: int = 4,
     fixed: Mapping[str, float] | None = None,
     progress=None,
 ) -> FitResult:
@@ -328,7 +219,7 @@ def fit_form(
       delta, reduction: the Huber threshold (on log-loss) and ``"sum"`` / ``"mean"``.
       starts: ``(S, k)`` starting points in fit coordinates (``form.coords``); default the form's grid.
       max_iter: L-BFGS iterations of the grid stage; ``refine_iter`` those of the best
-        ``n_refine`` starts; ``n_polish`` of them are polished with scipy.
+        ``n_refine`` starts; ``npolish`` of them are polished with scipy.
       fixed: natural parameters held at given values (e.g. ``{"E": 1.87}``); only for forms whose
         fit coordinate of that parameter is one-to-one with it (every built-in form).
       progress: ``progress(label, done, total)`` after each solver call and polished start.
@@ -347,7 +238,7 @@ def fit_form(
     _check(delta, reduction)
     if fixed:
         return _fit_fixed(form, inputs, loss, fixed, delta=delta, reduction=reduction, starts=starts,
-                          max_iter=max_iter, n_refine=n_refine, refine_iter=refine_iter, n_polish=n_polish,
+                          max_iter=max_iter, n_refine=n_refine, refine_iter=refine_iter, npolish=npolish,
                           progress=progress)
     logs, log_y = _prepare(form, inputs, loss)
     grid = _starts(form, starts)
@@ -355,10 +246,10 @@ def fit_form(
     with jax.enable_x64(True):
         theta, obj = _screen(form, reduction, grid, screen_logs, screen_y, delta,
                              ((grid.shape[0], max_iter), (256, 60), (n_refine, refine_iter)), progress)
-        order = [i for i in np.argsort(obj, kind="stable")[:n_polish] if np.isfinite(obj[i])]
+        order = [i for i in np.argsort(obj, kind="stable")[:npolish] if np.isfinite(obj[i])]
         polished = []
         for i in order:  # on all points
-            polished.append(_polish(form, reduction, theta[i], logs, log_y, delta))
+            polished.append(polish(form, reduction, theta[i], logs, log_y, delta))
             if progress is not None:
                 progress(f"polishing the best {len(order)} on all {log_y.size} points", len(polished), len(order))
     lanes = grid.shape[0]
@@ -384,7 +275,7 @@ def _screen(form, reduction, grid, logs, log_y, delta, stages, progress):
         if best.size == 0:
             raise FloatingPointError(f"{form.name}: the objective is not finite at any start")
         label = f"screening {best.size} starts, {n_iter} iterations on {log_y.size} points"
-        theta, obj, _ = _run_lanes(form, reduction, n_iter, theta[best], logs, log_y, np.ones(log_y.size), delta,
+        theta, obj, _ = run_lanes(form, reduction, n_iter, theta[best], logs, log_y, np.ones(log_y.size), delta,
                                    report=_stage_report(progress, label))
     return theta, obj
 
@@ -464,9 +355,9 @@ def fit_batch(
 
 
 def _refits(form, logs, log_y, w, th0, delta, reduction, n_iter, report) -> dict[str, np.ndarray]:
-    """:func:`fit_batch` on prepared data: ``th0 (lanes, k)``; ``log_y``, ``w`` as :func:`_run_lanes` takes them."""
+    """:func:`fit_batch` on prepared data: ``th0 (lanes, k)``; ``log_y``, ``w`` as :func:`run_lanes` takes them."""
     with jax.enable_x64(True):
-        theta, obj, gnorm = _run_lanes(form, reduction, n_iter, th0, logs, log_y, w, delta, report=report)
+        theta, obj, gnorm = run_lanes(form, reduction, n_iter, th0, logs, log_y, w, delta, report=report)
     lanes = th0.shape[0]
     out = {p: np.empty(lanes) for p in form.params}
     for i in range(lanes):
@@ -523,58 +414,6 @@ def bootstrap_fit(
     ci = {p: tuple(float(v) for v in np.percentile(s, q)) if s.size else (math.nan, math.nan)
           for p, s in samples.items()}
     return Bootstrap(samples=samples, ci=ci, level=level, n_boot=n_boot, n_failed=int((~ok).sum()))
-
-
-# ------------------------------------------------------------------ frontier and extrapolation
-
-
-def compute_optimal(params: Mapping[str, float], flops) -> tuple[np.ndarray, np.ndarray]:
-    """Compute-optimal ``(N_opt, D_opt)`` of ``L = E + A/N^alpha + B/D^beta`` under ``C = 6 N D``.
-
-    ``N_opt = G (C/6)^a``, ``D_opt = G^-1 (C/6)^b``, ``G = (alpha A / (beta B))^(1/(alpha+beta))``,
-    ``a = beta/(alpha+beta)``, ``b = alpha/(alpha+beta)`` (Hoffmann et al. 2022, arXiv:2203.15556, eq. 4).
-
-    The frontier exists only when ``A, B, alpha, beta`` are all finite and ``> 0``
-    (:func:`frontier_problem`); otherwise ``ValueError``.
-
-    >>> n, d = compute_optimal({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, 5.76e23)
-    >>> round(float(n) / 1e9, 1), round(float(d) / 1e12, 2)
-    (32.2, 2.98)
-    """
-    problem = frontier_problem(params)
-    if problem:
-        raise ValueError(f"params: {problem}")
-    c = np.asarray(flops, dtype=np.float64)
-    if np.any(~np.isfinite(c)) or np.any(c <= 0):
-        raise ValueError("flops: must be finite and > 0")
-    alpha, beta, a_, b_ = params["alpha"], params["beta"], params["A"], params["B"]
-    g = (alpha * a_ / (beta * b_)) ** (1.0 / (alpha + beta))
-    return g * (c / 6) ** (beta / (alpha + beta)), (c / 6) ** (alpha / (alpha + beta)) / g
-
-
-def frontier_problem(params: Mapping[str, float]) -> str:
-    """Why ``L = E + A/N^alpha + B/D^beta`` has no compute-optimal frontier, or ``""`` when it has one.
-
-    The minimum of ``L`` along ``C = 6 N D`` exists when both terms fall with size, i.e. ``A, B,
-    alpha, beta`` finite and ``> 0``; a law that is flat or rising in ``N`` or ``D`` has none.
-
-    >>> frontier_problem({"A": 400.0, "B": 1500.0, "alpha": -0.1, "beta": 0.3})
-    'alpha = -0.1 is not > 0; the compute-optimal frontier needs A, B, alpha, beta finite and > 0'
-    """
-    for key in ("A", "B", "alpha", "beta"):
-        if key not in params:
-            return f"{key} is not a parameter of this law; the compute-optimal frontier needs A, B, alpha, beta"
-        value = float(params[key])
-        if not (math.isfinite(value) and value > 0):
-            return (f"{key} = {value:.6g} is not > 0; the compute-optimal frontier needs A, B, alpha, beta "
-                    "finite and > 0")
-    return ""
-
-
-def tokens_per_parameter(params: Mapping[str, float], flops) -> np.ndarray:
-    """``D_opt / N_opt`` along the compute-optimal frontier (see :func:`compute_optimal`)."""
-    n, d = compute_optimal(params, flops)
-    return d / n
 
 
 def holdout_report(
