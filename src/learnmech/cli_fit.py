@@ -127,11 +127,12 @@ def _inputs(form, table, path: Path, columns: dict[str, Optional[str]], flops: O
         if "n" not in inputs:
             raise BadInput(f"--flops: D = FLOP/(6N) needs --n COL as well (form {form.name})")
         with np.errstate(over="ignore", under="ignore"):
-            tokens = compute / 6.0 / inputs["n"]  # not C / (6 N): 6 N overflows for N > 3e307
+            six_n = 6.0 * inputs["n"]  # C / (6 N) as ScalingLaw computes it; C / 6 / N only where 6 N overflows
+            tokens = np.where(np.isfinite(six_n), compute / six_n, compute / 6.0 / inputs["n"])
         inputs["d"] = _derived(tokens, "--flops", "the tokens D = C/(6N)", {"C": compute, "N": inputs["n"]})
     if compute is None and "n" in inputs and "d" in inputs:
         with np.errstate(over="ignore"):
-            product = inputs["n"] * inputs["d"] * 6.0  # N D first: 6 N alone may overflow
+            product = 6.0 * inputs["n"] * inputs["d"]  # as ScalingLaw computes it (inf is refused below)
         compute = _derived(product, "--d", "the compute C = 6 N D", {"N": inputs["n"], "D": inputs["d"]})
     return {k: inputs[k] for k in form.inputs}, compute
 
