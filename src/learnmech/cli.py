@@ -226,6 +226,13 @@ def atlas(
     raise typer.Exit(_run_many(jobs, store, force, as_json))
 
 
+def _status_text(record) -> str:
+    """The run's status, with a ``--force`` redo that did not finish or failed: ``done (redo unfinished)``."""
+    if not record.redo:
+        return record.status
+    return f"{record.status} (redo {'unfinished' if record.redo['status'] == 'running' else 'failed'})"
+
+
 @app.command()
 def runs(
     store: Path = STORE_OPT,
@@ -238,8 +245,7 @@ def runs(
             table.add_column(col)
         for r in db.runs(claim):
             v = db.verdict(r.run_id)
-            status = r.status if not r.redo else f"{r.status} (redo {'unfinished' if r.redo['status'] == 'running' else 'failed'})"
-            table.add_row(r.run_id, r.claim, r.preset, status, v["verdict"] if v else "",
+            table.add_row(r.run_id, r.claim, r.preset, _status_text(r), v["verdict"] if v else "",
                           "" if r.seconds is None else f"{r.seconds:.1f}", str(r.finished_at or ""))
         out.print(table)
 

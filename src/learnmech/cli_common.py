@@ -139,9 +139,9 @@ class GuardedGroup(TyperGroup):
     """The command group of ``learnmech``: a failure of the machine rather than of the code is one line.
 
     Click's usage errors (an unknown option, a missing argument, text for a number) are one line too,
-    instead of the usage panel. Any ``OSError`` (no space left, a read-only or missing folder, no permission, not a regular
-    file) and any DuckDB I/O error escaping a command is reported as ``error: <path>: <operation>
-    failed: <reason>`` with exit code 2, instead of a traceback. What it interrupted stays as the
+    instead of the usage panel. Any ``OSError`` (no space left, a read-only or missing folder, no
+    permission, not a regular file) and any DuckDB I/O error escaping a command is reported as
+    ``error: <path>: <operation> failed: <reason>`` with exit code 2, instead of a traceback. What it interrupted stays as the
     store's transactions left it: a run whose results were not committed is still ``running``.
     """
 

@@ -54,7 +54,8 @@ def redo_note(redo: dict | None) -> str | None:
     if redo is None:
         return None
     how = "did not finish" if redo["status"] == "running" else "failed"
-    return f"a --force redo started {redo['started_at']:%Y-%m-%d %H:%M:%S} UTC {how}; the result kept is the earlier one"
+    started = f"{redo['started_at']:%Y-%m-%d %H:%M:%S}"
+    return f"a --force redo started {started} UTC {how}; the result kept is the earlier one"
 
 
 def run_claim(claim: Claim, config, *, preset: str, store: Store, force: bool = False,

@@ -4,7 +4,8 @@ Contract
 --------
 * ``write_atomic(path, data)`` writes ``data`` to a hidden partial file in the same folder and
   renames it onto ``path`` (``os.replace`` is atomic on one file system), creating the folder if
-  needed; an ``OSError`` (a full disk) removes the partial file and names ``path``. ``write_files(folder, stem, contents)`` does so for ``contents[fmt]`` at
+  needed; an ``OSError`` (a full disk) removes the partial file and names ``path``.
+  ``write_files(folder, stem, contents)`` does so for ``contents[fmt]`` at
   ``folder/stem.fmt`` and returns the paths in the order given.
 * ``write_folder(target, allowed, fill)`` replaces a whole folder of files at once: ``fill(staged)``
   writes the new set into a fresh hidden folder beside ``target`` (``.<name>.staged-<pid>``), which
