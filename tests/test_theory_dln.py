@@ -218,6 +218,9 @@ def test_unsorted_times_give_the_same_values():
         lambda: t_half([1.0], 2.0),
         lambda: t_half([1.0], 1e-3, depth=0),
         lambda: t_half([1.0], 1e-3, depth=2.5),
+        lambda: t_half_two_layer(2.0, 2.0),  # before: NaN and a RuntimeWarning, while mode_trajectory raised
+        lambda: t_half_two_layer(2.0, 3.0),
+        lambda: t_half_two_layer(-1.0, 1e-3),
     ],
 )
 def test_invalid_inputs_raise(call):

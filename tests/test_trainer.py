@@ -310,6 +310,31 @@ def test_call_with_hp_and_optimizer_specs():
     np.testing.assert_allclose(updates, [-1.0], rtol=0)  # -eta g
 
 
+def test_the_hyperparameter_channel_is_the_name_hp():
+    """Before: a loss ``(params, batch, scale=1.0)`` received the hp dict as ``scale``, and a ``*args``
+    wrapper of ``init(key)`` was called with ``(key, hp)`` (TypeError)."""
+    hp = {"a": 2}
+    assert call_with_hp(lambda k, scale=1.0: k * scale, 3.0, hp=hp) == 3.0
+    assert call_with_hp(lambda *args: args, 1, hp=hp) == (1,)
+    assert call_with_hp(lambda *args, **kwargs: (args, kwargs), 1, hp=hp) == ((1,), {})
+    assert call_with_hp(lambda k, *, hp: (k, hp["a"]), 1, hp=hp) == (1, 2)
+    exec("def positional(k, hp, /): return k, hp['a']", namespace := {})
+    assert call_with_hp(namespace["positional"], 1, hp=hp) == (1, 2)
+
+    def scaled(params, a, scale=1.0):  # a default argument is not the hyperparameter channel
+        return scale * _quadratic(params, a)
+
+    def wrapped_init(*args):  # what a wrapper such as a parameterisation's init looks like
+        return [jnp.asarray(X0)]
+
+    kwargs = dict(data=A, optimizer=OptimizerSpec("sgd"), seeds=[0], grid={"learning_rate": [0.1]}, steps=QSTEPS,
+                  observe=lambda p, p0: {"x": jnp.stack(p)})
+    got = train(init=wrapped_init, loss=scaled, **kwargs)
+    for t, k in enumerate(QSTEPS):  # x_k = (I - eta A)^k x_0: plain GD on the unscaled quadratic
+        np.testing.assert_allclose(got["x"][0, 0, t, 0], np.linalg.matrix_power(np.eye(3) - 0.1 * A, k) @ X0,
+                                   rtol=1e-12)
+
+
 def test_train_rejects_bad_arguments():
     kwargs = dict(init=INIT, loss=LOSS, data=DATA, optimizer=OptimizerSpec("sgd"), steps=[0, 1])
     for bad in [dict(seeds=[]), dict(grid={"learning_rate": []}), dict(grid={"learning_rate": [[0.1]]})]:

@@ -73,9 +73,17 @@ def mode_trajectory_two_layer(t, s, u0):
 
 
 def t_half_two_layer(s, u0):
-    """Time for a two-layer mode to go from ``u0`` to ``s/2``: ``ln(s/u0 - 1) / (2 s)``."""
+    """Time for a two-layer mode to go from ``u0`` to ``s/2``: ``ln(s/u0 - 1) / (2 s)``.
+
+    Defined for ``0 < u0 < s`` (negative when ``u0 > s/2``: the mode passed half-way before
+    ``t = 0``); other values raise ``ValueError``, as :func:`mode_trajectory_two_layer` does.
+
+    >>> round(float(t_half_two_layer(2.0, 1e-3)), 4)
+    1.9001
+    """
     s = np.asarray(s, dtype=np.float64)
     u0 = np.asarray(u0, dtype=np.float64)
+    _broadcast(*np.broadcast_arrays(s, u0), 0.0)  # the checks of every trajectory: s > 0, 0 < u0 < s
     return np.log(s / u0 - 1.0) / (2.0 * s)
 
 

@@ -40,16 +40,23 @@ class MemberState(NamedTuple):
 
 
 def call_with_hp(fn: Callable, *args, hp):
-    """Call ``fn(*args, hp)`` if it takes one more positional argument than given, else ``fn(*args)``."""
+    """Call ``fn(*args, hp=hp)`` when ``fn`` has a parameter named ``hp``, else ``fn(*args)``.
+
+    The hyperparameter channel is the name ``hp``, never a count of arguments: a loss
+    ``def loss(params, batch, scale=1.0)`` keeps its default, and a wrapper ``def f(*args,
+    **kwargs)`` receives exactly the arguments it wraps. A positional-only ``hp`` gets it in place.
+    A callable whose signature cannot be read is called with ``args`` alone.
+    """
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return fn(*args)
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
-    if varargs or len(positional) > len(args):
+    channel = params.get("hp")
+    if channel is None or channel.kind in (channel.VAR_POSITIONAL, channel.VAR_KEYWORD):
+        return fn(*args)
+    if channel.kind == channel.POSITIONAL_ONLY:
         return fn(*args, hp)
-    return fn(*args)
+    return fn(*args, hp=hp)
 
 
 def _all_finite(tree) -> jax.Array:

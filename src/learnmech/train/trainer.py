@@ -112,7 +112,8 @@ def train(
     """Train every member of ``grid x seeds`` and record observables on a schedule.
 
     Args:
-      init: ``init(key)`` or ``init(key, hp) -> params``.
+      init: ``init(key)`` or ``init(key, hp) -> params``. A function receives the member's
+        hyperparameters exactly when it has a parameter named ``hp`` (:func:`call_with_hp`).
       loss: ``loss(params, batch)`` or ``loss(params, batch, hp)``; the trainer also records it
         on the full data at each observation point under the name ``"loss"``.
       data: a pytree of arrays shared by every member (leading axis = examples for minibatches).
