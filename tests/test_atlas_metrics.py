@@ -80,3 +80,11 @@ def test_record_columns_round_trip():
         np.testing.assert_array_equal(back[k].x, rec[k].x)
         np.testing.assert_array_equal(back[k].y, rec[k].y)
     assert record_from_columns(cols, "theory") == {}
+
+
+@pytest.mark.parametrize("x", [[0.0, 2.0, 1.0], [0.0, 1.0, 1.0], [0.0, np.nan, 2.0], [0.0, 1.0, np.inf]])
+def test_curve_refuses_an_x_the_store_would_reorder(x):
+    """Before, a Curve took any x, and one built out of order came back from the store reordered."""
+    with pytest.raises(ValueError, match="x must be finite and strictly increasing"):
+        Curve(np.asarray(x), np.zeros((2, 3)))
+    assert Curve(np.array([5.0]), [[1.0]]).x.tolist() == [5.0]  # a scalar record is one point

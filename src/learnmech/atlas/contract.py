@@ -35,8 +35,9 @@ SEED_LIMIT = 2**32  # a config's seeds are 0 <= seed < SEED_LIMIT (ClaimConfig)
 class Curve:
     """A family of curves on a shared axis: ``x`` is ``(T,)``, ``y`` is ``(members, T)``.
 
-    Give ``x`` in increasing order: the store returns a curve's points sorted by ``x``, so a curve
-    built in another order comes back as the same points in a different order.
+    ``x`` must be finite and strictly increasing (checked): the store returns a curve's points
+    sorted by ``x``, so a curve built in another order, or with a repeated ``x``, would not come
+    back as it was written.
     """
 
     x: np.ndarray
@@ -48,6 +49,8 @@ class Curve:
         y = y.reshape(1, -1) if y.ndim == 1 else y
         if y.ndim != 2 or y.shape[1] != x.size:
             raise ValueError(f"Curve: y must be (members, {x.size}), got {y.shape}")
+        if not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+            raise ValueError(f"Curve: x must be finite and strictly increasing, got {np.array2string(x, threshold=8)}")
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "y", y)
 

@@ -270,8 +270,10 @@ def predict(cfg: Config):
     for i, (s, m) in enumerate(zip(S, runs)):  # B_simple against the expected excess loss, up to the target
         keep = t <= (s if np.isfinite(s) else cfg.steps)
         loss, b = 0.5 * m[keep] @ lam, b_simple_linear(lam, np.sqrt(m[keep]), cfg.noise)
-        order = np.argsort(loss, kind="stable")  # the store keeps a curve's points in increasing x
-        out[f"path/{i}"] = Curve(loss[order], b[order])
+        # one point per loss value, in increasing loss (the store keeps a curve's points sorted by x; a run
+        # whose loss has stopped changing repeats its last state, and so its last point, exactly)
+        loss, first = np.unique(loss, return_index=True)
+        out[f"path/{i}"] = Curve(loss, b[first])
     return out
 
 
