@@ -1,17 +1,23 @@
 """The Claim contract: a falsifiable prediction paired with the experiment that tests it.
 
 A claim has an id (``family.name``), a pillar, a one-sentence statement, references, a frozen
-pydantic ``Config`` with ``quick`` and ``full`` presets, and four functions:
+pydantic ``Config`` with ``tiny``, ``quick`` and ``full`` presets, and five functions:
 
 - ``predict(config) -> Record``: theory only (pure, no training);
 - ``measure(config, progress) -> Record``: the experiment;
-- ``judge(config, prediction, measurement) -> Verdict``;
-- ``plot(config, prediction, measurement, verdict) -> matplotlib Figure``.
+- ``summarize(config, prediction, measurement) -> Record``: the derived numbers (fitted slopes,
+  crossing times, errors, the number of diverged members) that both the verdict and the figure
+  use, computed once;
+- ``rules``: the verdict as data (:class:`~learnmech.atlas.rules.Rules`: guards that make a run
+  inconclusive, then the claim's checks), applied to the summary by
+  :func:`~learnmech.atlas.rules.decide`;
+- ``plot(config, prediction, measurement, summary, verdict) -> matplotlib Figure``.
 
-``judge`` and ``plot`` receive the config as well as the two records (the thresholds of CLAIMS.md
-are constants of each claim; the config carries what the experiment did). Predictions and
-measurements are :class:`Record` s — named curves only — so that everything a verdict or a
-figure depends on is what the store keeps, and both can be recomputed from a stored run.
+Records hold named curves (:class:`Curve`) and scalars (floats). The prediction, the measurement
+and the summary are all stored with the run (sources ``theory``, ``experiment``, ``summary``), so
+a verdict can be re-decided from the store alone and a figure redrawn from it. ``tiny`` runs in
+seconds and exercises every code path of the claim (the shared conformance test runs it; it may be
+too small for the claim to hold), ``quick`` is the atlas's preset, ``full`` the careful one.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from learnmech.value_bounds import INT64_MAX, INT64_MIN, scalars
 
-__all__ = ["Claim", "ClaimConfig", "Curve", "Progress", "Record", "SEED_LIMIT", "Verdict"]
+__all__ = ["Claim", "ClaimConfig", "Curve", "PRESETS", "Progress", "Record", "SEED_LIMIT", "Verdict"]
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 SEED_LIMIT = 2**32  # a config's seeds are 0 <= seed < SEED_LIMIT (ClaimConfig)
+PRESETS = ("tiny", "quick", "full")  # every claim has these three
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class Curve:
             return np.nanmean(self.y, axis=0)
 
 
-Record = Mapping[str, Curve]
+Record = Mapping[str, "Curve | float"]  # named curves and scalars
 
 
 class Verdict(BaseModel):
@@ -120,7 +127,12 @@ class ClaimConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Claim:
-    """One entry of the atlas. See the module docstring for the contract."""
+    """One entry of the atlas. See the module docstring for the contract.
+
+    ``judge(config, prediction, measurement)`` is built from ``summarize`` and ``rules``; a claim
+    still on the first contract passes its own ``judge`` and no ``summarize``/``rules`` (and its
+    ``plot`` takes no summary) until it is converted.
+    """
 
     id: str
     pillar: str
@@ -130,8 +142,10 @@ class Claim:
     presets: Mapping[str, Mapping[str, Any]]
     predict: Callable[[Any], Record]
     measure: Callable[[Any, Progress | None], Record]
-    judge: Callable[[Any, Record, Record], Verdict]
-    plot: Callable[[Any, Record, Record, Verdict | None], Any]
+    plot: Callable[..., Any]
+    summarize: Callable[[Any, Record, Record], Record] | None = None
+    rules: "Rules | None" = None
+    judge: Callable[[Any, Record, Record], Verdict] | None = None
     tags: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
@@ -141,9 +155,36 @@ class Claim:
         missing = {"quick", "full"} - set(self.presets)
         if missing:
             raise ValueError(f"claim {self.id}: presets {sorted(missing)} missing")
+        if self.summarize is not None:
+            if self.rules is None or self.judge is not None:
+                raise ValueError(f"claim {self.id}: give summarize and rules, not judge")
+            object.__setattr__(self, "judge", lambda config, prediction, measurement: self.decide(
+                self.summarize(config, prediction, measurement)))
+        elif self.judge is None:
+            raise ValueError(f"claim {self.id}: summarize and rules missing")
 
     def make_config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; pydantic validates every field."""
         if preset not in self.presets:
             raise ValueError(f"preset: must be one of {sorted(self.presets)}, got {preset!r}")
         return self.config(**{**self.presets[preset], **dict(overrides or {})})
+
+    def decide(self, summary: Record) -> Verdict:
+        """The verdict the rules give on a summary (a fresh one, or one read from the store)."""
+        return decide(self.rules, summary)
+
+    def evaluate(self, config, prediction: Record, measurement: Record) -> tuple[Record, Verdict]:
+        """The summary (empty for a claim on the first contract) and the verdict of one run."""
+        if self.summarize is None:
+            return {}, self.judge(config, prediction, measurement)
+        summary = self.summarize(config, prediction, measurement)
+        return summary, self.decide(summary)
+
+    def figure(self, config, prediction: Record, measurement: Record, summary: Record, verdict: Verdict | None):
+        """The claim's figure for one run."""
+        if self.summarize is None:
+            return self.plot(config, prediction, measurement, verdict)
+        return self.plot(config, prediction, measurement, summary, verdict)
+
+
+from learnmech.atlas.rules import Rules, decide  # noqa: E402  (rules build on Verdict above)

@@ -2,9 +2,9 @@
 
 Contract. ``execute_run(claim, preset, config)`` validates ``config`` (a mapping of the claim's
 config fields; the canonical JSON a run id is hashed from) with the claim's pydantic model,
-then predicts, measures, judges and plots inside ``jax.enable_x64(True)`` and returns a
+then predicts, measures, summarizes, judges and plots inside ``jax.enable_x64(True)`` and returns a
 :class:`~learnmech.sweep.payload.RunPayload`: the curves in the store's long format, the
-verdict row, the figure as PNG and SVG bytes, and where it ran. It never writes anything and
+verdict row (the summary is stored as a third source of curves, ``summary``), the figure as PNG and SVG bytes, and where it ran. It never writes anything and
 never raises for a failure of the claim: an exception becomes a ``failed`` payload carrying
 the traceback, so a sweep records it and goes on. ``claim`` is a registered id (what a remote
 worker receives) or a :class:`Claim`.
@@ -42,19 +42,24 @@ def versions() -> dict[str, str]:
 
 
 def record_columns(source: str, record: Record) -> dict[str, np.ndarray]:
-    """Long-format columns ``source, name, member, step, value`` of a record's curves."""
+    """Long-format columns ``source, name, member, step, value`` of a record's curves and scalars.
+
+    A scalar is one row with member 0 and step NaN: a curve's steps are finite, so the two cannot
+    be confused when the record is read back (:func:`record_from_columns`).
+    """
     cols: dict[str, list] = {k: [] for k in ("source", "name", "member", "step", "value")}
-    for name, curve in record.items():
+    for name, entry in record.items():
+        curve = entry if isinstance(entry, Curve) else Curve(np.zeros(1), np.full((1, 1), float(entry)))
         members, steps = curve.y.shape
         cols["source"].append(np.full(members * steps, source, dtype=object))
         cols["name"].append(np.full(members * steps, name, dtype=object))
         cols["member"].append(np.repeat(np.arange(members, dtype=np.int32), steps))
-        cols["step"].append(np.tile(curve.x, members))
+        cols["step"].append(np.tile(curve.x, members) if isinstance(entry, Curve) else np.full(1, np.nan))
         cols["value"].append(curve.y.ravel())
     return {k: (np.concatenate(v) if v else np.array([])) for k, v in cols.items()}
 
 
-def record_from_columns(cols: Mapping[str, np.ndarray], source: str) -> dict[str, Curve]:
+def record_from_columns(cols: Mapping[str, np.ndarray], source: str) -> dict[str, Curve | float]:
     """Inverse of :func:`record_columns` for one source."""
     out = {}
     keep = np.asarray(cols["source"]) == source
@@ -63,6 +68,9 @@ def record_from_columns(cols: Mapping[str, np.ndarray], source: str) -> dict[str
     for name in dict.fromkeys(names.tolist()):
         sel = names == name
         m, x, v = members[sel], steps[sel], values[sel]
+        if x.size == 1 and np.isnan(x[0]):
+            out[name] = float(v[0])
+            continue
         n_members = int(m.max()) + 1
         x0 = x[m == 0]
         order = np.lexsort((x, m))
@@ -100,11 +108,12 @@ def execute_run(claim: Claim | str, preset: str, config: Mapping,
         with jax.enable_x64(True):  # claims state their dtypes; this only makes float64 available
             prediction = claim.predict(cfg)
             measurement = claim.measure(cfg, progress)
-            verdict = claim.judge(cfg, prediction, measurement)
-            figure = claim.plot(cfg, prediction, measurement, verdict)
+            summary, verdict = claim.evaluate(cfg, prediction, measurement)
+            figure = claim.figure(cfg, prediction, measurement, summary, verdict)
         figures = figure_bytes(figure)
-        theory, experiment = record_columns("theory", prediction), record_columns("experiment", measurement)
-        series = {k: np.concatenate([theory[k], experiment[k]]) for k in theory}
+        parts = [record_columns(source, record) for source, record in
+                 (("theory", prediction), ("experiment", measurement), ("summary", summary))]
+        series = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     except Exception:  # a crash inside one run is data for the driver, not a crash of the sweep
         return RunPayload(rid, claim.id, preset, "failed", time.perf_counter() - start,
                           error=traceback.format_exc(), **_where())

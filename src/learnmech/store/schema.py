@@ -70,7 +70,7 @@ DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
 
 RUN_STATUSES = ("running", "done", "failed")
 REDO_STATUSES = ("running", "failed")
-SOURCES = ("theory", "experiment")
+SOURCES = ("theory", "experiment", "summary")
 VERDICTS = ("holds", "fails", "inconclusive")
 
 SERIES_COLUMNS = ("source", "name", "member", "step", "value")

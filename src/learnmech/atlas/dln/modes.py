@@ -22,7 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, field_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import indexed, key
+from learnmech.atlas.rules import Check, Rules, count_diverged, diverged, reached
 from learnmech.atlas.dln.experiment import decreasing, horizon, make_teacher, mode_curves, loss_curve, train_dln
 from learnmech.atlas.metrics import crossing_time, r_squared
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
@@ -68,7 +70,7 @@ def _times(cfg: Config) -> np.ndarray:
 def predict(cfg: Config):
     t = _times(cfg)
     u = mode_trajectory_two_layer(t, cfg.s, cfg.u0)  # (T, r)
-    out = {f"mode/{a}": Curve(t, u[:, a]) for a in range(len(cfg.s))}
+    out = {key("mode", a): Curve(t, u[:, a]) for a in range(len(cfg.s))}
     out["loss"] = Curve(t, predicted_loss(u, cfg.s))
     out["t_half"] = Curve(np.arange(len(cfg.s)), t_half_two_layer(np.asarray(cfg.s), cfg.u0))
     return out
@@ -101,54 +103,46 @@ def measure(cfg: Config, progress=None):
 
 
 def _t_half_measured(measurement, prefix: str, s) -> np.ndarray:
-    return np.array([
-        crossing_time(measurement[f"{prefix}/{a}"].x, measurement[f"{prefix}/{a}"].mean, sa / 2, ceiling=sa)
-        for a, sa in enumerate(s)
-    ])
+    return np.array([crossing_time(m.x, m.mean, sa / 2, ceiling=sa) for m, sa in zip(indexed(measurement, prefix), s)])
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
+def summarize(cfg: Config, prediction, measurement):
+    """Pooled R^2 of the trajectories, each mode's t_half error, the learning order, and the shift
+    of t_half from a random initialisation (reported, no threshold)."""
     s = np.asarray(cfg.s)
-    modes = [measurement[f"mode/{a}"] for a in range(len(s))]
-    if any(np.isnan(m.y).any() for m in modes):
-        return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
-                       reason="a member diverged; lower eta")
+    modes = indexed(measurement, "mode")
     t_half_pred = prediction["t_half"].y[0]
     t_half_meas = _t_half_measured(measurement, "mode", s)
-    if np.isnan(t_half_meas).any():
-        return Verdict(status="inconclusive", metric="modes reaching s/2", value=float(np.sum(~np.isnan(t_half_meas))),
-                       threshold=float(len(s)), reason="training ended before every mode reached s/2")
-    t = modes[0].x
-    u_pred = mode_trajectory_two_layer(t, s, cfg.u0)  # (T, r)
-    r2 = r_squared(np.stack([m.y for m in modes], -1), u_pred[None])
+    u_pred = mode_trajectory_two_layer(modes[0].x, s, cfg.u0)  # (T, r)
     rel = np.abs(t_half_meas / t_half_pred - 1.0)
-    order_ok = bool(np.all(np.argsort(t_half_meas) == np.argsort(-s)))
-    details = {"r2": r2, "max_t_half_rel_err": float(rel.max()), "order_matches": float(order_ok)}
-    details.update({f"t_half_rel_err/{a}": float(e) for a, e in enumerate(rel)})
+    out = {"diverged": count_diverged(*modes), "modes_reached": float(np.sum(~np.isnan(t_half_meas))),
+           "modes": float(len(s)), "r2": r_squared(np.stack([m.y for m in modes], -1), u_pred[None]),
+           "max_t_half_rel_err": float(np.max(rel)),
+           "order_matches": float(np.all(np.argsort(t_half_meas) == np.argsort(-s)))}
+    out.update({key("t_half_rel_err", a): float(e) for a, e in enumerate(rel)})
     if cfg.random_init:
         shift = _t_half_measured(measurement, "mode_random", s) - t_half_pred
-        details.update({f"random_init_shift/{a}": float(d) for a, d in enumerate(shift)})
-    reason = f"R^2 {r2:.5f}; t_half errors {', '.join(f'{e:.2%}' for e in rel)}; order {'matches' if order_ok else 'differs'}"
-    if r2 < R2_MIN:
-        return Verdict(status="fails", metric="R^2 (modes pooled)", value=r2, threshold=R2_MIN, reason=reason, details=details)
-    if rel.max() > T_HALF_RTOL:
-        return Verdict(status="fails", metric="max t_half rel. error", value=float(rel.max()), threshold=T_HALF_RTOL,
-                       reason=reason, details=details)
-    if not order_ok:
-        return Verdict(status="fails", metric="learning order matches", value=0.0, threshold=1.0, reason=reason, details=details)
-    return Verdict(status="holds", metric="R^2 (modes pooled)", value=r2, threshold=R2_MIN, reason=reason, details=details)
+        out.update({key("random_init_shift", a): float(d) for a, d in enumerate(shift)})
+    return out
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+RULES = Rules(
+    guards=(diverged("a member diverged; lower eta"),
+            reached("modes reaching s/2", "modes_reached", "modes", "training ended before every mode reached s/2")),
+    checks=(Check("R^2 (modes pooled)", "r2", ">=", R2_MIN, fmt=".5f"),
+            Check("max t_half rel. error", "max_t_half_rel_err", "<=", T_HALF_RTOL, fmt=".2%"),
+            Check("learning order matches", "order_matches", ">=", 1.0, fmt="g")),
+)
+
+
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, (ax_u, ax_l) = new_figure(2, title="dln.modes: two-layer linear network, mode strengths")
-    for a, sa in enumerate(cfg.s):
+    randoms = indexed(measurement, "mode_random")
+    for a, (sa, m, p) in enumerate(zip(cfg.s, indexed(measurement, "mode"), indexed(prediction, "mode"))):
         c = COLORS[a % len(COLORS)]
-        m = measurement[f"mode/{a}"]
         band(ax_u, m.x, m.y, color=c, label=f"measured, s={sa:g}")
-        if f"mode_random/{a}" in measurement:
-            mr = measurement[f"mode_random/{a}"]
-            ax_u.plot(mr.x, mr.mean, color=c, linewidth=0.9, linestyle=":", alpha=0.9)
-        p = prediction[f"mode/{a}"]
+        if randoms:
+            ax_u.plot(randoms[a].x, randoms[a].mean, color=c, linewidth=0.9, linestyle=":", alpha=0.9)
         theory_line(ax_u, p.x, p.y[0], color="black" if a == 0 else c, label="theory" if a == 0 else None)
     ax_u.plot([], [], color="gray", linestyle=":", label="random init (measured)")
     ax_u.set(xscale="log", xlabel="time t = eta x steps", ylabel="mode strength u_a = [U^T W2 W1 V]_aa")
@@ -167,7 +161,9 @@ CLAIM = Claim(
               "in order of decreasing singular value, reaching s/2 at t_half = ln(s/u0 - 1)/(2s).",
     references=("Saxe, McClelland & Ganguli 2014, arXiv:1312.6120",),
     config=Config,
-    presets={"quick": {"seeds": 4}, "full": {"seeds": 16, "s": (4.0, 3.0, 2.0, 1.0, 0.5), "u0": 1e-5,
+    presets={"tiny": {"seeds": 2, "s": (2.0, 1.0), "d_in": 4, "d_out": 4, "hidden": 8, "points": 40,
+                      "u0": 1e-2, "e_folds": 2.0},
+             "quick": {"seeds": 4}, "full": {"seeds": 16, "s": (4.0, 3.0, 2.0, 1.0, 0.5), "u0": 1e-5,
                                               "d_in": 16, "d_out": 12, "hidden": 32, "points": 400}},
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
 )

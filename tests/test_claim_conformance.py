@@ -1,0 +1,70 @@
+"""The shared conformance test: every registered claim's ``tiny`` preset, run in this process.
+
+For each claim: its presets validate and round-trip through JSON; a ``tiny`` run completes (its
+verdict is not asserted: tiny may be too small for the claim to hold) and is written to a store;
+read back from the store alone, the prediction is what ``predict`` gives again (it is pure), and
+the stored summary, decided again by the claim's rules, gives the stored verdict; the figure was
+written as PNG and SVG. A claim added to the registry is checked here with no other test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learnmech.atlas import all_claims
+from learnmech.atlas.contract import PRESETS, Curve
+from learnmech.atlas.execute import execute_run, record_from_columns, verdict_from_row
+from learnmech.store import Store
+from learnmech.sweep.payload import record_payload
+
+CLAIMS = list(all_claims().values())
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    with Store.open(tmp_path_factory.mktemp("tiny") / "learnmech.duckdb") as db:
+        yield db
+
+
+def _same(a, b):
+    if isinstance(a, Curve):
+        assert isinstance(b, Curve)
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_allclose(a.y, b.y, rtol=1e-12, equal_nan=True)
+    else:
+        assert not isinstance(b, Curve)
+        np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_tiny_run_is_reproduced_from_the_store(claim, store):
+    assert set(PRESETS) <= set(claim.presets), f"{claim.id}: presets {sorted(claim.presets)}"
+    for preset in PRESETS:
+        cfg = claim.make_config(preset)
+        assert claim.config.model_validate_json(cfg.model_dump_json()) == cfg
+    assert claim.statement and claim.references and claim.pillar
+    tiny = claim.make_config("tiny")
+    payload = execute_run(claim, "tiny", tiny.model_dump(mode="json"))
+    assert payload.state == "done", payload.error
+    store.begin_run(payload.run_id, claim=claim.id, preset="tiny", config=tiny.model_dump(mode="json"),
+                    versions=payload.versions, host=payload.host)
+    paths = [Path(p) for p in record_payload(store, payload)]
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+    cols = store.series(payload.run_id)
+    verdict = verdict_from_row(store.verdict(payload.run_id))
+    assert np.isfinite(verdict.threshold) and verdict.reason
+    prediction = record_from_columns(cols, "theory")
+    fresh = claim.predict(tiny)
+    assert fresh.keys() == prediction.keys()
+    for name, entry in fresh.items():  # predict is pure: the same numbers again, as stored
+        _same(entry, prediction[name])
+    summary = record_from_columns(cols, "summary")
+    assert summary, f"{claim.id}: no summary stored"
+    again = claim.decide(summary)  # re-decided from the store alone
+    assert (again.status, again.metric) == (verdict.status, verdict.metric)
+    np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12, equal_nan=True)
