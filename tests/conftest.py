@@ -1,6 +1,6 @@
 """Test-session configuration: float64 everywhere (theories are compared to 1e-6 and tighter), and
 one persistent JAX compilation cache shared by the test process and the CLI subprocesses it starts
-(the quick atlas runs twice in tests/test_claims.py), so that a program is compiled once per session.
+(tests/test_kill_resume.py and the CLI tests start subprocesses), so that a program is compiled once per session.
 Compiled programs are keyed by their full HLO, so a cached entry is only reused for the same program."""
 
 import os

