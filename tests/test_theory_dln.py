@@ -6,7 +6,6 @@ finite differences of the closed form, closed forms derived on the line, and an 
 whitened finite sample for the loss.
 """
 
-import doctest
 
 import numpy as np
 import pytest
@@ -248,6 +247,3 @@ def test_predicted_loss_equals_the_loss_of_an_aligned_map_on_whitened_data():
     np.testing.assert_allclose(predicted_loss(S, S), 0.0, atol=0)  # learned noiseless teacher: zero loss
     assert predicted_loss(us, S).shape == (3,)
 
-
-def test_docstring_examples():
-    assert doctest.testmod(dln, verbose=False).failed == 0

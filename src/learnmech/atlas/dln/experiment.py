@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from learnmech.atlas.contract import Curve, Progress
+from learnmech.atlas.keys import key
 from learnmech.data import LinearTeacher
 from learnmech.nets import DeepLinear, end_to_end
 from learnmech.observe import mode_strengths, mse_loss, singular_values
@@ -81,11 +82,15 @@ def train_dln(
     )
 
 
-def mode_curves(result: TrainResult, eta: float, prefix: str = "mode", index=()) -> dict[str, Curve]:
-    """``{prefix/a: Curve(t, u_a over seeds)}`` from ``result["modes"][index]`` (seeds, T, r)."""
+def mode_curves(result: TrainResult, eta: float, *prefix: object, index=()) -> dict[str, Curve]:
+    """``{key(*prefix, a): Curve(t, u_a over seeds)}`` from ``result["modes"][index]`` (seeds, T, r).
+
+    ``prefix`` is the parts of the family's name (``"mode"`` when none is given): ``("mode",)``
+    gives ``mode/0, mode/1, ...``, ``("L3", "mode")`` gives ``L3/mode/0, ...``.
+    """
     t = result.steps * eta
     modes = result["modes"][index]  # (seeds, T, r)
-    return {f"{prefix}/{a}": Curve(t, modes[:, :, a]) for a in range(modes.shape[-1])}
+    return {key(*(prefix or ("mode",)), a): Curve(t, modes[:, :, a]) for a in range(modes.shape[-1])}
 
 
 def loss_curve(result: TrainResult, eta: float, index=()) -> Curve:
