@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
-from learnmech.theory import dln
 from learnmech.theory.dln import (
     mode_trajectory,
     mode_trajectory_two_layer,
