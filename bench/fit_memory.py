@@ -7,7 +7,7 @@ on 1e7..1e10 and C on 1e18..1e22 (seed 0), written as a CSV with columns ``n``, 
 ``loss``. The CLI runs in a child process (``python -m learnmech.cli fit scaling FILE --json``);
 its peak resident set size is the child's own ``ru_maxrss`` (``os.wait4``), its time the wall
 time of the whole command (start-up, reading, fitting, the figure). The fitter keeps memory at
-``O(rows)`` plus a constant (``learnmech.theory.scaling_fit``: ELEMENT_BUDGET, SUBSAMPLE_ROWS);
+``O(rows)`` plus a constant (``learnmech.fit.scaling_fit``: ELEMENT_BUDGET, SUBSAMPLE_ROWS);
 before that, 10^5 rows passed 8 GB and 10^6 rows asked for 33.5 GiB.
 
 Printed, one line per table, the ratio last::

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: the Chinchilla scaling-law fit and its bootstrap, against fixed time targets.
 
-1. **Full-grid fit** (``learnmech.theory.scaling_fit.fit_form``): the 240-point Chinchilla table
+1. **Full-grid fit** (``learnmech.fit.fit_form``): the 240-point Chinchilla table
    (Besiroglu et al. 2024, arXiv:2404.10102; the 5 highest losses dropped, ``D = C / (6 N)``)
    from Hoffmann et al.'s 4,500 starts, float64. Target: < 10 s.
 2. **Bootstrap** (``bootstrap_fit``): 1,000 resamples refitted from the full-data optimum, one
@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from learnmech.data.tables import load_chinchilla
-from learnmech.theory.scaling_fit import bootstrap_fit, fit_form
+from learnmech.fit import bootstrap_fit, fit_form
 from timing import machine_line
 
 FIT_TARGET_S, BOOT_TARGET_S = 10.0, 60.0

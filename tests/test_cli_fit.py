@@ -2,7 +2,7 @@
 
 The fits here use a small synthetic table (an exact Chinchilla law on a 6 x 6 design) so that the
 CLI's plumbing is tested in seconds; the fitter itself is tested against the published tables in
-tests/test_theory_scaling.py.
+tests/test_fit_scaling.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ chunked bootstrap counts, literal file names, one-line parse errors, degenerate 
 
 References used below:
 - the full objective's optimum: scipy's BFGS on an independent numpy Huber objective (the one of
-  tests/test_theory_scaling.py) with a gradient derived by hand;
+  tests/test_fit_scaling.py) with a gradient derived by hand;
 - the bootstrap counts: numpy's ``Generator.multinomial`` drawn in one ``(n_boot, points)`` call;
 - the published tables: DuckDB's ``read_csv_auto``, the reader learnmech used before.
 Everything is seeded; tolerances are stated on the line that uses them.
@@ -25,20 +25,19 @@ import scipy.optimize
 from learnmech.data.tables import read_table, shared_data_dir
 from learnmech.report.figures import figure_bytes
 from learnmech.report.scaling_figure import MAX_DRAWN, plot_scaling_fit
-from learnmech.theory import scaling_solver as sf  # the solver calls the fits make
-from learnmech.theory.scaling_fit import (
+from learnmech.fit import ScalingLaw
+from learnmech.fit import scaling_solver as sf  # the solver calls the fits make
+from learnmech.fit.scaling_fit import (
     ELEMENT_BUDGET,
     SUBSAMPLE_ROWS,
     SUBSAMPLE_SEED,
     bootstrap_fit,
-    compute_optimal,
     fit_batch,
     fit_form,
-    frontier_problem,
     lanes_per_call,
 )
 from learnmech.theory.scaling_forms import get_form, predict
-from learnmech.theory.scaling_law import ScalingLaw
+from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem
 
 TRUE = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.36}
 # 16 starts of the Hoffmann grid around the basin (a, b in {5, 10}, e in {0, 0.5}, alpha = beta in {0.5, 1}):

@@ -18,15 +18,9 @@ import pytest
 import scipy.optimize
 
 from learnmech.data.tables import load_chinchilla, load_datablations
-from learnmech.theory.scaling_fit import (
-    compute_optimal,
-    fit_batch,
-    fit_form,
-    holdout_report,
-    tokens_per_parameter,
-)
+from learnmech.fit import ScalingLaw, fit_batch, fit_form, holdout_report
 from learnmech.theory.scaling_forms import FORMS, get_form, predict, user_form
-from learnmech.theory.scaling_law import ScalingLaw
+from learnmech.theory.scaling_frontier import compute_optimal, tokens_per_parameter
 
 PUBLISHED_CHINCHILLA = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 PUBLISHED_C4 = {"E": math.exp(0.6254804), "A": math.exp(6.255414), "B": math.exp(7.3049974),

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from learnmech.data.tables import porian_published_exponent, porian_settings
-from learnmech.theory import isoflop
-from learnmech.theory.isoflop import isoflop_exponent, isoflop_optima
+from learnmech.fit import isoflop
+from learnmech.fit.isoflop import isoflop_exponent, isoflop_optima
 
 # Chinchilla law refitted by Besiroglu et al. 2024 (arXiv:2404.10102, their Table 1 estimates).
 E, A, B, ALPHA, BETA = 1.8172, 482.01, 2085.43, 0.3478, 0.3658

@@ -1,7 +1,7 @@
 """laws.scaling-fit: the design, the coverage count and the judge on hand-built records.
 
-The claim runs end to end (quick preset) in tests/test_claims.py; the fitter it uses is tested in
-tests/test_theory_scaling.py. Nothing here fits, so the file takes well under a second.
+The claim runs end to end (quick preset) in tests/test_quick_atlas.py; the fitter it uses is tested in
+tests/test_fit_scaling.py. Nothing here fits, so the file takes well under a second.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from learnmech.atlas.contract import Curve
 from learnmech.atlas.laws import scaling_fit as sf
-from learnmech.theory.scaling_fit import compute_optimal
+from learnmech.theory.scaling_frontier import compute_optimal
 
 X = np.arange(5.0)
 

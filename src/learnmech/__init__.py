@@ -1,7 +1,7 @@
 """learnmech: predict, measure and judge the mechanics of neural-network learning.
 
-Layers (imports only go down): cli -> atlas -> report -> sweep -> store -> observe -> train
--> nets -> data -> theory. See the README for a tour.
+Layers (imports only go down): cli -> atlas -> report -> sweep -> store -> fit -> observe
+-> train -> nets -> data -> theory. See the README for a tour.
 """
 
 from importlib.metadata import PackageNotFoundError, version

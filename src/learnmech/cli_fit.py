@@ -1,6 +1,6 @@
 """``learnmech fit scaling FILE``: fit a scaling law to a user's own runs (CSV or Parquet).
 
-The fit is :class:`learnmech.theory.scaling_law.ScalingLaw` (Huber loss on log-loss residuals,
+The fit is :class:`learnmech.fit.ScalingLaw` (Huber loss on log-loss residuals,
 L-BFGS from a grid of starts, bootstrap intervals). Every input is checked before anything is
 fitted or written: a file that is not a readable regular CSV/Parquet file (one line naming the
 row and column of a parse error), a missing or duplicated column, a non-numeric, non-positive or
@@ -12,7 +12,7 @@ naming the option, and exit code 2.
 Limits (policy): ``--bootstrap`` at most ``MAX_BOOTSTRAP`` resamples and at most
 ``MAX_RESAMPLED_ROWS`` resampled rows (``--bootstrap`` times the rows: each refit of a resample
 costs time in proportion to the rows); ``--seed`` from 0 to ``2**32 - 1``. Memory is bounded by
-the fitter itself: ``O(rows)`` plus a constant (:mod:`learnmech.theory.scaling_fit`).
+the fitter itself: ``O(rows)`` plus a constant (:mod:`learnmech.fit.scaling_fit`).
 
 A fit that ran exits 0 even when its law has no compute-optimal frontier (an exponent or a
 coefficient not > 0: a loss flat or rising in ``N`` or ``D``): the parameters are printed with a
@@ -192,8 +192,8 @@ def _frontier_rows(law, compute) -> tuple[list[dict[str, float]], Optional[str]]
     Returns the rows and a note: ``None``, or why there are no rows for a form that has a frontier
     (the fitted law has none; budgets beyond float64 are left out).
     """
-    from learnmech.theory.scaling_fit import frontier_problem
     from learnmech.theory.scaling_forms import FORMS
+    from learnmech.theory.scaling_frontier import frontier_problem
 
     if not FORMS[law.form].frontier or compute is None:
         return [], None
@@ -305,8 +305,8 @@ def scaling(
     except BadInput as exc:
         fail_input(str(exc))
 
+    from learnmech.fit import ScalingLaw
     from learnmech.report.scaling_figure import plot_scaling_fit
-    from learnmech.theory.scaling_law import ScalingLaw
 
     law = ScalingLaw(form=form, delta=delta, n_bootstrap=n_boot, seed=seed_value)
     table = {**inputs, "loss": losses} | ({"flops": compute} if compute is not None else {})

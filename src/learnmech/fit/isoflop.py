@@ -63,8 +63,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-__all__ = ["IsoflopExponent", "IsoflopOptima", "isoflop_exponent", "isoflop_optima"]
+__all__ = ["IsoflopExponent", "IsoflopLaw", "IsoflopOptima", "isoflop_exponent", "isoflop_optima"]
 
 _REASONS = ("", "too few points", "opens downwards", "vertex outside fitted range")
 
@@ -215,6 +216,8 @@ def isoflop_optima(
     flops, n, loss = _check(flops, n, loss)
     if window is not None and not window > 1.0:
         raise ValueError(f"window: a factor > 1 or None, got {window}")
+    if flops.size < max(min_points, 3):
+        raise ValueError(f"flops: need at least {max(min_points, 3)} points (one parabola), got {flops.size}")
     budgets, _, x, y, mask = _padded(flops, n, loss)
     n_star, loss_star, curv, n_pts, code = _vertices(x, y, mask.astype(float), window, min_points)
     return IsoflopOptima(
@@ -292,3 +295,35 @@ def isoflop_exponent(
         log_k_samples=log_k_b,
         n_star_samples=n_star_b,
     )
+
+
+class IsoflopLaw(BaseEstimator):
+    """Approach 2 as a scikit-learn estimator: ``N*(C) = k C^a`` from isoFLOP profiles.
+
+    The constructor only stores the settings of :func:`isoflop_exponent` (``window``,
+    ``min_points``, ``n_boot``, ``level``, ``seed``); ``fit(flops, n, loss)`` runs it and sets
+    ``a_``, ``log_k_``, ``ci_`` (bootstrap interval of ``a``; NaN with ``n_boot=0``), ``optima_``
+    (the per-budget vertices, :class:`IsoflopOptima`) and ``result_`` (:class:`IsoflopExponent`).
+    """
+
+    def __init__(self, window: float | None = 4.0, min_points: int = 3, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0):
+        self.window = window
+        self.min_points = min_points
+        self.n_boot = n_boot
+        self.level = level
+        self.seed = seed
+
+    def fit(self, flops, n, loss) -> "IsoflopLaw":
+        """Fit to ``(points,)`` budgets ``flops``, model sizes ``n`` and final losses ``loss``."""
+        self.result_ = isoflop_exponent(flops, n, loss, n_boot=self.n_boot, seed=self.seed, level=self.level,
+                                        window=self.window, min_points=self.min_points)
+        self.a_, self.log_k_, self.ci_ = self.result_.a, self.result_.log_k, self.result_.ci
+        self.optima_ = self.result_.optima
+        return self
+
+    def predict(self, flops) -> np.ndarray:
+        """The compute-optimal size ``N* = k C^a`` at budgets ``flops``."""
+        if not hasattr(self, "a_"):
+            raise RuntimeError("IsoflopLaw: call fit(...) first")
+        return np.exp(self.log_k_) * np.asarray(flops, np.float64) ** self.a_

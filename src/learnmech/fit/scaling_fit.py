@@ -1,4 +1,4 @@
-"""Fitting parametric scaling laws: Huber on log-loss, L-BFGS from a grid, bootstrap, frontier.
+"""Fitting parametric scaling laws: Huber on log-loss, L-BFGS from a grid, bootstrap, hold-out.
 
 Contract: float64 throughout (``jax.enable_x64`` is switched on inside every call, whatever the
 caller's setting); inputs are 1-D arrays of positive values; results are plain numpy/Python.
@@ -63,10 +63,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from learnmech.fit.scaling_solver import (ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, polish,
+                                          run_lanes)
 from learnmech.theory.scaling_forms import ScalingForm, get_form, log_inputs, predict
-from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
-from learnmech.theory.scaling_solver import (ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, polish,
-                                             run_lanes)
 
 __all__ = [
     "ELEMENT_BUDGET",
@@ -76,14 +75,11 @@ __all__ = [
     "FitResult",
     "HoldoutReport",
     "bootstrap_fit",
-    "compute_optimal",
     "fit_batch",
     "fit_form",
-    "frontier_problem",
     "holdout_report",
     "huber",
     "lanes_per_call",
-    "tokens_per_parameter",
 ]
 
 GRAD_TOL = 1e-8  # converged: ||grad||_inf <= GRAD_TOL * n_points * delta ("sum"; GRAD_TOL * delta for "mean")

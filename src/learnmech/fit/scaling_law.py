@@ -1,6 +1,7 @@
-"""``ScalingLaw``: a scikit-learn-style estimator around :mod:`scaling_fit`.
+"""``ScalingLaw``: a scikit-learn estimator around :mod:`learnmech.fit.scaling_fit`.
 
-Contract: the constructor only stores settings; ``fit(table, ...)`` validates the columns, fits
+Contract (scikit-learn's): the constructor only stores its keyword settings (``get_params``,
+``set_params`` and ``sklearn.base.clone`` work); ``fit(table, ...)`` validates the columns, fits
 (and bootstraps when ``n_bootstrap > 0``) and returns ``self``; fitted results end in ``_``
 (``params_``, ``ci_``, ``result_``, ``bootstrap_``). A table is a mapping of column name to 1-D
 array (a dict of numpy arrays, a DataFrame's columns); tokens come from a ``d`` column or from
@@ -18,22 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-from learnmech.theory.scaling_fit import (
-    Bootstrap,
-    FitResult,
-    HoldoutReport,
-    bootstrap_fit,
-    compute_optimal,
-    fit_form,
-    holdout_report,
-)
+from learnmech.fit.scaling_fit import Bootstrap, FitResult, HoldoutReport, bootstrap_fit, fit_form, holdout_report
 from learnmech.theory.scaling_forms import ScalingForm, get_form, predict
+from learnmech.theory.scaling_frontier import compute_optimal
 
 __all__ = ["ScalingLaw"]
 
 
-class ScalingLaw:
+class ScalingLaw(BaseEstimator):
     """Fit a parametric scaling law (default Chinchilla) to a table of runs.
 
     Args:
@@ -42,18 +37,32 @@ class ScalingLaw:
       n_bootstrap: bootstrap refits for ``ci_`` (0: none).
       level: confidence level of the percentile intervals.
       seed: seed of the bootstrap resampling.
-      **fit_kw: passed to :func:`fit_form` (``starts``, ``max_iter``, ``fixed``, ...).
+      starts, max_iter, n_refine, refine_iter, npolish, fixed: the search of :func:`fit_form`
+        (its defaults: the form's grid of starts, 15 grid iterations, the best 16 refined for
+        400, 4 polished; ``fixed`` natural parameters held at given values).
     """
 
     def __init__(self, form: str | ScalingForm = "chinchilla", delta: float = 1e-3, reduction: str = "sum",
-                 n_bootstrap: int = 0, level: float = 0.95, seed: int = 0, **fit_kw):
+                 n_bootstrap: int = 0, level: float = 0.95, seed: int = 0, *, starts=None, max_iter: int = 15,
+                 n_refine: int = 16, refine_iter: int = 400, npolish: int = 4,
+                 fixed: Mapping[str, float] | None = None):
         self.form = form
         self.delta = delta
         self.reduction = reduction
         self.n_bootstrap = n_bootstrap
         self.level = level
         self.seed = seed
-        self.fit_kw = fit_kw
+        self.starts = starts
+        self.max_iter = max_iter
+        self.n_refine = n_refine
+        self.refine_iter = refine_iter
+        self.npolish = npolish
+        self.fixed = fixed
+
+    def _search(self) -> dict:
+        """The keyword arguments of :func:`fit_form` that set its search."""
+        return {"starts": self.starts, "max_iter": self.max_iter, "n_refine": self.n_refine,
+                "refine_iter": self.refine_iter, "npolish": self.npolish, "fixed": self.fixed}
 
     # ------------------------------------------------------------ columns
 
@@ -68,13 +77,15 @@ class ScalingLaw:
                 raise ValueError("d: give a token column (d=...) or a FLOP column (flops=...) for D = C / (6 N)")
             if "n" not in out:
                 raise ValueError("n: needed with flops=... to compute D = C / (6 N)")
-            out["d"] = _column(table, flops, "flops") / (6.0 * out["n"])
+            c = _column(table, flops, "flops")
+            _same_length("flops", c, "n", out["n"])
+            out["d"] = c / (6.0 * out["n"])
         missing = [k for k in form.inputs if k not in out]
         if missing:
             raise ValueError(f"{missing[0]}: form {form.name!r} needs a column for {missing[0]!r}")
-        sizes = {v.size for v in out.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"{form.inputs[0]}: all columns must have the same length, got {sorted(sizes)}")
+        first = next(iter(out))
+        for key, values in out.items():
+            _same_length(key, values, first, out[first])
         return out
 
     def fit(self, table: Mapping, *, n: str = "n", d: str | None = None, flops: str | None = None,
@@ -82,7 +93,7 @@ class ScalingLaw:
         """Fit to ``table``; ``n``, ``d``, ``u``, ``x``, ``flops``, ``loss`` name its columns.
 
         ``progress(label, done, total)``, when given, follows the fit and the bootstrap
-        (:mod:`learnmech.theory.scaling_fit`).
+        (:mod:`learnmech.fit.scaling_fit`).
         """
         form = get_form(self.form)
         if d is None and flops is None and "d" in table:
@@ -91,15 +102,15 @@ class ScalingLaw:
                    "x": x if x is not None else ("x" if "x" in table else None)}
         inputs = self._inputs(table, columns, flops)
         y = _column(table, loss, "loss")
-        if y.size != next(iter(inputs.values())).size:
-            raise ValueError(f"loss: must have one value per run ({next(iter(inputs.values())).size}), got {y.size}")
+        first = next(iter(inputs))
+        _same_length("loss", y, first, inputs[first])
         if y.size < form.n_params + 1:
             raise ValueError(f"loss: need at least {form.n_params + 1} runs for {form.n_params} parameters, got {y.size}")
         self.inputs_, self.loss_ = inputs, y
         self.flops_ = _column(table, flops, "flops") if flops is not None else 6.0 * inputs["n"] * inputs["d"] \
             if {"n", "d"} <= set(inputs) else None
         self.result_: FitResult = fit_form(form, inputs, y, delta=self.delta, reduction=self.reduction,
-                                           progress=progress, **self.fit_kw)
+                                           progress=progress, **self._search())
         self.params_ = dict(self.result_.params)
         self.bootstrap_: Bootstrap | None = None
         self.ci_: dict[str, tuple[float, float]] = {}
@@ -136,7 +147,7 @@ class ScalingLaw:
         if self.flops_ is None:
             raise ValueError("threshold: holdout needs a compute column (flops=...) or n and d")
         return holdout_report(self.form, self.inputs_, self.loss_, self.flops_, threshold,
-                              delta=self.delta, reduction=self.reduction, progress=progress, **self.fit_kw)
+                              delta=self.delta, reduction=self.reduction, progress=progress, **self._search())
 
 
 def _column(table: Mapping, name: str, field: str) -> np.ndarray:
@@ -146,3 +157,8 @@ def _column(table: Mapping, name: str, field: str) -> np.ndarray:
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(f"{field}: column {name!r} must be finite and > 0")
     return values
+
+
+def _same_length(field: str, values: np.ndarray, reference: str, ref_values: np.ndarray) -> None:
+    if values.size != ref_values.size:
+        raise ValueError(f"{field}: must have one value per run ({ref_values.size}, as {reference}), got {values.size}")

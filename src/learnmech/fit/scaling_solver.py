@@ -3,8 +3,8 @@
 Contract
 --------
 * ``huber`` and the objective ``J(theta) = sum_i w_i Huber_delta(log L_hat(theta; x_i) - log L_i)``
-  (``"mean"`` divides by ``sum_i w_i``) are those of :mod:`learnmech.theory.scaling_fit`.
-* ``run_lanes`` runs the vmapped fixed-iteration L-BFGS (:func:`learnmech.theory.lbfgs.lbfgs`) on
+  (``"mean"`` divides by ``sum_i w_i``) are those of :mod:`learnmech.fit.scaling_fit`.
+* ``run_lanes`` runs the vmapped fixed-iteration L-BFGS (:func:`learnmech.fit.lbfgs.lbfgs`) on
   many lanes (starts or resamples), ``lanes_per_call`` lanes per compiled call: lanes x padded
   points stays at most ``ELEMENT_BUDGET``, both factors powers of two, so memory is ``O(points)``
   plus a constant and a few compiled shapes serve every call. Points are padded to a power of two
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from learnmech.theory.lbfgs import lbfgs
+from learnmech.fit.lbfgs import lbfgs
 from learnmech.theory.scaling_forms import ScalingForm
 
 __all__ = ["ELEMENT_BUDGET", "LANE_CHUNK", "MIN_POINTS", "huber", "lanes_per_call", "point_bucket", "polish",

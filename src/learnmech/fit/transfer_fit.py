@@ -1,7 +1,8 @@
 """Hyperparameter transfer across width: the loss-minimising learning rate ``eta*`` and its trend.
 
-Contract: pure float64 numpy functions of learning-rate sweeps, no randomness. A sweep is the
-final loss at each learning rate of a grid (and each seed); a diverged run is NaN or inf.
+Contract: pure float64 numpy functions of learning-rate sweeps, no randomness, and
+:class:`LearningRateTransfer`, the same fit as a scikit-learn estimator. A sweep is the final loss
+at each learning rate of a grid (and each seed); a diverged run is NaN or inf.
 
 Statement (Yang et al. 2022, "Tensor Programs V", arXiv:2203.03466): in the maximal-update
 parameterisation the loss-minimising learning rate does not depend on the width ``n``
@@ -23,8 +24,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
-__all__ = ["TransferFit", "fit_transfer", "mean_loss", "optimal_learning_rate"]
+__all__ = ["LearningRateTransfer", "TransferFit", "fit_transfer", "mean_loss", "optimal_learning_rate"]
 
 
 def mean_loss(losses) -> np.ndarray:
@@ -121,6 +123,10 @@ def fit_transfer(widths, learning_rates, losses) -> TransferFit:
     -1.0
     """
     widths = np.asarray(widths, np.float64)  # (W,)
+    if widths.ndim != 1 or widths.size == 0 or not np.all(np.isfinite(widths)) or np.any(widths <= 0):
+        raise ValueError(f"widths: must be a non-empty 1-D array of positive widths, got {widths.tolist()}")
+    if np.ndim(losses) != 3 or np.shape(losses)[0] != widths.size:
+        raise ValueError(f"losses: must be (W, K, seeds) with W = {widths.size} widths, got shape {np.shape(losses)}")
     means = mean_loss(losses)  # (W, K)
     found = [optimal_learning_rate(learning_rates, row) for row in means]
     eta = np.array([e for e, _ in found])  # (W,)
@@ -131,3 +137,24 @@ def fit_transfer(widths, learning_rates, losses) -> TransferFit:
         slope, intercept = (float(v) for v in np.polyfit(np.asarray(np.log2(widths[fitted]), float),
                                                          np.asarray(np.log2(eta[fitted]), float), 1))
     return TransferFit(eta, edge, fitted, slope, intercept)
+
+
+class LearningRateTransfer(BaseEstimator):
+    """:func:`fit_transfer` as a scikit-learn estimator (it has no settings).
+
+    ``fit(widths, learning_rates, losses)`` (``losses`` ``(W, K, seeds)``, NaN / inf diverged) sets
+    ``eta_star_`` ``(W,)``, ``at_edge_``, ``fitted_``, ``slope_``, ``intercept_`` and ``result_``
+    (the :class:`TransferFit`); ``predict(width)`` extrapolates ``eta*`` along the fitted line.
+    """
+
+    def fit(self, widths, learning_rates, losses) -> "LearningRateTransfer":
+        self.result_ = fit_transfer(widths, learning_rates, losses)
+        self.eta_star_, self.at_edge_, self.fitted_ = self.result_.eta_star, self.result_.at_edge, self.result_.fitted
+        self.slope_, self.intercept_ = self.result_.slope, self.result_.intercept
+        return self
+
+    def predict(self, width) -> np.ndarray:
+        """``eta*`` at ``width`` (scalar or array) along ``log2 eta* = intercept + slope log2 width``."""
+        if not hasattr(self, "slope_"):
+            raise RuntimeError("LearningRateTransfer: call fit(...) first")
+        return 2.0 ** (self.intercept_ + self.slope_ * np.log2(np.asarray(width, np.float64)))

@@ -10,7 +10,7 @@ Panels, left to right:
    isoFLOP curves ``L(N, C/(6N))`` at a few of the data's budgets (forms of ``N`` and ``D`` only);
    for one-input forms the fitted curve itself;
 3. **frontier** (Chinchilla-type forms only): ``N_opt(C)`` and ``D_opt(C)`` from the fit
-   (:func:`learnmech.theory.scaling_fit.compute_optimal`) over the data's compute range and two
+   (:func:`learnmech.theory.scaling_frontier.compute_optimal`) over the data's compute range and two
    decades beyond it, with the 10-90% band over bootstrap refits when they were run (refits
    without a frontier left out). A fit without a frontier (an exponent or coefficient not > 0)
    gets a panel that says so instead.
@@ -27,9 +27,10 @@ import warnings
 
 import numpy as np
 
+from learnmech.fit.scaling_fit import HoldoutReport
 from learnmech.report.figures import COLORS, new_figure
-from learnmech.theory.scaling_fit import HoldoutReport, compute_optimal, frontier_problem
 from learnmech.theory.scaling_forms import get_form, predict
+from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem
 
 __all__ = ["plot_scaling_fit"]
 
@@ -159,7 +160,7 @@ def _frontier(ax, law, compute) -> None:
 
 
 def plot_scaling_fit(law, inputs, loss, *, holdout: HoldoutReport | None = None, title: str = ""):
-    """The figure of a fitted :class:`~learnmech.theory.scaling_law.ScalingLaw` on its data.
+    """The figure of a fitted :class:`~learnmech.fit.ScalingLaw` on its data.
 
     ``inputs`` maps input names (``n``, ``d``, ``u``, ``x``) to arrays, ``loss`` is the measured
     loss; ``holdout`` (from ``law.holdout(threshold)``) switches the parity panel to the law fitted

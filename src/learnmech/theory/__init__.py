@@ -20,7 +20,6 @@ from learnmech.theory.eigenlearning import (
     overfitting_coefficient,
     target_coefficients,
 )
-from learnmech.theory.isoflop import IsoflopExponent, IsoflopOptima, isoflop_exponent, isoflop_optima
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
 from learnmech.theory.parameterization import (
     KINDS,
@@ -31,23 +30,11 @@ from learnmech.theory.parameterization import (
     shift,
 )
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
-from learnmech.theory.scaling_fit import (
-    Bootstrap,
-    FitResult,
-    HoldoutReport,
-    bootstrap_fit,
-    compute_optimal,
-    fit_batch,
-    fit_form,
-    holdout_report,
-    tokens_per_parameter,
-)
 from learnmech.theory.scaling_forms import FORMS, ScalingForm, get_form, user_form
 from learnmech.theory.scaling_forms import predict as predict_scaling
-from learnmech.theory.scaling_law import ScalingLaw
+from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
 from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
 from learnmech.theory.spectral import predicted_learning_curve_exponent
-from learnmech.theory.transfer_fit import TransferFit, fit_transfer, mean_loss, optimal_learning_rate
 from learnmech.theory.linearized import (
     linearized_loss,
     linearized_loss_gd,
@@ -58,38 +45,23 @@ from learnmech.theory.linearized import (
 )
 
 __all__ = [
-    "Bootstrap",
-    "FitResult",
-    "HoldoutReport",
-    "bootstrap_fit",
     "compute_optimal",
-    "fit_batch",
-    "fit_form",
-    "holdout_report",
+    "frontier_problem",
     "tokens_per_parameter",
     "FORMS",
     "ScalingForm",
     "get_form",
     "user_form",
     "predict_scaling",
-    "ScalingLaw",
     "SCALING_RULES",
     "scaled_hyperparameters",
     "fit_steps",
     "run_average",
     "steps_hyperbola",
-    "IsoflopExponent",
-    "IsoflopOptima",
-    "isoflop_exponent",
-    "isoflop_optima",
     "b_crit_linear",
     "b_simple_linear",
     "sgd_second_moments",
     "predicted_learning_curve_exponent",
-    "TransferFit",
-    "fit_transfer",
-    "mean_loss",
-    "optimal_learning_rate",
     "KINDS",
     "PARAMETERIZATIONS",
     "Exponents",

@@ -54,8 +54,16 @@ def fit_steps(batch, steps, n_train: float | None = None) -> tuple[float, float,
     For a given ``B_noise`` the best ``log S_min`` is the mean residual, so the fit is a 1-D
     minimisation over ``log B_noise`` (grid, then bounded Brent) within ``[B_min / 1e3, 1e3 B_max]``;
     ``rms`` is the root mean square residual in ``log S`` (McCandlish et al. 2018, arXiv:1812.06162).
+    ``batch`` and ``steps`` are ``(K,)``, ``K >= 2``, finite and ``> 0`` (ValueError otherwise).
     """
     b, s = np.asarray(batch, np.float64), np.asarray(steps, np.float64)
+    if b.ndim != 1 or b.size < 2:
+        raise ValueError(f"batch: need a 1-D array of at least 2 batch sizes (S_min and B_noise), got shape {b.shape}")
+    if s.shape != b.shape:
+        raise ValueError(f"steps: must have one value per batch size {b.shape}, got shape {s.shape}")
+    for name, v in (("batch", b), ("steps", s)):
+        if not np.all(np.isfinite(v)) or np.any(v <= 0):
+            raise ValueError(f"{name}: must be finite and > 0")
     x = steps_hyperbola(b, 1.0, 1.0, n_train) - 1.0  # (K,): S / S_min - 1 per unit B_noise
     log_s = np.log(s)
 
