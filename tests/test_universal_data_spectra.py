@@ -1,4 +1,4 @@
-"""Tests of the claim universal.data-spectra: judge logic on synthetic spectra, and the quick run."""
+"""Tests of the claim universal.data-spectra: summary and rules on synthetic spectra, and a small run."""
 
 import matplotlib
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 matplotlib.use("Agg")
 
 from learnmech.atlas.contract import Curve  # noqa: E402
+from learnmech.atlas.keys import key  # noqa: E402
 from learnmech.atlas.universal.data_spectra import (  # noqa: E402
     CLAIM,
     EXPONENT_TOL,
@@ -24,11 +25,11 @@ def _record(full, halves, digits=None, target=None, total=1.0):
     digits = np.arange(1.0, 65.0) ** -1.5 if digits is None else digits
     target = k[:600] ** -2.0 if target is None else target  # b = 2
     return {
-        "spectrum/mnist": Curve(k, full),
-        "spectrum/halves": Curve(k, np.stack(halves)),
-        "spectrum/digits": Curve(np.arange(1.0, 65.0), digits),
-        "target/mnist": Curve(np.arange(1.0, target.size + 1.0), target),
-        "target_total/mnist": Curve(np.zeros(1), np.array([[total]])),
+        key("spectrum", "mnist"): Curve(k, full),
+        key("spectrum", "halves"): Curve(k, np.stack(halves)),
+        key("spectrum", "digits"): Curve(np.arange(1.0, 65.0), digits),
+        key("target", "mnist"): Curve(np.arange(1.0, target.size + 1.0), target),
+        key("target_total", "mnist"): total,
     }
 
 
@@ -55,6 +56,21 @@ def test_judge_holds_on_exact_power_law():
     assert v.details["beta_predicted/mnist"] == pytest.approx(v.details["b/mnist"] - 1.0, abs=1e-12)
     assert v.details["b_per_mode/mnist"] == pytest.approx(2.0, abs=1e-10)
     assert v.details["target_out_of_span/mnist"] == pytest.approx(1.0 - np.sum(k[:600] ** -2.0), abs=1e-12)
+
+
+def test_summary_holds_the_fitted_laws_the_figure_draws():
+    k = np.arange(1.0, D + 1.0)
+    rec = _record(3.0 * k**-1.5, [k**-1.5, k**-1.5])
+    cfg = CLAIM.make_config("quick")
+    s = CLAIM.summarize(cfg, CLAIM.predict(cfg), rec)
+    line = s["fit/mnist"]
+    np.testing.assert_array_equal(line.x, np.arange(5.0, 201.0))  # the fit range, ranks 5..200
+    np.testing.assert_allclose(line.y[0], 3.0 * line.x**-1.5, rtol=1e-10)
+    np.testing.assert_allclose(s["fit/digits"].y[0], s["fit/digits"].x ** -1.5, rtol=1e-10)  # ranks 5..40
+    tail = s["tail/mnist"]  # T(k) = 1 - sum_{i <= k} v_i^2 / sum_i v_i^2, from numpy's cumsum
+    p = k[:600] ** -2.0
+    np.testing.assert_allclose(tail.y[0], 1.0 - np.cumsum(p) / p.sum(), atol=1e-12)
+    assert "tail_fit/mnist" in s and s["fit_usable"] == 1.0
 
 
 def test_judge_fails_when_halves_disagree():
@@ -86,7 +102,10 @@ def test_judge_inconclusive_without_the_fit_range():
     k = np.arange(1.0, D + 1.0)
     spec = np.where(k <= 150, k**-1.5, 0.0)  # only 150 positive eigenvalues: ranks 5..200 unavailable
     v = _judge(_record(spec, [spec, spec]))
-    assert v.status == "inconclusive"
+    assert v.status == "inconclusive" and v.value == 0.0 and "no positive eigenvalues" in v.reason
+    half = np.where(k <= 150, k**-1.5, 0.0)
+    v = _judge(_record(k**-1.5, [k**-1.5, half]))  # the full spectrum fits, one half does not
+    assert v.status == "inconclusive" and v.details["r2/mnist"] == pytest.approx(1.0)
 
 
 def test_split_halves_are_disjoint_and_reproducible():
@@ -109,20 +128,25 @@ def test_rbf_gram_against_direct_formula():
 def test_config_rejects_unknown_kernel_and_bad_ranges():
     with pytest.raises(ValueError):
         CLAIM.make_config("quick", {"kernels": ("laplace",)})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="strictly increasing"):
         CLAIM.make_config("quick", {"digits_range": (10, 5)})
+    with pytest.raises(ValueError, match="at most 2"):
+        CLAIM.make_config("quick", {"target_range": (5, 100, 200)})
+    with pytest.raises(ValueError, match="strictly increasing"):
+        CLAIM.make_config("quick", {"target_range": (0, 100)})  # ranks are 1-based
 
 
-def test_quick_claim_end_to_end():
-    cfg = CLAIM.make_config("quick")
+def test_small_run_end_to_end():
+    """The first 600 images, no kernels: the halves (300 images, rank <= 299 < 784) are padded with
+    zeros to 784 ranks; the linear kernel's modes hold part of the label power."""
+    cfg = CLAIM.make_config("tiny", {"images": 600, "kernels": ()})
     prediction = CLAIM.predict(cfg)
     measurement = CLAIM.measure(cfg, None)
-    assert measurement["spectrum/mnist"].y.shape == (1, D)
-    assert measurement["spectrum/halves"].y.shape == (2, D)
-    v = CLAIM.judge(cfg, prediction, measurement)
-    assert v.status in ("holds", "fails")
-    assert np.isfinite(v.value) and 0.0 < v.details["a/mnist"]
-    # the linear kernel's eigenvalues are the covariance spectrum; its modes hold part of the label power
+    halves = measurement["spectrum/halves"].y
+    assert measurement["spectrum/mnist"].y.shape == (1, D) and halves.shape == (4, D)
+    assert np.all(halves[:, :250] > 0) and np.all(halves[:, 300:] == 0)
+    summary, v = CLAIM.evaluate(cfg, prediction, measurement)
+    assert v.status != "inconclusive" and 0.0 < v.details["a/mnist"]
     assert 0.0 < v.details["target_out_of_span/mnist"] < 1.0
-    fig = CLAIM.plot(cfg, prediction, measurement, v)
+    fig = CLAIM.plot(cfg, prediction, measurement, summary, v)
     assert len(fig.axes) == 3

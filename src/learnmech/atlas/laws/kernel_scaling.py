@@ -16,7 +16,7 @@ uniform measure *is* the data distribution. The kernel is diagonalised on the po
 points, and the test error is the MSE (summed over outputs) on the whole pool.
 
 Measuring ``a`` and ``b``. ``a`` is the least-squares log-log slope of ``lambda_k`` over the ranks
-``k_min..k_max``. ``b`` comes from the *tail* power ``T_k = sum_{i > k} v_i^2 / sum_i v_i^2``
+``k_min..k_max`` (:class:`learnmech.fit.PowerLaw`). ``b`` comes from the *tail* power ``T_k = sum_{i > k} v_i^2 / sum_i v_i^2``
 (:func:`~learnmech.observe.spectra.cumulative_power`), which decays as ``k^{1-b}``: ``b - 1`` is its
 log-log slope over the same ranks. The per-mode power ``v_k^2`` is a poor estimator (it fluctuates by
 O(1) factors from mode to mode: random signs within nearly degenerate eigenpairs, modes the target
@@ -64,8 +64,9 @@ Also reported: the eigenlearning learning curve (:func:`learnmech.theory.eigenle
 ridgeless) on the same pool spectrum and target coefficients, an exact-theory reference, and its
 fitted exponent. A wide network (``full``) is not run: the NTK regression is its infinite-width limit.
 
-Verdict (CLAIMS.md): for every data set, ``|fitted exponent - min(b - 1, 2a)| <= 0.1``;
-inconclusive if a test error is not finite and positive.
+Verdict (CLAIMS.md): for every data set, ``|fitted exponent - min(b - 1, 2a)| <= 0.1`` (the value
+reported is the largest over data sets); inconclusive if a test error is not finite (guard
+"diverged"), or not positive.
 """
 
 from __future__ import annotations
@@ -80,18 +81,20 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 from pydantic import Field, model_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import key
 from learnmech.atlas.metrics import log_slope
+from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged
 from learnmech.data import gaussian_inputs, load_digits, load_mnist5k, power_law_spectrum, regression_targets
-from learnmech.observe.spectra import (cumulative_power, fit_power_law, kernel_spectrum,
-                                       linear_kernel_eigensystem, predicted_learning_curve_exponent,
-                                       target_power)
+from learnmech.fit import PowerLaw
+from learnmech.observe.spectra import (cumulative_power, kernel_spectrum, linear_kernel_eigensystem,
+                                       predicted_learning_curve_exponent, target_power)
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.theory.eigenlearning import learning_curve, target_coefficients
 from learnmech.theory.kernels import nngp_ntk
 from learnmech.theory.krr import kernel_ridge
 
-__all__ = ["CLAIM", "Config", "exponents"]
+__all__ = ["CLAIM", "Config", "RULES", "summarize"]
 
 EXPONENT_TOL = 0.1  # CLAIMS.md: fitted exponent within +/- 0.1 of min(b - 1, 2a)
 REAL_SIZES = {"digits": 1797, "mnist5k": 5000}  # pool sizes of the bundled data sets
@@ -212,11 +215,11 @@ def predict(cfg: Config):
     for name in cfg.datasets:
         pool = _get_pool(cfg, name)
         ranks = np.arange(1, pool.eigenvalues.size + 1)
-        out[f"{name}/eigenvalues"] = Curve(ranks, pool.eigenvalues)
-        out[f"{name}/target_power"] = Curve(ranks, pool.power)
-        out[f"{name}/target_tail"] = Curve(ranks, cumulative_power(pool.power))
-        for key, n in ((f"{name}/eigenlearning", grid), (f"{name}/eigenlearning/curve", dense)):
-            out[key] = Curve(n, learning_curve(pool.eigenvalues, pool.coefficients, n.astype(np.float64)).test_mse)
+        out[key(name, "eigenvalues")] = Curve(ranks, pool.eigenvalues)
+        out[key(name, "target_power")] = Curve(ranks, pool.power)
+        out[key(name, "target_tail")] = Curve(ranks, cumulative_power(pool.power))
+        for name_n, n in ((key(name, "eigenlearning"), grid), (key(name, "eigenlearning", "curve"), dense)):
+            out[name_n] = Curve(n, learning_curve(pool.eigenvalues, pool.coefficients, n.astype(np.float64)).test_mse)
     return out
 
 
@@ -251,59 +254,49 @@ def measure(cfg: Config, progress=None):
             done += 1
             if progress is not None:
                 progress("laws.kernel-scaling", done, total)
-        out[f"{name}/test_mse"] = Curve(grid, test)
+        out[key(name, "test_mse")] = Curve(grid, test)
     return out
 
 
-@dataclass(frozen=True)
-class Exponents:
-    """Fitted and predicted exponents of one data set."""
-
-    a: float  # lambda_k ~ k^-a over k_min..k_max
-    a_r2: float
-    b: float  # v_k^2 ~ k^-b, from the tail T_k ~ k^{1-b}
-    b_r2: float
-    predicted: float  # min(b - 1, 2a)
-    eigenlearning: float  # log-log slope (negated) of the eigenlearning curve over the n grid
-    fitted: float  # log-log slope (negated) of the mean measured test MSE; nan without a measurement
-
-
-def exponents(cfg: Config, prediction, measurement, name: str) -> Exponents:
-    """Fit ``a``, ``b`` (ranks ``k_min..k_max``) and the learning-curve exponents of data set ``name``.
-
-    Everything is recomputed from the records, so a stored run is re-judged identically.
-    """
-    a = fit_power_law(prediction[f"{name}/eigenvalues"].y[0], cfg.k_min, cfg.k_max)
-    tail = fit_power_law(prediction[f"{name}/target_tail"].y[0], cfg.k_min, cfg.k_max)  # exponent b - 1
-    b = 1.0 + tail.exponent
-    predicted = predicted_learning_curve_exponent(a.exponent, b) if b > 1 else float("nan")
-    el = prediction[f"{name}/eigenlearning"]
-    fitted = float("nan")
-    if measurement is not None and f"{name}/test_mse" in measurement:
-        m = measurement[f"{name}/test_mse"]
-        fitted = -log_slope(m.x, m.mean)
-    return Exponents(a.exponent, a.r2, b, tail.r2, predicted, -log_slope(el.x, el.y[0]), fitted)
+def _dataset_summary(cfg: Config, prediction, measurement, name: str) -> dict:
+    """``a``, ``b`` (ranks ``k_min..k_max``), the predicted, eigenlearning and fitted exponents of data set
+    ``name``, the fitted laws over the ranks (curves, for the figure) and the number of test errors that
+    are not positive. The measured exponent is NaN when a test error is not finite and positive."""
+    a = PowerLaw(k_min=cfg.k_min, k_max=cfg.k_max).fit(prediction[key(name, "eigenvalues")].y[0])
+    tail = PowerLaw(k_min=cfg.k_min, k_max=cfg.k_max).fit(prediction[key(name, "target_tail")].y[0])  # b - 1
+    b = 1.0 + tail.exponent_
+    predicted = predicted_learning_curve_exponent(a.exponent_, b) if b > 1 else float("nan")
+    el, m = prediction[key(name, "eigenlearning")], measurement[key(name, "test_mse")]
+    usable = bool(np.all(np.isfinite(m.y)) and np.all(m.y > 0))
+    fitted = -log_slope(m.x, m.mean) if usable else float("nan")
+    eigenlearning = -log_slope(el.x, el.y[0])
+    ranks = np.arange(cfg.k_min, cfg.k_max + 1, dtype=np.float64)
+    return {key(name, "a"): a.exponent_, key(name, "a_r2"): a.r2_, key(name, "b"): b, key(name, "b_r2"): tail.r2_,
+            key(name, "predicted"): predicted, key(name, "eigenlearning"): eigenlearning, key(name, "fitted"): fitted,
+            key(name, "eigenlearning_minus_predicted"): eigenlearning - predicted,
+            key(name, "exponent_error"): abs(fitted - predicted),
+            key(name, "nonpositive_test_errors"): float(np.sum(m.y <= 0)),
+            key(name, "eigenvalue_fit"): Curve(ranks, a.predict(ranks)),
+            key(name, "tail_fit"): Curve(ranks, tail.predict(ranks))}
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    details: dict[str, float] = {}
-    checks = []  # (|diff|, label)
+def summarize(cfg: Config, prediction, measurement):
+    """Per data set (:func:`_dataset_summary`), then the guards' counts and the largest exponent error."""
+    out = {}
     for name in cfg.datasets:
-        errors = measurement[f"{name}/test_mse"].y
-        if not (np.all(np.isfinite(errors)) and np.all(errors > 0)):
-            return Verdict(status="inconclusive", metric=f"finite test MSE ({name})", value=0.0, threshold=1.0,
-                           reason=f"a ridgeless solve gave a non-finite or zero test error on {name}")
-        e = exponents(cfg, prediction, measurement, name)
-        details.update({f"{name}/{key}": float(val) for key, val in vars(e).items()})
-        details[f"{name}/eigenlearning_minus_predicted"] = e.eigenlearning - e.predicted
-        checks.append((abs(e.fitted - e.predicted), name, e))
-    worst = max(checks, key=lambda c: c[0])
-    status = "holds" if all(c[0] <= EXPONENT_TOL for c in checks) else "fails"
-    reason = "; ".join(
-        f"{name}: a = {e.a:.3f}, b = {e.b:.3f} -> predicted min(b-1, 2a) = {e.predicted:.3f}, fitted {e.fitted:.3f} "
-        f"(eigenlearning {e.eigenlearning:.3f})" for _, name, e in checks)
-    return Verdict(status=status, metric=f"|fitted - predicted exponent| ({worst[1]})", value=worst[0],
-                   threshold=EXPONENT_TOL, reason=reason, details=details)
+        out.update(_dataset_summary(cfg, prediction, measurement, name))
+    out["diverged"] = count_diverged(*(measurement[key(name, "test_mse")] for name in cfg.datasets))
+    out["nonpositive_test_errors"] = sum(out[key(name, "nonpositive_test_errors")] for name in cfg.datasets)
+    out["exponent_error_max"] = float(np.max([out[key(name, "exponent_error")] for name in cfg.datasets]))
+    return out
+
+
+RULES = Rules(
+    guards=(diverged("a ridgeless solve gave a non-finite test error"),
+            Guard("zero test errors", "nonpositive_test_errors", "<=", 0.0, fmt="g",
+                  advice="a ridgeless solve gave a zero test error (the log-log slope is undefined)")),
+    checks=(Check("max over data sets of |fitted - predicted exponent|", "exponent_error_max", "<=", EXPONENT_TOL),),
+)
 
 
 def _slope_line(ax, n, anchor_n, anchor_y, exponent, **kwargs):
@@ -311,47 +304,52 @@ def _slope_line(ax, n, anchor_n, anchor_y, exponent, **kwargs):
     ax.plot(n, anchor_y * (n / anchor_n) ** -exponent, **kwargs)
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+def _plot_spectra(ax, cfg: Config, prediction, summary, name: str):
+    lam, power, tail = (prediction[key(name, part)] for part in ("eigenvalues", "target_power", "target_tail"))
+    a, b = summary[key(name, "a")], summary[key(name, "b")]
+    keep = power.y[0] > 0
+    ax.plot(power.x[keep], power.y[0][keep], ".", color="0.6", markersize=1.5, label="target power v_k^2")
+    ax.plot(lam.x, lam.y[0], color=COLORS[0], linewidth=1.4, label="kernel eigenvalues lambda_k")
+    keep = tail.y[0] > 0
+    ax.plot(tail.x[keep], tail.y[0][keep], color=COLORS[1], linewidth=1.4,
+            label="target tail sum_{i>k} v_i^2 / sum v^2")
+    for part, color, label in (("eigenvalue_fit", "k", f"fit a = {a:.2f}"),
+                               ("tail_fit", COLORS[3], f"fit b - 1 = {b - 1:.2f}")):
+        fit = summary[key(name, part)]
+        theory_line(ax, fit.x, fit.y[0], color=color, label=label)
+    ax.axvspan(cfg.k_min, cfg.k_max, color="0.9", zorder=0)
+    ax.set(xscale="log", yscale="log", xlabel="rank k", ylabel="eigenvalue / target power",
+           title=f"{name}: pool N = {_pool_size(cfg, name)}, fit over k = {cfg.k_min}..{cfg.k_max}")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def _plot_learning_curve(ax, cfg: Config, prediction, measurement, summary, name: str):
+    m = measurement[key(name, "test_mse")]
+    band(ax, m.x, m.y, color=COLORS[0], label=f"ridgeless KRR, measured: slope -{summary[key(name, 'fitted')]:.2f}")
+    curve = prediction[key(name, "eigenlearning", "curve")]
+    theory_line(ax, curve.x, curve.y[0], color=COLORS[2],
+                label=f"eigenlearning on the pool: slope -{summary[key(name, 'eigenlearning')]:.2f}")
+    mid = np.sqrt(m.x[0] * m.x[-1])
+    anchor = np.exp(np.interp(np.log(mid), np.log(m.x), np.log(m.mean)))
+    predicted = summary[key(name, "predicted")]
+    _slope_line(ax, m.x, mid, anchor * 0.5, predicted, color="k", linestyle=":", linewidth=1.6,
+                label=f"predicted min(b-1, 2a) = {predicted:.2f} (offset x0.5)")
+    ax.set(xscale="log", yscale="log", xlabel="training set size n (distinct pool points)",
+           ylabel="test MSE on the pool (summed over outputs)")
+    ticks = m.x[:: 1 + m.x.size // 10]
+    ax.set_xticks(ticks, [str(int(n)) for n in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_title(f"{name}: {cfg.seeds} draws per n, ridge {RIDGE:g} x tr K/N", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, axes = new_figure(2 * len(cfg.datasets), title="laws.kernel-scaling: learning-curve exponent from the "
                            "kernel spectrum and the target power")
     for i, name in enumerate(cfg.datasets):
-        left, right = axes[2 * i], axes[2 * i + 1]
-        e = exponents(cfg, prediction, measurement, name)
-        ranks = np.arange(cfg.k_min, cfg.k_max + 1, dtype=np.float64)
-        lam, power, tail = (prediction[f"{name}/{key}"] for key in ("eigenvalues", "target_power", "target_tail"))
-        keep = power.y[0] > 0
-        left.plot(power.x[keep], power.y[0][keep], ".", color="0.6", markersize=1.5, label="target power v_k^2")
-        left.plot(lam.x, lam.y[0], color=COLORS[0], linewidth=1.4, label="kernel eigenvalues lambda_k")
-        keep = tail.y[0] > 0
-        left.plot(tail.x[keep], tail.y[0][keep], color=COLORS[1], linewidth=1.4,
-                  label="target tail sum_{i>k} v_i^2 / sum v^2")
-        for curve, exponent, color, label in ((lam, e.a, COLORS[0], f"fit a = {e.a:.2f}"),
-                                              (tail, e.b - 1, COLORS[1], f"fit b - 1 = {e.b - 1:.2f}")):
-            fit = fit_power_law(curve.y[0], cfg.k_min, cfg.k_max)
-            theory_line(left, ranks, fit.predict(ranks), color="k" if color == COLORS[0] else COLORS[3],
-                        label=label)
-        left.axvspan(cfg.k_min, cfg.k_max, color="0.9", zorder=0)
-        left.set(xscale="log", yscale="log", xlabel="rank k", ylabel="eigenvalue / target power",
-                 title=f"{name}: pool N = {_pool_size(cfg, name)}, fit over k = {cfg.k_min}..{cfg.k_max}")
-        left.title.set_fontsize(9)
-        left.legend(fontsize=7, loc="lower left")
-
-        m = measurement[f"{name}/test_mse"]
-        band(right, m.x, m.y, color=COLORS[0], label=f"ridgeless KRR, measured: slope -{e.fitted:.2f}")
-        curve = prediction[f"{name}/eigenlearning/curve"]
-        theory_line(right, curve.x, curve.y[0], color=COLORS[2],
-                    label=f"eigenlearning on the pool: slope -{e.eigenlearning:.2f}")
-        mid = np.sqrt(m.x[0] * m.x[-1])
-        anchor = np.exp(np.interp(np.log(mid), np.log(m.x), np.log(m.mean)))
-        _slope_line(right, m.x, mid, anchor * 0.5, e.predicted, color="k", linestyle=":", linewidth=1.6,
-                    label=f"predicted min(b-1, 2a) = {e.predicted:.2f} (offset x0.5)")
-        right.set(xscale="log", yscale="log", xlabel="training set size n (distinct pool points)",
-                  ylabel="test MSE on the pool (summed over outputs)")
-        ticks = m.x[:: 1 + m.x.size // 10]
-        right.set_xticks(ticks, [str(int(n)) for n in ticks])
-        right.xaxis.set_minor_locator(NullLocator())
-        right.set_title(f"{name}: {cfg.seeds} draws per n, ridge {RIDGE:g} x tr K/N", fontsize=9)
-        right.legend(fontsize=7, loc="lower left")
+        _plot_spectra(axes[2 * i], cfg, prediction, summary, name)
+        _plot_learning_curve(axes[2 * i + 1], cfg, prediction, measurement, summary, name)
     return finish_figure(fig, verdict)
 
 
@@ -364,8 +362,10 @@ CLAIM = Claim(
                 "Bordelon, Canatar & Pehlevan 2020, arXiv:2002.02561",
                 "Cui, Loureiro, Krzakala & Zdeborova 2021, arXiv:2105.15004"),
     config=Config,
-    presets={"quick": {"seeds": 48, "datasets": ("gaussian",)},
+    presets={"tiny": {"seeds": 2, "datasets": ("gaussian", "digits"), "k_min": 4, "k_max": 32, "n_points": 3,
+                      "pool": 512, "features": 256},
+             "quick": {"seeds": 48, "datasets": ("gaussian",)},
              "full": {"seeds": 64, "datasets": ("gaussian", "mnist5k"), "n_points": 13}},
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("scaling", "kernels"),
 )

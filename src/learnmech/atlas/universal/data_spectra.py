@@ -11,13 +11,14 @@ normalisation done in float64: pixels / 255, then each column minus its mean ove
 images. The covariance is ``C = (1/N) Xc^T Xc`` (:func:`learnmech.observe.spectra.covariance_spectrum`);
 its 784 eigenvalues are ranked ``k = 1, 2, ...`` from the largest. Only about 650 are nonzero: the
 constant border pixels have zero variance. A power law is fitted by least squares of
-``log lambda_k`` on ``log k`` over the ranks ``5..200`` (1-based, inclusive), and its goodness is
-the ``R^2`` of that straight line. The first few eigenvalues (the coarse shape of a digit) and the
+``log lambda_k`` on ``log k`` over the ranks ``5..200`` (1-based, inclusive;
+:class:`learnmech.fit.PowerLaw`), and its goodness is the ``R^2`` of that straight line. The first few eigenvalues (the coarse shape of a digit) and the
 tail (pixel noise, the rank cut-off) are outside the range on purpose.
 
 Halves. The 5,000 images are permuted with a fixed seed and split into two disjoint halves of
 2,500; each half's covariance (re-centred on its own mean) is fitted over the same ranks. ``full``
-repeats this for several random splits and the verdict uses the worst split.
+repeats this for several random splits and the verdict uses the worst split. (``images`` below
+5,000 uses the first ``images`` of them, centred on their own mean: the ``tiny`` preset only.)
 
 Digits (scikit-learn 8x8, 1797 x 64, pixels / 16, centred) are reported alongside, not judged:
 with 64 dimensions (61 nonzero eigenvalues) the range 5..200 does not exist; ranks ``5..40`` are
@@ -43,7 +44,8 @@ one-hidden-layer ReLU network (:func:`learnmech.theory.kernels.nngp_ntk`, NTK pa
 ``sigma_w^2 = 1``, no bias) — with their ``a``, ``b`` and predicted exponents, reported, not judged.
 
 Verdict (CLAIMS.md): holds when the power law fits MNIST-5k's ranks 5..200 with ``R^2 >= 0.95``
-in log-log AND the exponents of the two halves differ by at most 0.1 (for every split measured).
+in log-log AND the exponents of the two halves differ by at most 0.1 (for every split measured);
+inconclusive when the spectrum or a half's has no positive eigenvalues over ranks 5..200.
 """
 
 from __future__ import annotations
@@ -53,12 +55,15 @@ import math
 import numpy as np
 from pydantic import Field, field_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import key
+from learnmech.atlas.rules import Check, Guard, Rules
 from learnmech.data import load_digits, load_mnist5k
+from learnmech.fit import PowerLaw
+from learnmech.increasing import Increasing
 from learnmech.observe.spectra import (
     covariance_spectrum,
     cumulative_power,
-    fit_power_law,
     kernel_spectrum,
     linear_kernel_eigensystem,
     target_power,
@@ -66,29 +71,28 @@ from learnmech.observe.spectra import (
 from learnmech.report import COLORS, finish_figure, new_figure, theory_line
 from learnmech.theory.spectral import predicted_learning_curve_exponent
 
-__all__ = ["CLAIM", "Config", "normalized_pixels", "rbf_gram", "split_halves", "summarize"]
+__all__ = ["CLAIM", "Config", "RULES", "normalized_pixels", "rbf_gram", "split_halves", "summarize"]
 
 FIT_RANGE = (5, 200)  # CLAIMS.md: "eigenvalues 5 to 200"
 R2_MIN = 0.95  # CLAIMS.md: R^2 >= 0.95 in log-log
 EXPONENT_TOL = 0.1  # CLAIMS.md: exponent stable (+/- 0.1) across two disjoint halves
 KERNELS = ("rbf", "ntk")
+KERNEL_LABELS = {"mnist": "linear kernel", "rbf": "RBF kernel", "ntk": "ReLU NTK"}
 CLASSES = 10
+MNIST_IMAGES = 5000
+
+Ranks = Increasing(int, 2, "ranks (k_min, k_max), 1-based")
 
 
 class Config(ClaimConfig):
     seeds: int = Field(1, ge=1, le=1, description="not used: no training (the splits have their own count)")
     splits: int = Field(1, ge=1, le=50, description="random splits of MNIST-5k into two disjoint halves")
     split_seed: int = Field(0, ge=0, description="seed of the permutations that define the halves")
-    target_range: tuple[int, int] = Field(FIT_RANGE, description="ranks where b is fitted (1-based, inclusive)")
-    digits_range: tuple[int, int] = Field((5, 40), description="ranks fitted on digits (64 dimensions; not judged)")
+    target_range: Ranks = Field(FIT_RANGE, max_length=2, description="ranks where b is fitted (1-based, inclusive)")
+    digits_range: Ranks = Field((5, 40), max_length=2, description="ranks fitted on digits (64 dimensions; not judged)")
     kernels: tuple[str, ...] = Field((), description="full-rank kernels whose spectra are also measured: rbf, ntk")
-
-    @field_validator("target_range", "digits_range")
-    @classmethod
-    def _range(cls, r: tuple[int, int]) -> tuple[int, int]:
-        if not 1 <= r[0] < r[1]:
-            raise ValueError(f"must be 1 <= k_min < k_max, got {r}")
-        return r
+    images: int = Field(MNIST_IMAGES, ge=100, le=MNIST_IMAGES, description="the first this many MNIST-5k images "
+                        "(5000: all; fewer only to run in seconds)")
 
     @field_validator("kernels")
     @classmethod
@@ -108,9 +112,9 @@ def normalized_pixels(raw, pixel_max: float) -> np.ndarray:
     return x - x.mean(axis=0, keepdims=True)
 
 
-def _mnist() -> tuple[np.ndarray, np.ndarray]:
+def _mnist(images: int) -> tuple[np.ndarray, np.ndarray]:
     x, y = load_mnist5k(normalize=False)  # raw 0..255 integers, exact in float32
-    return normalized_pixels(x, 255.0), np.asarray(y)  # (5000, 784), (5000,)
+    return normalized_pixels(x[:images], 255.0), np.asarray(y)[:images]  # (images, 784), (images,)
 
 
 def _digits() -> np.ndarray:
@@ -145,17 +149,13 @@ def rbf_gram(x) -> np.ndarray:
 
 
 def _ntk_gram(x) -> np.ndarray:
-    from learnmech.theory.kernels import nngp_ntk  # jax-compiled; only the full preset needs it
+    from learnmech.theory.kernels import nngp_ntk  # jax-compiled; only runs that list "ntk" need it
 
     return nngp_ntk(x, depth=1, activation="relu", weight_var=1.0, bias_var=0.0, dtype=np.float64).ntk
 
 
 # ---------------------------------------------------------------------------------------------
 # Theory and experiment
-
-
-def _scalar(v: float) -> Curve:
-    return Curve(np.zeros(1), np.array([[v]]))
 
 
 def _ranks(m: int) -> np.ndarray:
@@ -166,57 +166,66 @@ def predict(cfg: Config):
     """The claim's form: a power law with ``R^2 >= 0.95`` and a sample-independent exponent.
 
     The exponent itself is a property of the data (measured); the learning-curve exponent predicted
-    from it, ``min(b - 1, 2a)``, is computed by the judge from the measured spectra.
+    from it, ``min(b - 1, 2a)``, is computed by the summary from the measured spectra.
     """
-    return {"r2_min": _scalar(R2_MIN), "exponent_tol": _scalar(EXPONENT_TOL),
-            "fit_range": Curve(np.asarray(FIT_RANGE, np.float64), np.ones((1, 2)))}
+    return {"r2_min": R2_MIN, "exponent_tol": EXPONENT_TOL, "fit_k_min": float(FIT_RANGE[0]),
+            "fit_k_max": float(FIT_RANGE[1])}
 
 
 def measure(cfg: Config, progress=None):
     steps = 3 + len(cfg.kernels)
     tick = (lambda i: progress("universal.data-spectra", i, steps)) if progress else (lambda i: None)
-    x, labels = _mnist()
-    y = _targets(labels)  # (5000, 10)
-    lin = linear_kernel_eigensystem(x)  # (r,), (5000, r): the r positive covariance eigenvalues
+    x, labels = _mnist(cfg.images)
+    y = _targets(labels)  # (N, 10)
+    lin = linear_kernel_eigensystem(x)  # (r,), (N, r): the r positive covariance eigenvalues
     spectrum = np.zeros(x.shape[1])  # (784,): the other 784 - r are zero (below 1e-12 lambda_1)
     spectrum[: lin.eigenvalues.size] = lin.eigenvalues
     power = target_power(lin, y)  # (r,)
     out = {
-        "spectrum/mnist": Curve(_ranks(spectrum.size), spectrum),
-        "target/mnist": Curve(_ranks(power.size), power),
-        "target_total/mnist": _scalar(float(np.sum(y**2)) / y.shape[0]),  # ||y||^2 / N, all the label power
+        key("spectrum", "mnist"): Curve(_ranks(spectrum.size), spectrum),
+        key("target", "mnist"): Curve(_ranks(power.size), power),
+        key("target_total", "mnist"): float(np.sum(y**2)) / y.shape[0],  # ||y||^2 / N, all the label power
     }
     tick(1)
-    halves = [covariance_spectrum(x[idx]) for pair in split_halves(x.shape[0], cfg.splits, cfg.split_seed)
-              for idx in pair]  # 2 * splits of (784,)
-    out["spectrum/halves"] = Curve(_ranks(spectrum.size), np.stack(halves))  # members (2i, 2i+1): split i
+    halves = np.zeros((2 * cfg.splits, x.shape[1]))  # (2 * splits, 784): zero beyond a half's rank when n/2 < 784
+    for i, idx in enumerate(idx for pair in split_halves(x.shape[0], cfg.splits, cfg.split_seed) for idx in pair):
+        h = covariance_spectrum(x[idx])  # (min(n/2, 784),)
+        halves[i, : h.size] = h
+    out[key("spectrum", "halves")] = Curve(_ranks(spectrum.size), halves)  # members (2i, 2i+1): split i
     tick(2)
     digits = covariance_spectrum(_digits())  # (64,)
-    out["spectrum/digits"] = Curve(_ranks(digits.size), digits)
+    out[key("spectrum", "digits")] = Curve(_ranks(digits.size), digits)
     tick(3)
     for i, name in enumerate(cfg.kernels):
-        es = kernel_spectrum(rbf_gram(x) if name == "rbf" else _ntk_gram(x))  # (5000,), (5000, 5000)
-        out[f"spectrum/{name}"] = Curve(_ranks(es.eigenvalues.size), es.eigenvalues)
-        out[f"target/{name}"] = Curve(_ranks(es.eigenvalues.size), target_power(es, y))
+        es = kernel_spectrum(rbf_gram(x) if name == "rbf" else _ntk_gram(x))  # (N,), (N, N)
+        out[key("spectrum", name)] = Curve(_ranks(es.eigenvalues.size), es.eigenvalues)
+        out[key("target", name)] = Curve(_ranks(es.eigenvalues.size), target_power(es, y))
         tick(4 + i)
-    for key, krange in (("mnist", FIT_RANGE), ("digits", cfg.digits_range)):
-        fit = _fit(out[f"spectrum/{key}"].y[0], krange)
-        if fit is not None:
-            k = np.arange(krange[0], krange[1] + 1.0)
-            out[f"fit/{key}"] = Curve(k, fit.predict(k))  # the fitted law over its range
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# Verdict and figure
+# Summary, verdict and figure
 
 
-def _fit(values, krange):
+def _fit(values, krange) -> PowerLaw | None:
     """The power-law fit over ``krange``, or ``None`` when the range is not available (too few or zero values)."""
     try:
-        return fit_power_law(values, *krange)
+        return PowerLaw(k_min=krange[0], k_max=krange[1]).fit(values)
     except ValueError:
         return None
+
+
+def _num(fit: PowerLaw | None, attr: str) -> float:
+    """A fitted number, NaN when there is no fit."""
+    return float(getattr(fit, attr)) if fit is not None else float("nan")
+
+
+def _put_line(out: dict, name: str, fit: PowerLaw | None, krange) -> None:
+    """``out[name]``: the fitted law over its range, as a curve (nothing when there is no fit)."""
+    if fit is not None:
+        k = np.arange(krange[0], krange[1] + 1.0)
+        out[name] = Curve(k, fit.predict(k))
 
 
 def _beta(a: float, b: float) -> float:
@@ -226,71 +235,68 @@ def _beta(a: float, b: float) -> float:
         return float("nan")
 
 
-def _target_fits(cfg: Config, measurement, name: str, a: float) -> dict[str, float]:
-    power = measurement[f"target/{name}"].y[0]
-    tail, per_mode = _fit(cumulative_power(power), cfg.target_range), _fit(power, cfg.target_range)
+def _target_fits(cfg: Config, measurement, name: str, a: float) -> dict:
+    """``b`` from the unexplained fraction ``T(k)`` (and per mode), the predicted exponent, and the curves
+    ``T(k)`` and its fitted law for the figure."""
+    power = measurement[key("target", name)].y[0]
+    tail_curve = cumulative_power(power)
+    tail, per_mode = _fit(tail_curve, cfg.target_range), _fit(power, cfg.target_range)
     nan = float("nan")
-    b = 1.0 + tail.exponent if tail else nan
-    return {f"b/{name}": b, f"b_r2/{name}": tail.r2 if tail else nan,
-            f"b_per_mode/{name}": per_mode.exponent if per_mode else nan,
-            f"b_per_mode_r2/{name}": per_mode.r2 if per_mode else nan,
-            f"beta_predicted/{name}": _beta(a, b) if tail else nan}
+    b = 1.0 + _num(tail, "exponent_")
+    out = {key("b", name): b, key("b_r2", name): _num(tail, "r2_"),
+           key("b_per_mode", name): _num(per_mode, "exponent_"),
+           key("b_per_mode_r2", name): _num(per_mode, "r2_"),
+           key("beta_predicted", name): _beta(a, b) if tail is not None else nan,
+           key("tail", name): Curve(_ranks(power.size), tail_curve)}
+    _put_line(out, key("tail_fit", name), tail, cfg.target_range)
+    return out
 
 
-def summarize(cfg: Config, measurement) -> dict[str, float]:
-    """Every fitted number of the claim, from the stored spectra (NaN where a range is unavailable)."""
+def summarize(cfg: Config, prediction, measurement) -> dict:
+    """Every fitted number of the claim from the stored spectra (NaN where a range is unavailable),
+    the fitted laws as curves, and ``fit_usable`` (1 when the guard's fits exist)."""
     nan = float("nan")
-    s: dict[str, float] = {}
-    full = _fit(measurement["spectrum/mnist"].y[0], FIT_RANGE)
-    s.update({"a/mnist": full.exponent if full else nan, "r2/mnist": full.r2 if full else nan,
-              "log_prefactor/mnist": full.log_prefactor if full else nan,
-              "nonzero_eigenvalues/mnist": float(np.count_nonzero(measurement["spectrum/mnist"].y[0]
-                                                                  > 1e-12 * measurement["spectrum/mnist"].y[0, 0]))})
-    halves = [_fit(h, FIT_RANGE) for h in measurement["spectrum/halves"].y]
-    a_h = np.array([f.exponent if f else nan for f in halves])  # (2 * splits,)
+    full_spectrum = measurement[key("spectrum", "mnist")].y[0]
+    full = _fit(full_spectrum, FIT_RANGE)
+    s = {key("a", "mnist"): _num(full, "exponent_"), key("r2", "mnist"): _num(full, "r2_"),
+         key("log_prefactor", "mnist"): _num(full, "log_prefactor_"),
+         key("nonzero_eigenvalues", "mnist"): float(np.count_nonzero(full_spectrum > 1e-12 * full_spectrum[0]))}
+    _put_line(s, key("fit", "mnist"), full, FIT_RANGE)
+    halves = [_fit(h, FIT_RANGE) for h in measurement[key("spectrum", "halves")].y]
+    a_h = np.array([_num(f, "exponent_") for f in halves])  # (2 * splits,)
     diffs = np.abs(a_h[0::2] - a_h[1::2])  # (splits,)
     for i, (a1, a2) in enumerate(zip(a_h[0::2], a_h[1::2])):
-        s.update({f"a_half1/split{i}": a1, f"a_half2/split{i}": a2})
-    s.update({"r2_halves_min": min((f.r2 for f in halves if f), default=nan),
+        s.update({key("a_half1", f"split{i}"): float(a1), key("a_half2", f"split{i}"): float(a2)})
+    s.update({"r2_halves_min": min((f.r2_ for f in halves if f is not None), default=nan),
               "exponent_spread_max": float(np.max(diffs)) if np.all(np.isfinite(diffs)) else nan,
               "worst_split": float(np.argmax(diffs)) if np.all(np.isfinite(diffs)) else nan})
-    dig = _fit(measurement["spectrum/digits"].y[0], cfg.digits_range)
-    s.update({"a/digits": dig.exponent if dig else nan, "r2/digits": dig.r2 if dig else nan})
-    s.update(_target_fits(cfg, measurement, "mnist", s["a/mnist"]))
-    power = measurement["target/mnist"].y[0]
-    s["target_out_of_span/mnist"] = 1.0 - float(power.sum()) / float(measurement["target_total/mnist"].y[0, 0])
+    s["fit_usable"] = float(math.isfinite(s[key("r2", "mnist")]) and math.isfinite(s["exponent_spread_max"]))
+    dig = _fit(measurement[key("spectrum", "digits")].y[0], cfg.digits_range)
+    s.update({key("a", "digits"): _num(dig, "exponent_"), key("r2", "digits"): _num(dig, "r2_")})
+    _put_line(s, key("fit", "digits"), dig, cfg.digits_range)
+    s.update(_target_fits(cfg, measurement, "mnist", s[key("a", "mnist")]))
+    power, total = measurement[key("target", "mnist")].y[0], float(measurement[key("target_total", "mnist")])
+    s[key("target_out_of_span", "mnist")] = 1.0 - float(power.sum()) / total  # label power outside the pixels' span
     for name in KERNELS:
-        if f"spectrum/{name}" not in measurement:
+        if key("spectrum", name) not in measurement:
             continue
-        kf = _fit(measurement[f"spectrum/{name}"].y[0], FIT_RANGE)
-        a = kf.exponent if kf else nan
-        s.update({f"a/{name}": a, f"r2/{name}": kf.r2 if kf else nan})
+        kf = _fit(measurement[key("spectrum", name)].y[0], FIT_RANGE)
+        a = _num(kf, "exponent_")
+        s.update({key("a", name): a, key("r2", name): _num(kf, "r2_")})
+        _put_line(s, key("fit", name), kf, FIT_RANGE)
         s.update(_target_fits(cfg, measurement, name, a))
     return s
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    s = summarize(cfg, measurement)
-    details = {k: float(v) for k, v in s.items()}
-    lo, hi = FIT_RANGE
-    if not (math.isfinite(s["r2/mnist"]) and math.isfinite(s["exponent_spread_max"])):
-        return Verdict(status="inconclusive", metric="usable eigenvalues", value=s["nonzero_eigenvalues/mnist"],
-                       threshold=float(hi), details=details,
-                       reason=f"the spectrum (or a half's) has no positive eigenvalues over ranks {lo}..{hi}")
-    splits = len(measurement["spectrum/halves"].y) // 2
-    reason = (f"MNIST-5k ranks {lo}..{hi}: lambda_k ~ k^-{s['a/mnist']:.3f}, R^2 = {s['r2/mnist']:.4f} "
-              f"(want >= {R2_MIN:g}); halves: |a1 - a2| max {s['exponent_spread_max']:.4f} over {splits} split(s) "
-              f"(want <= {EXPONENT_TOL:g}). Reported: digits ranks {cfg.digits_range[0]}..{cfg.digits_range[1]} "
-              f"a = {s['a/digits']:.3f} (R^2 {s['r2/digits']:.3f}); linear-kernel target b = {s['b/mnist']:.3f}, "
-              f"predicted learning-curve exponent min(b - 1, 2a) = {s['beta_predicted/mnist']:.3f}")
-    if s["r2/mnist"] < R2_MIN:
-        return Verdict(status="fails", metric=f"R^2 of the power-law fit, ranks {lo}..{hi}", value=s["r2/mnist"],
-                       threshold=R2_MIN, reason=reason, details=details)
-    if s["exponent_spread_max"] > EXPONENT_TOL:
-        return Verdict(status="fails", metric="|a_half1 - a_half2| (worst split)", value=s["exponent_spread_max"],
-                       threshold=EXPONENT_TOL, reason=reason, details=details)
-    return Verdict(status="holds", metric=f"R^2 of the power-law fit, ranks {lo}..{hi}", value=s["r2/mnist"],
-                   threshold=R2_MIN, reason=reason, details=details)
+RULES = Rules(
+    guards=(Guard(f"power-law fits over ranks {FIT_RANGE[0]}..{FIT_RANGE[1]} (all images and every half)",
+                  "fit_usable", ">=", 1.0, fmt="g",
+                  advice=f"the spectrum (or a half's) has no positive eigenvalues over ranks "
+                         f"{FIT_RANGE[0]}..{FIT_RANGE[1]}"),),
+    checks=(Check(f"R^2 of the power-law fit, ranks {FIT_RANGE[0]}..{FIT_RANGE[1]}", key("r2", "mnist"), ">=",
+                  R2_MIN),
+            Check("|a_half1 - a_half2| (worst split)", "exponent_spread_max", "<=", EXPONENT_TOL)),
+)
 
 
 def _positive(k, v):
@@ -307,15 +313,15 @@ def _floor(ax, values, rank: int):
 
 
 def _plot_mnist(ax, cfg: Config, measurement, s):
-    m = measurement["spectrum/mnist"]
-    for j, h in enumerate(measurement["spectrum/halves"].y):
+    m, halves = measurement[key("spectrum", "mnist")], measurement[key("spectrum", "halves")].y
+    for j, h in enumerate(halves):
         ax.plot(*_positive(m.x, h), color=COLORS[1], linewidth=0.7, alpha=0.6,
-                label=f"disjoint halves ({len(measurement['spectrum/halves'].y) // 2} split(s))" if j == 0 else None)
-    ax.plot(*_positive(m.x, m.y[0]), color=COLORS[0], linewidth=1.4, label="all 5,000 images")
-    if "fit/mnist" in measurement:
-        f = measurement["fit/mnist"]
+                label=f"disjoint halves ({len(halves) // 2} split(s))" if j == 0 else None)
+    ax.plot(*_positive(m.x, m.y[0]), color=COLORS[0], linewidth=1.4, label=f"all {cfg.images:,} images")
+    if key("fit", "mnist") in s:
+        f = s[key("fit", "mnist")]
         theory_line(ax, f.x, f.y[0], color="black",
-                    label=f"power law k^-{s['a/mnist']:.2f}, R^2 = {s['r2/mnist']:.3f}")
+                    label=f"power law k^-{s[key('a', 'mnist')]:.2f}, R^2 = {s[key('r2', 'mnist')]:.3f}")
     ax.axvspan(*FIT_RANGE, color="gray", alpha=0.08, label=f"fit range {FIT_RANGE[0]}..{FIT_RANGE[1]}")
     _floor(ax, m.y[0], 2 * FIT_RANGE[1])
     ax.set(xscale="log", yscale="log", xlabel="rank k", ylabel="covariance eigenvalue lambda_k")
@@ -323,31 +329,30 @@ def _plot_mnist(ax, cfg: Config, measurement, s):
 
 
 def _plot_digits(ax, cfg: Config, measurement, s):
-    d = measurement["spectrum/digits"]
+    d = measurement[key("spectrum", "digits")]
     ax.plot(*_positive(d.x, d.y[0]), color=COLORS[2], linewidth=1.4, label="digits 8x8 (1,797 images)")
-    if "fit/digits" in measurement:
-        f = measurement["fit/digits"]
-        theory_line(ax, f.x, f.y[0], color="black", label=f"power law k^-{s['a/digits']:.2f}, R^2 = {s['r2/digits']:.3f}")
-    ax.axvspan(*cfg.digits_range, color="gray", alpha=0.08, label=f"fit range {cfg.digits_range[0]}..{cfg.digits_range[1]}")
+    if key("fit", "digits") in s:
+        f = s[key("fit", "digits")]
+        theory_line(ax, f.x, f.y[0], color="black",
+                    label=f"power law k^-{s[key('a', 'digits')]:.2f}, R^2 = {s[key('r2', 'digits')]:.3f}")
+    lo, hi = cfg.digits_range
+    ax.axvspan(lo, hi, color="gray", alpha=0.08, label=f"fit range {lo}..{hi}")
     _floor(ax, d.y[0], cfg.digits_range[1] + 10)
     ax.set(xscale="log", yscale="log", xlabel="rank k", ylabel="covariance eigenvalue lambda_k")
     ax.legend(fontsize=7, title="digits (reported, not judged)", title_fontsize=7)
 
 
-def _plot_targets(ax, cfg: Config, measurement, s):
-    names = ["mnist"] + [k for k in KERNELS if f"target/{k}" in measurement]
-    label = {"mnist": "linear kernel", "rbf": "RBF kernel", "ntk": "ReLU NTK"}
+def _plot_targets(ax, cfg: Config, s):
+    names = ["mnist"] + [k for k in KERNELS if key("tail", k) in s]
     lo, hi = cfg.target_range
     for i, name in enumerate(names):
-        t = measurement[f"target/{name}"]
-        tail = cumulative_power(t.y[0])
-        k, v = _positive(t.x, tail)
-        ax.plot(k, v, color=COLORS[i], linewidth=1.3,
-                label=f"{label[name]}: b = {s[f'b/{name}']:.2f}, beta = min(b-1, 2a) = {s[f'beta_predicted/{name}']:.2f}")
-        fit = _fit(tail, cfg.target_range)
-        if fit is not None:
-            kk = np.arange(lo, hi + 1.0)
-            theory_line(ax, kk, fit.predict(kk), color=COLORS[i])
+        tail = s[key("tail", name)]
+        ax.plot(*_positive(tail.x, tail.y[0]), color=COLORS[i], linewidth=1.3,
+                label=f"{KERNEL_LABELS[name]}: b = {s[key('b', name)]:.2f}, "
+                      f"beta = min(b-1, 2a) = {s[key('beta_predicted', name)]:.2f}")
+        if key("tail_fit", name) in s:
+            f = s[key("tail_fit", name)]
+            theory_line(ax, f.x, f.y[0], color=COLORS[i])
     ax.axvspan(lo, hi, color="gray", alpha=0.08, label=f"fit range {lo}..{hi} (dashed: k^(1-b))")
     ax.set(xscale="log", yscale="log", xlabel="rank k", ylim=(1e-2, 1.5),
            ylabel="unexplained label power T(k)")
@@ -355,29 +360,27 @@ def _plot_targets(ax, cfg: Config, measurement, s):
               title_fontsize=7)
 
 
-def _plot_kernels(ax, cfg: Config, measurement, s):
-    for i, name in enumerate(k for k in KERNELS if f"spectrum/{k}" in measurement):
-        sp = measurement[f"spectrum/{name}"]
+def _plot_kernels(ax, measurement, s):
+    for i, name in enumerate(k for k in KERNELS if key("spectrum", k) in measurement):
+        sp = measurement[key("spectrum", name)]
         ax.plot(*_positive(sp.x, sp.y[0]), color=COLORS[i + 1], linewidth=1.3,
-                label=f"{name}: a = {s[f'a/{name}']:.2f}, R^2 = {s[f'r2/{name}']:.3f}")
-        fit = _fit(sp.y[0], FIT_RANGE)
-        if fit is not None:
-            k = np.arange(FIT_RANGE[0], FIT_RANGE[1] + 1.0)
-            theory_line(ax, k, fit.predict(k), color="black")
+                label=f"{name}: a = {s[key('a', name)]:.2f}, R^2 = {s[key('r2', name)]:.3f}")
+        if key("fit", name) in s:
+            f = s[key("fit", name)]
+            theory_line(ax, f.x, f.y[0], color="black")
     ax.axvspan(*FIT_RANGE, color="gray", alpha=0.08)
     ax.set(xscale="log", yscale="log", xlabel="rank k", ylabel="kernel eigenvalue (Gram / N)")
     ax.legend(fontsize=7, title="MNIST-5k kernel spectra (reported)", title_fontsize=7)
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
-    s = summarize(cfg, measurement)
-    kernels = any(f"spectrum/{k}" in measurement for k in KERNELS)
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
+    kernels = any(key("spectrum", k) in measurement for k in KERNELS)
     fig, axes = new_figure(4 if kernels else 3, title="universal.data-spectra: power-law spectra of real data")
-    _plot_mnist(axes[0], cfg, measurement, s)
-    _plot_digits(axes[1], cfg, measurement, s)
-    _plot_targets(axes[2], cfg, measurement, s)
+    _plot_mnist(axes[0], cfg, measurement, summary)
+    _plot_digits(axes[1], cfg, measurement, summary)
+    _plot_targets(axes[2], cfg, summary)
     if kernels:
-        _plot_kernels(axes[3], cfg, measurement, s)
+        _plot_kernels(axes[3], measurement, summary)
     return finish_figure(fig, verdict)
 
 
@@ -391,9 +394,10 @@ CLAIM = Claim(
                 "Cui, Loureiro, Krzakala & Zdeborova 2021, arXiv:2105.15004"),
     config=Config,
     presets={
+        "tiny": {"images": 600, "splits": 2, "kernels": KERNELS},
         "quick": {"splits": 1},
         "full": {"splits": 5, "kernels": KERNELS},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("scaling", "kernels", "real data"),
 )

@@ -9,46 +9,36 @@ Experiment. One-hidden-layer ReLU MLPs ``d -> m -> 10`` on real data (the scikit
 ``n_test`` images and the rest for training. Square loss ``L = (1/2n) sum_i ||f(x_i) - t_i||^2`` on
 the centred one-hot targets of :func:`learnmech.data.regression_targets`; Adam (optax defaults)
 with ``batch_size`` minibatches (indices drawn i.i.d., with replacement) for a fixed number of
-``steps`` at every width, each seed with its
-own initialisation and minibatch order. Representation: the hidden post-activations
-``relu(x W1 + b1)`` on the held-out images, ``(n_test, m)``. For every pair of seeds and every width:
-linear CKA, debiased CKA, mutual kNN (``k = knn_k``, cosine neighbours as Huh et al.) and, when
-listed in ``metrics``, RBF CKA (:mod:`learnmech.observe.representation`).
+``steps`` at every width, each seed with its own initialisation and minibatch order.
+Representation: the hidden post-activations ``relu(x W1 + b1)`` on the held-out images,
+``(n_test, m)``. For every pair of seeds and every width: linear CKA, debiased CKA, mutual kNN
+(``k = knn_k``, cosine neighbours as Huh et al.) and, when listed in ``metrics``, RBF CKA
+(:mod:`learnmech.observe.representation`).
 
 Which parameterisation. Widths are compared at one learning rate, so the width sweep must have a
 limit: muP for Adam (Yang & Hu 2021, arXiv:2011.14522; Yang et al. 2022, arXiv:2203.03466, Table
 3), with base width ``widths[0]`` (where it *is* the standard parameterisation). In SP at a fixed
 Adam learning rate every readout entry moves by ``~eta`` per step, so the output moves by
 ``~eta m``: wide SP networks are a different training regime, not a larger copy of the narrow
-one. With one hidden layer muP-Adam leaves the input layer as in SP (``W1 ~ N(0, 1/d)``,
-learning rate ``eta``) and gives the readout initial std ``(1/sqrt(b)) (b/m)`` and learning rate
-``eta b / m`` (``b`` the base width). Adam is invariant to rescaling a gradient, so a learning-rate
-factor ``c`` on a tensor is the same as a forward multiplier ``c`` with the initialisation divided
-by ``c`` (the abc symmetry ``(a, b, c) -> (a + 1, b - 1, c - 1)``, TP-V Section J.2; exact up to
-Adam's ``eps``). This module uses that gauge: readout ``(b/m) h V``, ``V ~ N(0, 1/b)``, every
-learning rate ``eta``. Then the width enters only through a scalar and a mask, and one vectorised
-``learnmech.train.train`` call trains every width x seed at the widest shape (narrower members
-have their extra units masked to exactly zero; their gradients and Adam updates are zero): one
-compilation for the quick preset. ``pad_widths=False`` trains each width at its own shape (no
-wasted work on wide nets; one compilation per width) for the full preset. The tests check that
-the masked network is ``learnmech.nets.MLP(..., "mup-adam", base_width=b)`` step for step.
+one. The network is :class:`learnmech.nets.MaskedMLP` (muP-Adam in the multiplier gauge, every
+learning rate ``eta``; its docstring has the derivation): the width enters only through a scalar
+and a mask, so one vectorised ``learnmech.train.train`` call trains every width x seed at the
+widest shape (narrower members have their extra units masked to exactly zero; their gradients and
+Adam updates are zero): one compilation for the quick preset. ``pad_widths=False`` trains each
+width at its own shape (no wasted work on wide nets; one compilation per width) for the full preset.
 
 Prediction. (i) In the muP limit the training dynamics of the hidden units are deterministic
 given their initial weights, and the units are exchangeable: the kernel of the representation,
 ``K = (1/m) sum_j u_j u_j^T``, is an average over ``m`` units of a seed-independent distribution
 plus ``O(1/sqrt(m))`` fluctuations. Every metric therefore tends to 1 as ``m -> infinity``, and
-``1 - CKA = O(1/m)``. (ii) At initialisation (the lazy limit) the constant is exact: with
-``u = H relu(X w)`` (``H`` the centring, ``w ~ N(0, I/d)``), ``M = E[u u^T]`` and two independent
-widths-``m`` draws, ``E <K_a, K_b> = ||M||^2`` and ``E ||K_a||^2 = ||M||^2 + (E||u||^4 - ||M||^2) / m``,
-so to first order in ``1/m``
-
-    linear CKA_init(m) = 1 / (1 + v / m),   v = E||u||^4 / ||M||_F^2 - 1,
-
-computed by Monte Carlo over ``theory_units`` draws of ``w`` on the held-out inputs (with the
-unbiased estimate of ``||M||_F^2``). The measurement records every metric at initialisation too
-(on independent numpy draws of the same initial hidden layer, ``relu(X W1)``, not the trained
-members' own draws: the statistics are the same, and a second threefry draw in JAX would cost a
-compilation), so the figure shows how far training moves the similarity from this baseline.
+``1 - CKA = O(1/m)``. (ii) At initialisation (the lazy limit) the constant is exact to first order
+in ``1/m``: ``linear CKA_init(m) = 1 / (1 + v / m)`` with ``v = E||u||^4 / ||M||_F^2 - 1``
+(:func:`learnmech.observe.representation.lazy_linear_cka`, derivation there), computed by Monte
+Carlo over ``theory_units`` draws on the held-out inputs. The measurement records every metric at
+initialisation too (on independent numpy draws of the same initial hidden layer, ``relu(X W1)``,
+not the trained members' own draws: the statistics are the same, and a second threefry draw in
+JAX would cost a compilation), so the figure shows how far training moves the similarity from
+this baseline.
 
 Verdict (CLAIMS.md): for every metric, the mean over seed pairs of the cross-seed similarity at
 the widest width exceeds that at the narrowest (``value`` = the smallest such gain, threshold 0).
@@ -58,22 +48,14 @@ of ``1 - linear CKA`` against width (prediction (i): -1), and the initial linear
 Inconclusive when a member diverged or a member's final training loss is above ``converged_loss``
 times its initial loss.
 
-What the runs show. Quick (digits, widths 16..128, 4 seeds): linear CKA 0.853 -> 0.958, debiased
-0.851 -> 0.957, mutual kNN 0.347 -> 0.764, every metric monotone in width; test accuracy 0.965 ->
-0.9875. Full (MNIST-5k, widths 16..512, 8 seeds): linear CKA 0.842 -> 0.970, RBF CKA 0.873 -> 0.976,
-mutual kNN 0.208 -> 0.811 (test accuracy 0.885 -> 0.953), but the CKAs dip at widths 32 and 64
-(0.79, 0.82) below their value at 16 while mutual kNN rises monotonically: the metrics disagree on
-the order of (16, 32) and (16, 64).
-CKA weighs the top principal directions of the representation, which even a 16-unit network
-spends on the 10-class structure; kNN neighbourhoods depend on the whole spectrum. Over pairs
-within a width, CKA and kNN barely agree (Spearman 0.1-0.2, negative on digits), while linear,
-debiased and RBF CKA agree (0.95-1.0). ``1 - linear CKA`` falls with slope -0.5 to -0.65 over these
-widths, not yet the asymptotic -1; at initialisation the measured ``1 - CKA`` is within 2-7% of
-prediction (ii).
+Why the metrics can disagree: CKA weighs the top principal directions of the representation,
+which even a 16-unit network spends on the 10-class structure; kNN neighbourhoods depend on the
+whole spectrum.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Literal
@@ -84,17 +66,19 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 from scipy.stats import spearmanr
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.validators import widths_spanning
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import indexed, key
 from learnmech.atlas.metrics import log_slope
+from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged
 from learnmech.data import load_digits, load_mnist5k, regression_targets
+from learnmech.increasing import Increasing
+from learnmech.nets import MaskedMLP
 from learnmech.observe import mse
-from learnmech.observe.representation import debiased_cka, linear_cka, mutual_knn, rbf_cka
+from learnmech.observe.representation import debiased_cka, lazy_linear_cka, linear_cka, mutual_knn, rbf_cka
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.train import OptimizerSpec, log_schedule, train
 
-__all__ = ["CLAIM", "Config", "METRICS", "forward", "init_params", "lazy_linear_cka", "metric_agreement",
-           "random_feature_moments", "random_features", "similarities"]
+__all__ = ["CLAIM", "Config", "METRICS", "RULES", "metric_agreement", "similarities", "summarize"]
 
 MARGIN = 0.0  # CLAIMS.md: similarity at the widest width exceeds that at the narrowest
 REQUIRED = ("linear_cka", "debiased_cka", "mutual_knn")  # CLAIMS.md's metrics
@@ -110,8 +94,8 @@ DTYPE = jnp.float32
 class Config(ClaimConfig):
     seeds: int = Field(4, ge=2, le=64, description="independent networks per width (pairs = seeds choose 2)")
     dataset: Literal["digits", "mnist5k"] = Field("digits", description="bundled real data set")
-    widths: tuple[int, ...] = Field((16, 32, 64, 128), description="hidden widths, increasing, spanning >= 8x; "
-                                    "the first is the muP base width")
+    widths: Increasing(int, 2, "widths") = Field((16, 32, 64, 128), description="hidden widths, increasing, "
+                                                 "spanning >= 8x; the first is the muP base width")
     n_test: int = Field(500, ge=20, le=4000, description="held-out images on which representations are compared")
     learning_rate: float = Field(3e-3, gt=0, le=1.0, description="Adam learning rate (muP: the same at every width)")
     batch_size: int = Field(128, ge=1, le=4096, description="examples per minibatch")
@@ -128,7 +112,9 @@ class Config(ClaimConfig):
     @field_validator("widths")
     @classmethod
     def _span(cls, w: tuple[int, ...]) -> tuple[int, ...]:
-        return widths_spanning(w, SPAN_MIN)
+        if w[-1] < SPAN_MIN * w[0]:
+            raise ValueError(f"must span at least {SPAN_MIN:g}x (widest / narrowest), got {w[0]}..{w[-1]}")
+        return w
 
     @field_validator("metrics")
     @classmethod
@@ -149,7 +135,7 @@ class Config(ClaimConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-# Data and network
+# Data and theory
 
 
 def _split(cfg: Config):
@@ -162,89 +148,27 @@ def _split(cfg: Config):
     return X[tr], T, X[test], y[test]
 
 
-def _mask(width, max_width: int) -> jax.Array:
-    return (jnp.arange(max_width) < width).astype(DTYPE)  # (M,)
-
-
-def init_params(key, width, *, d: int, max_width: int, base_width: int) -> dict:
-    """Initial parameters of the masked muP network (module docstring): units ``>= width`` are zero.
-
-    ``W1 ~ N(0, 1/d)`` ``(d, M)``, ``b1 = 0`` ``(M,)``, ``V ~ N(0, 1/b)`` ``(M, 10)``, ``b2 = 0``.
-    """
-    k1, k2 = jax.random.split(key)
-    mask = _mask(width, max_width)
-    return {
-        "w1": jax.random.normal(k1, (d, max_width), DTYPE) / math.sqrt(d) * mask,
-        "b1": jnp.zeros((max_width,), DTYPE),
-        "v": jax.random.normal(k2, (max_width, CLASSES), DTYPE) / math.sqrt(base_width) * mask[:, None],
-        "b2": jnp.zeros((CLASSES,), DTYPE),
-    }
-
-
-def forward(params, x, width, *, base_width: int) -> tuple[jax.Array, jax.Array]:
-    """Outputs ``(b/m) h V + b2`` ``(n, 10)`` and hidden units ``h = relu(x W1 + b1) * mask`` ``(n, M)``."""
-    max_width = params["b1"].shape[0]
-    h = jax.nn.relu(x @ params["w1"] + params["b1"]) * _mask(width, max_width)  # (n, M)
-    scale = base_width / jnp.asarray(width, DTYPE)  # muP-Adam readout in the multiplier gauge
-    return scale * (h @ params["v"]) + params["b2"], h
-
-
-# ---------------------------------------------------------------------------------------------
-# Theory
-
-
-def random_features(X, width: int, rng: np.random.Generator) -> np.ndarray:
-    """The hidden layer at initialisation, ``relu(X W1)`` with ``W1 ~ N(0, I/d)`` ``(d, width)`` (``b1 = 0``).
-
-    ``X`` is ``(n, d)``; returns ``(n, width)`` in float64.
-    """
-    X = np.asarray(X, np.float64)
-    return np.maximum(X @ (rng.standard_normal((X.shape[1], width)) / math.sqrt(X.shape[1])), 0.0)
-
-
-def random_feature_moments(X, *, units: int, seed: int = 0, chunk: int = 4096) -> tuple[float, float]:
-    """``(||M||_F^2, E||u||^4)`` for ``u = H relu(X w)``, ``w ~ N(0, I/d)``, by Monte Carlo over ``units``.
-
-    ``M = E[u u^T]`` ``(n, n)``. With ``U`` the ``(n, N)`` matrix of ``N`` draws,
-    ``sum_{j != k} (u_j . u_k)^2 = ||U U^T||_F^2 - sum_j ||u_j||^4`` has mean ``N (N - 1) ||M||_F^2``:
-    the unbiased estimate used here (the plug-in ``||U U^T / N||^2`` is biased up by ``E||u||^4 / N``).
-    """
-    n = np.shape(X)[0]
-    rng = np.random.default_rng(seed)
-    gram, fourth = np.zeros((n, n)), 0.0
-    for start in range(0, units, chunk):
-        u = random_features(X, min(chunk, units - start), rng)  # (n, c)
-        u -= u.mean(axis=0, keepdims=True)  # H u
-        gram += u @ u.T  # (n, n): sum_j u_j u_j^T
-        fourth += float(np.sum(np.sum(u**2, axis=0) ** 2))
-    m_sq = (np.sum(gram**2) - fourth) / (units * (units - 1))
-    return float(m_sq), fourth / units
-
-
-def lazy_linear_cka(widths, m_sq: float, fourth: float) -> np.ndarray:
-    """Linear CKA of two independent width-``m`` random-feature layers, ``1 / (1 + v / m)``.
-
-    ``v = E||u||^4 / ||M||_F^2 - 1`` (module docstring, prediction (ii)): first order in ``1/m``.
-
-    >>> lazy_linear_cka([1, 4], m_sq=1.0, fourth=5.0).round(3).tolist()  # v = 4
-    [0.2, 0.5]
-    """
-    v = fourth / m_sq - 1.0
-    return 1.0 / (1.0 + v / np.asarray(widths, np.float64))
-
-
 def predict(cfg: Config):
     _, _, X_test, _ = _split(cfg)
-    m_sq, fourth = random_feature_moments(X_test, units=cfg.theory_units, seed=cfg.data_seed)
     widths = np.asarray(cfg.widths, np.float64)
     return {
-        "lazy_linear_cka": Curve(widths, lazy_linear_cka(widths, m_sq, fourth)),
+        "lazy_linear_cka": Curve(widths, lazy_linear_cka(X_test, widths, units=cfg.theory_units, seed=cfg.data_seed)),
         "limit": Curve(widths, np.ones(widths.size)),  # muP limit: every metric -> 1
     }
 
 
 # ---------------------------------------------------------------------------------------------
 # Experiment
+
+
+def _initial_features(X, width: int, rng: np.random.Generator) -> np.ndarray:
+    """The hidden layer at initialisation drawn in numpy, ``relu(X W1)``, ``W1 ~ N(0, I/d)`` ``(d, width)``.
+
+    ``X`` is ``(n, d)``; returns ``(n, width)`` in float64 (the distribution of
+    :meth:`learnmech.nets.MaskedMLP.init`'s live units, whose ``b1 = 0``).
+    """
+    X = np.asarray(X, np.float64)
+    return np.maximum(X @ (rng.standard_normal((X.shape[1], width)) / math.sqrt(X.shape[1])), 0.0)
 
 
 def _metric_fns(cfg: Config):
@@ -264,28 +188,25 @@ def similarities(reps, fns) -> dict[str, np.ndarray]:
     return {name: np.array([float(f(reps[a], reps[b])) for a, b in pairs]) for name, f in fns.items()}
 
 
-def _train_group(cfg: Config, widths, data, progress, done_before: int, total: int):
-    """One ``train`` call for ``widths`` at the shape of the widest of them."""
-    d, max_width, base = data[0].shape[1], max(widths), cfg.widths[0]
-
-    def init(key, hp):
-        return init_params(key, hp["width"], d=d, max_width=max_width, base_width=base)
+def _train_group(cfg: Config, net: MaskedMLP, widths, data, progress, done_before: int, total: int):
+    """One ``train`` call for ``widths`` at the shape of ``net`` (the widest of them)."""
 
     def loss(params, batch, hp):
         x, t = batch
-        return mse(forward(params, x, hp["width"], base_width=base)[0], t)
+        return mse(net.apply(params, x, hp["width"]), t)
 
     report = None if progress is None else (
         lambda done, _t: progress("universal.representations", done_before + done * len(widths), total))
-    return train(init=init, loss=loss, data=data, optimizer=OptimizerSpec("adam", {"learning_rate": cfg.learning_rate}),
-                 seeds=list(range(cfg.seeds)), grid={"width": list(widths)}, steps=log_schedule(cfg.steps, cfg.points),
-                 batch_size=cfg.batch_size, sampling="with_replacement", layout="vmap", progress=report)
+    return train(init=lambda key, hp: net.init(key, hp["width"]), loss=loss, data=data,
+                 optimizer=OptimizerSpec("adam", {"learning_rate": cfg.learning_rate}), seeds=list(range(cfg.seeds)),
+                 grid={"width": list(widths)}, steps=log_schedule(cfg.steps, cfg.points), batch_size=cfg.batch_size,
+                 sampling="with_replacement", layout="vmap", progress=report)
 
 
-@jax.jit
-def _evaluate(params, x, width, base_width):
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(net: MaskedMLP, params, x, width):
     """Per seed (leading axis of ``params``): outputs ``(S, n, 10)`` and hidden units ``(S, n, M)``."""
-    return jax.vmap(lambda p: forward(p, x, width, base_width=base_width))(params)
+    return jax.vmap(lambda p: net.forward(p, x, width))(params)
 
 
 def measure(cfg: Config, progress=None):
@@ -295,25 +216,26 @@ def measure(cfg: Config, progress=None):
     groups = [cfg.widths] if cfg.pad_widths else [(m,) for m in cfg.widths]
     fns = _metric_fns(cfg)
     W, S = len(cfg.widths), cfg.seeds
-    sims = {f"{kind}/{name}": [] for kind in ("similarity", "init_similarity") for name in fns}
+    sims = {key(kind, name): [] for kind in ("similarity", "init_similarity") for name in fns}
     acc, test_loss, out = np.zeros((S, W)), np.zeros((S, W)), {}
     i = 0
     for group in groups:
-        result = _train_group(cfg, group, data, progress, i * cfg.steps, cfg.steps * W)
+        net = MaskedMLP(d_in=X_tr.shape[1], max_width=max(group), d_out=CLASSES, base_width=cfg.widths[0])
+        result = _train_group(cfg, net, group, data, progress, i * cfg.steps, cfg.steps * W)
         for g, m in enumerate(group):
             final = jax.tree.map(lambda a: jnp.asarray(a[g]), result.params)  # leaves (S, ...)
-            outputs, reps = _evaluate(final, jnp.asarray(X_te, DTYPE), m, cfg.widths[0])  # (S, n, 10), (S, n, M)
+            outputs, reps = _evaluate(net, final, jnp.asarray(X_te, DTYPE), m)  # (S, n, 10), (S, n, M)
             rngs = [np.random.default_rng((cfg.data_seed, 1 + s, m)) for s in range(S)]
             reps0 = np.zeros(reps.shape)  # (S, n, M): zero columns beyond m, as in reps (one compilation per metric)
-            reps0[..., :m] = np.stack([random_features(X_te, m, r) for r in rngs])
+            reps0[..., :m] = np.stack([_initial_features(X_te, m, r) for r in rngs])
             reps0 = jnp.asarray(reps0, DTYPE)
             for kind, r in (("similarity", reps), ("init_similarity", reps0)):
                 for name, v in similarities(r, fns).items():
-                    sims[f"{kind}/{name}"].append(v)
+                    sims[key(kind, name)].append(v)
             outputs = np.asarray(outputs, np.float64)
             acc[:, i] = np.mean(np.argmax(outputs, -1) == y_te[None], axis=1)
             test_loss[:, i] = 0.5 * np.sum((outputs - t_test[None]) ** 2, axis=(1, 2)) / len(y_te)
-            out[f"train_loss/{i}"] = Curve(result.steps, result["loss"][g])  # (S, T), step 0 = initial
+            out[key("train_loss", i)] = Curve(result.steps, result["loss"][g])  # (S, T), step 0 = initial
             i += 1
     widths = np.asarray(cfg.widths, np.float64)
     out.update({k: Curve(widths, np.stack(v, axis=1)) for k, v in sims.items()})  # (pairs, W)
@@ -323,7 +245,7 @@ def measure(cfg: Config, progress=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Verdict and figure
+# Summary, verdict and figure
 
 
 def metric_agreement(sims: dict[str, np.ndarray]) -> dict[str, float]:
@@ -336,75 +258,56 @@ def metric_agreement(sims: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
     for a, b in itertools.combinations(sims, 2):
         ya, yb = np.asarray(sims[a]), np.asarray(sims[b])
-        out[f"spearman/{a}~{b}"] = float(spearmanr(ya.ravel(), yb.ravel()).statistic)
+        out[key("spearman", f"{a}~{b}")] = float(spearmanr(ya.ravel(), yb.ravel()).statistic)
         if ya.shape[0] >= 3:
             within = [spearmanr(ya[:, i], yb[:, i]).statistic for i in range(ya.shape[1])]
-            out[f"spearman_within/{a}~{b}"] = float(np.nanmean(within))
+            out[key("spearman_within", f"{a}~{b}")] = float(np.nanmean(within))
         ma, mb = ya.mean(0), yb.mean(0)
         flips = [(i, j) for i, j in itertools.combinations(range(ma.size), 2)
                  if np.sign(ma[j] - ma[i]) * np.sign(mb[j] - mb[i]) < 0]
-        out[f"order_disagreements/{a}~{b}"] = float(len(flips))
+        out[key("order_disagreements", f"{a}~{b}")] = float(len(flips))
     return out
 
 
-def _measured(cfg: Config, measurement, kind: str = "similarity") -> dict[str, np.ndarray]:
-    return {m: measurement[f"{kind}/{m}"].y for m in cfg.metrics}  # (pairs, W)
-
-
-def _loss_ratio(cfg: Config, measurement) -> np.ndarray:
-    """Final over initial (step 0) training loss, ``(S, W)``."""
-    loss = [measurement[f"train_loss/{i}"].y for i in range(len(cfg.widths))]  # each (S, T)
-    return np.stack([y[:, -1] / y[:, 0] for y in loss], axis=1)
-
-
-def _details(cfg: Config, prediction, measurement, sims) -> dict[str, float]:
+def summarize(cfg: Config, prediction, measurement):
+    """Per metric and width the mean cross-seed similarity (trained and at init) and the gain
+    widest - narrowest; the metrics' rank agreement; the slope of ``1 - linear CKA``; the init CKA
+    against prediction (ii); test accuracy; and what the guards need: diverged members and the
+    worst final / initial training loss."""
     widths = np.asarray(cfg.widths, np.float64)
-    details = {}
+    sims = {m: measurement[key("similarity", m)].y for m in cfg.metrics}  # (pairs, W)
+    losses = indexed(measurement, "train_loss")  # W curves, each (S, T)
+    ratio = np.stack([c.y[:, -1] / c.y[:, 0] for c in losses], axis=1)  # (S, W) final / initial
+    out = {"diverged": count_diverged(*losses, measurement["test_loss"],
+                                      *(measurement[key("similarity", m)] for m in cfg.metrics)),
+           "loss_ratio_max": float(np.max(ratio)), "converged_loss": cfg.converged_loss}
     for m, y in sims.items():
-        init = measurement[f"init_similarity/{m}"].y.mean(0)
+        init = measurement[key("init_similarity", m)].y.mean(0)
         for i, w in enumerate(cfg.widths):
-            details[f"{m}/{w}"] = float(y[:, i].mean())
-            details[f"{m}_init/{w}"] = float(init[i])
-        details[f"gain/{m}"] = float(y[:, -1].mean() - y[:, 0].mean())
-    details.update(metric_agreement(sims))
+            out[key(m, w)] = float(y[:, i].mean())
+            out[key(f"{m}_init", w)] = float(init[i])
+        out[key("gain", m)] = float(y[:, -1].mean() - y[:, 0].mean())
+    out["gain_min"] = float(np.min([out[key("gain", m)] for m in cfg.metrics]))
+    out.update(metric_agreement(sims))
     lin = sims["linear_cka"].mean(0)
     if np.all(lin < 1):
-        details["slope_one_minus_linear_cka"] = log_slope(widths, 1.0 - lin)  # prediction (i): -1
-    init = measurement["init_similarity/linear_cka"].y.mean(0)
+        out["slope_one_minus_linear_cka"] = log_slope(widths, 1.0 - lin)  # prediction (i): -1
+    init = measurement[key("init_similarity", "linear_cka")].y.mean(0)
     pred = prediction["lazy_linear_cka"].y[0]
-    details.update({f"linear_cka_init_predicted/{w}": float(p) for w, p in zip(cfg.widths, pred)})
-    details["init_one_minus_cka_rel_error_max"] = float(np.max(np.abs((1 - init) / (1 - pred) - 1)))
+    out.update({key("linear_cka_init_predicted", w): float(p) for w, p in zip(cfg.widths, pred)})
+    out["init_one_minus_cka_rel_error_max"] = float(np.max(np.abs((1 - init) / (1 - pred) - 1)))
     acc = measurement["test_accuracy"].y.mean(0)
-    details.update({f"test_accuracy/{w}": float(a) for w, a in zip(cfg.widths, acc)})
-    return details
+    out.update({key("test_accuracy", w): float(a) for w, a in zip(cfg.widths, acc)})
+    return out
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    sims = _measured(cfg, measurement)
-    W = len(cfg.widths)
-    losses = [measurement[f"train_loss/{i}"].y for i in range(W)] + [measurement["test_loss"].y]
-    if any(np.isnan(x).any() for x in losses) or any(np.isnan(y).any() for y in sims.values()):
-        return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
-                       reason="a member diverged (NaN loss or similarity); lower the learning rate")
-    ratio = float(_loss_ratio(cfg, measurement).max())
-    if ratio > cfg.converged_loss:
-        return Verdict(status="inconclusive", metric="final / initial training loss (max)", value=ratio,
-                       threshold=cfg.converged_loss,
-                       reason=f"a member ended at {ratio:.3f} of its initial training loss; train longer")
-    details = _details(cfg, prediction, measurement, sims)
-    gains = {m: details[f"gain/{m}"] for m in cfg.metrics}
-    worst = min(gains, key=gains.get)
-    parts = [f"{LABELS[m]} {sims[m][:, 0].mean():.3f} -> {sims[m][:, -1].mean():.3f}" for m in cfg.metrics]
-    flips = [f"{LABELS[a]} vs {LABELS[b]}: {int(details[f'order_disagreements/{a}~{b}'])}"
-             for a, b in itertools.combinations(cfg.metrics, 2) if details[f"order_disagreements/{a}~{b}"] > 0]
-    rho = [f"{LABELS[a]}~{LABELS[b]} {details[f'spearman/{a}~{b}']:.2f}"
-           for a, b in itertools.combinations(cfg.metrics, 2)]
-    reason = (f"mean cross-seed similarity, width {cfg.widths[0]} -> {cfg.widths[-1]}: " + "; ".join(parts)
-              + f". Spearman over (width, pair): {', '.join(rho)}. Width orderings that disagree: "
-              + ("; ".join(flips) if flips else "none"))
-    status = "holds" if gains[worst] > MARGIN else "fails"
-    return Verdict(status=status, metric=f"min over metrics of similarity gain widest - narrowest ({worst})",
-                   value=gains[worst], threshold=MARGIN, reason=reason, details=details)
+RULES = Rules(
+    guards=(diverged("a member diverged (NaN loss or similarity); lower the learning rate"),
+            Guard("final / initial training loss (max)", "loss_ratio_max", "<=", "converged_loss", fmt=".3f",
+                  advice="a member ended above converged_loss of its initial training loss; train longer")),
+    checks=(Check("min over metrics of similarity gain widest - narrowest", "gain_min", ">", MARGIN),
+            *(Check(f"{LABELS[m]} gain widest - narrowest", key("gain", m), ">", MARGIN) for m in REQUIRED)),
+)
 
 
 def _width_axis(ax, widths):
@@ -413,13 +316,13 @@ def _width_axis(ax, widths):
     ax.set_xticks(widths, [f"{w:g}" for w in widths])
 
 
-def _plot_similarity(ax, cfg: Config, prediction, measurement):
+def _plot_similarity(ax, cfg: Config, prediction, measurement, summary):
     widths = np.asarray(cfg.widths, np.float64)
     markers = {"linear_cka": "o", "debiased_cka": "x", "mutual_knn": "s", "rbf_cka": "^"}
-    for k, (m, y) in enumerate(_measured(cfg, measurement).items()):
-        band(ax, widths, y, color=COLORS[k], label=f"{LABELS[m]} (trained, 10-90% of pairs)", marker=markers[m],
-             markersize=4)
-        ax.plot(widths, measurement[f"init_similarity/{m}"].y.mean(0), ":", color=COLORS[k], linewidth=1.0)
+    for k, m in enumerate(cfg.metrics):
+        band(ax, widths, measurement[key("similarity", m)].y, color=COLORS[k],
+             label=f"{LABELS[m]} (trained, 10-90% of pairs)", marker=markers[m], markersize=4)
+        ax.plot(widths, [summary[key(f"{m}_init", w)] for w in cfg.widths], ":", color=COLORS[k], linewidth=1.0)
     theory_line(ax, widths, prediction["lazy_linear_cka"].y[0], color="black",
                 label="linear CKA at init, 1 / (1 + v/m) (theory)")
     ax.plot([], [], ":", color="gray", label="same metric at initialisation (measured)")
@@ -430,7 +333,7 @@ def _plot_similarity(ax, cfg: Config, prediction, measurement):
 
 
 def _plot_scatter(ax, cfg: Config, measurement):
-    sims = _measured(cfg, measurement)
+    sims = {m: measurement[key("similarity", m)].y for m in cfg.metrics}  # (pairs, W)
     x = sims["linear_cka"]
     shades = np.linspace(0.25, 1.0, len(cfg.widths))
     for k, (m, y) in enumerate(sims.items()):
@@ -461,10 +364,10 @@ def _plot_performance(ax, cfg: Config, measurement):
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper center")
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, (ax_s, ax_m, ax_p) = new_figure(3, title=f"universal.representations: 1-hidden-layer ReLU MLPs (muP, Adam) "
                                                    f"on {cfg.dataset}, {cfg.seeds} seeds per width")
-    _plot_similarity(ax_s, cfg, prediction, measurement)
+    _plot_similarity(ax_s, cfg, prediction, measurement, summary)
     _plot_scatter(ax_m, cfg, measurement)
     _plot_performance(ax_p, cfg, measurement)
     return finish_figure(fig, verdict)
@@ -480,10 +383,12 @@ CLAIM = Claim(
                 "Huh, Cheung, Wang & Isola 2024, arXiv:2405.07987"),
     config=Config,
     presets={
+        "tiny": {"seeds": 3, "widths": (16, 128), "n_test": 40, "batch_size": 32, "steps": 400, "points": 2,
+                 "learning_rate": 1e-2, "metrics": METRICS, "knn_k": 5, "theory_units": 500},
         "quick": {},
         "full": {"dataset": "mnist5k", "seeds": 8, "widths": (16, 32, 64, 128, 256, 512), "n_test": 1000,
                  "steps": 2000, "points": 20, "metrics": METRICS, "pad_widths": False},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("representations", "width", "real data"),
 )
