@@ -1,6 +1,7 @@
 """Models as pure functions over plain pytrees, with their parameterisation as data."""
 
 from learnmech.nets.dln import DeepLinear, end_to_end
+from learnmech.nets.masked_mlp import MaskedMLP
 from learnmech.nets.mlp import ACTIVATIONS, MLP
 from learnmech.nets.mup import LeafScaling, MuP, classify_leaf, mup, scale_by_multipliers
 from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_kind, layer_scalings
@@ -11,6 +12,7 @@ __all__ = [
     "LayerScaling",
     "LeafScaling",
     "MLP",
+    "MaskedMLP",
     "MuP",
     "PARAMETERIZATIONS",
     "classify_leaf",
