@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from learnmech.atlas.hparams import mup_transfer as mt
+from learnmech import transfer_budget
 from learnmech.cli import app
+from learnmech.transfer import Transfer
 
 runner = CliRunner()
+transfer_module = importlib.import_module("learnmech.transfer")  # the module (learnmech.transfer may name the function)
 
 
 @pytest.fixture
@@ -32,21 +35,21 @@ def test_tiny_sweep_prints_the_table_and_writes_the_figure(workdir):
     assert (workdir / "figs" / "transfer.png").stat().st_size > 10_000
 
 
-def _known_sweeps(widths, lrs, parameterizations=("mup", "sp"), *, steps, seeds, **task):
+def _known_transfer(init, apply, widths, lrs, *, seeds, **kwargs):
     """Exact bowls in (log2 eta, log L): muP optimum 2^-6 at every width, SP 2^-6 (w0 / w)."""
+    p = init.__self__.parameterization  # init is the claim's Student.init
     x = np.log2(np.asarray(lrs))  # (K,)
     octaves = np.log2(np.asarray(widths) / widths[0])  # (W,)
-    vertex = {"mup": -6.0 + 0.0 * octaves, "sp": -6.0 - octaves}
-    out = {}
-    for p in parameterizations:
-        bowl = 0.01 * np.exp(0.5 * (x[None, :] - vertex[p][:, None]) ** 2)  # (W, K)
-        out[p] = np.repeat(bowl[:, :, None], seeds, axis=2)  # (W, K, seeds)
-    out["sp"][-1, -1, 0] = np.nan  # the widest SP net diverged at the largest learning rate: no effect on eta*
-    return out
+    vertex = {"mup": -6.0 + 0.0 * octaves, "sp": -6.0 - octaves}[p]
+    bowl = 0.01 * np.exp(0.5 * (x[None, :] - vertex[:, None]) ** 2)  # (W, K)
+    losses = np.repeat(bowl[:, :, None], seeds, axis=2)  # (W, K, seeds)
+    if p == "sp":
+        losses[-1, -1, 0] = np.nan  # the widest SP net diverged at the largest learning rate: no effect on eta*
+    return Transfer.from_losses(widths, lrs, losses)
 
 
 def test_json_reports_eta_star_slopes_and_the_extrapolation(workdir, monkeypatch):
-    monkeypatch.setattr(mt, "transfer_sweeps", _known_sweeps)
+    monkeypatch.setattr(transfer_module, "transfer", _known_transfer)
     result = runner.invoke(app, ["transfer", "--widths", "32,64,128,256", "--lrs", "2^-12..2^-2", "--seeds", "2",
                                  "--target-width", "4096", "--json"])
     assert result.exit_code == 0, result.output
@@ -81,7 +84,7 @@ def test_json_reports_eta_star_slopes_and_the_extrapolation(workdir, monkeypatch
     (["--steps", "0"], "--steps: must be an integer >= 1, got 0"),
     (["--seeds", "0"], "--seeds: must be an integer >= 1, got 0"),
     (["--target-width", "0"], "--target-width: must be an integer >= 1, got 0"),
-    # every option bounded, with the limit named (learnmech.atlas.hparams.transfer_budget)
+    # every option bounded, with the limit named (learnmech.transfer_budget)
     (["--seeds", "-1"], "--seeds: must be an integer >= 1, got -1"),
     (["--steps", "-5"], "--steps: must be an integer >= 1, got -5"),
     (["--seeds", "65"], "--seeds: must be an integer <= 64 (MAX_SEEDS), got 65"),
@@ -119,12 +122,10 @@ def test_out_that_is_a_file_is_refused_untouched(workdir):
 
 
 def test_a_request_that_does_not_fit_in_memory_is_refused_before_training(workdir, monkeypatch):
-    from learnmech.atlas.hparams import transfer_budget
-
     def must_not_train(*args, **kwargs):
         raise AssertionError("trained although refused")
 
-    monkeypatch.setattr(mt, "transfer_sweeps", must_not_train)
+    monkeypatch.setattr(transfer_module, "transfer", must_not_train)
     monkeypatch.setattr(transfer_budget, "machine_memory_bytes", lambda: 16 * 2**30)
     # width 4096, 2 hidden layers, 10 learning rates x 4 seeds: about 10 copies of 16.8M weights x 40 members
     # plus activations, 26.4 GiB (transfer_budget.ensemble_bytes); 75% of 16 GiB = 12 GiB allowed
@@ -140,7 +141,7 @@ def test_a_request_that_does_not_fit_in_memory_is_refused_before_training(workdi
 
 
 def test_the_memory_estimate_grows_with_the_weights_and_the_members():
-    from learnmech.atlas.hparams.transfer_budget import ensemble_bytes
+    from learnmech.transfer_budget import ensemble_bytes
 
     task = dict(d_in=16, hidden_layers=2, rows=512)
     # Quadratic in width once the n x n matrix dominates, linear in members; at widths 1024 and 2048 with

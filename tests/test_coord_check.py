@@ -1,4 +1,4 @@
-"""hparams.coord-check: exponents, the judge on synthetic records, and a small real run."""
+"""hparams.coord-check: exponents, the verdict on synthetic records, and a small real run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from learnmech.atlas.contract import Curve
+from learnmech.atlas.keys import key
 from learnmech.atlas.hparams.coord_check import (
     CLAIM,
     MUP_HIGH,
@@ -41,11 +42,11 @@ def _measurement(mup_ratio, sp_ratio, steps=3, widths=WIDTHS, seeds=4):
     for prefix, ratio in (("mup", np.asarray(mup_ratio, float)), ("sp", np.asarray(sp_ratio, float))):
         K, L = ratio.shape
         for l in range(L):
-            out[f"rms/{prefix}/{l}"] = Curve(w, 0.5 + scatter + 0 * w)
+            out[key("rms", prefix, l)] = Curve(w, 0.5 + scatter + 0 * w)
             for t in range(1, K + 1):
                 a = np.log(ratio[t - 1, l]) / np.log(w[-1] / w[0])
                 mean = 0.1 * (l + 1) * t * (w / w[0]) ** a  # (W,)
-                out[f"change/{prefix}/{l}/{t}"] = Curve(w, mean * (1 + scatter))
+                out[key("change", prefix, l, t)] = Curve(w, mean * (1 + scatter))
     return out
 
 
@@ -91,8 +92,21 @@ def test_judge_holds_inside_the_band_with_a_growing_sp_output():
     sp[0, -1] = 10.0
     v = _judge(_grid(1.2), sp)
     assert v.status == "holds"
-    assert v.value == pytest.approx(1.2, rel=1e-9) and v.threshold == MUP_HIGH
+    assert v.value == pytest.approx(1.2, rel=1e-9) and v.threshold == MUP_LOW  # the headline: the first check
+    assert f"1.200 <= {MUP_HIGH:.3f}" in v.reason  # both ends of the band are reported
     assert v.details["sp_output_ratio_step1"] == pytest.approx(10.0, rel=1e-9)
+
+
+def test_the_summary_names_the_mup_ratio_furthest_from_one_in_log():
+    sp = _grid(1.0)
+    sp[0, -1] = 10.0
+    mup = _grid(1.2)
+    mup[2, 1] = 0.8  # step 3, second hidden layer: |log 0.8| = 0.223 > |log 1.2| = 0.182
+    cfg = Config(widths=WIDTHS, steps=3, hidden_layers=2)
+    summary = CLAIM.summarize(cfg, CLAIM.predict(cfg), _measurement(mup, sp))
+    assert summary["mup_worst_ratio"] == pytest.approx(0.8, rel=1e-9) and summary["diverged"] == 0.0
+    assert summary["mup_ratio/layer2/step3"] == pytest.approx(0.8, rel=1e-9)
+    assert summary["sp_output_ratio_predicted"] == pytest.approx(8.0**1.5, rel=1e-12)  # 512 / 64 = 8, exponent 3/2
 
 
 @pytest.mark.parametrize("bad, bound", [(1.4, MUP_HIGH), (0.7, MUP_LOW)])
@@ -121,7 +135,8 @@ def test_judge_is_inconclusive_on_non_finite_values():
     y = m["change/sp/2/3"].y.copy()
     y[0, -1] = np.nan
     m["change/sp/2/3"] = Curve(m["change/sp/2/3"].x, y)
-    assert CLAIM.judge(cfg, CLAIM.predict(cfg), m).status == "inconclusive"
+    v = CLAIM.judge(cfg, CLAIM.predict(cfg), m)
+    assert v.status == "inconclusive" and v.metric == "diverged members" and v.value == 1.0
 
 
 def test_small_run_pairs_exactly_and_sp_output_grows():
@@ -142,10 +157,10 @@ def test_small_run_pairs_exactly_and_sp_output_grows():
         np.testing.assert_allclose(m[f"rms/mup/{l}"].y, alone.rms_per_seed[:, :, l].T, rtol=1e-5)
         for t in (1, 2):
             np.testing.assert_allclose(m[f"change/mup/{l}/{t}"].y, alone.change_per_seed[:, :, t - 1, l].T, rtol=1e-4)
-    v = CLAIM.judge(cfg, CLAIM.predict(cfg), m)
+    summary, v = CLAIM.evaluate(cfg, CLAIM.predict(cfg), m)
     assert v.details["sp_output_ratio_step1"] > SP_MIN
     assert all(MUP_LOW <= v.details[f"mup_ratio/layer{l}/step1"] <= MUP_HIGH for l in (1, 2, 3))
-    fig = CLAIM.plot(cfg, CLAIM.predict(cfg), m, v)
+    fig = CLAIM.plot(cfg, CLAIM.predict(cfg), m, summary, v)
     assert len(fig.axes) == 3
 
 

@@ -9,7 +9,6 @@ RecursionError, and a 10^7-point grid or a YAML alias bomb grew past gigabytes b
 from __future__ import annotations
 
 import math
-import time
 import tracemalloc
 import typing
 
@@ -173,17 +172,15 @@ def _alias_bomb() -> str:
 
 
 def _refused_cheaply(path):
-    """``load_spec(path)``'s SpecError, checking it came in well under a second and a few MB."""
+    """``load_spec(path)``'s SpecError, checking it was refused within a few MB (nothing expanded first)."""
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(SpecError) as info:
             load_spec(path)
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert seconds < 1.0 and peak < 20 * 2**20, (seconds, peak)
+    assert peak < 20 * 2**20, peak
     return str(info.value)
 
 

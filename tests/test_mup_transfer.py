@@ -1,7 +1,9 @@
-"""hparams.mup-transfer: the eta* estimator, the transfer fit, the judge on synthetic records, and
+"""hparams.mup-transfer: the eta* estimator, the transfer fit, the verdict on synthetic records, and
 the sweep against a hand-written Adam loop."""
 
 from __future__ import annotations
+
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -12,9 +14,13 @@ from pydantic import ValidationError
 
 from learnmech.atlas.contract import Curve
 from learnmech.atlas.hparams import mup_transfer as mt
+from learnmech.atlas.keys import key
+from learnmech.fit import fit_transfer, mean_loss, optimal_learning_rate
 from learnmech.nets import MLP
 from learnmech.observe import mse
-from learnmech.theory.transfer_fit import fit_transfer, mean_loss, optimal_learning_rate
+from learnmech.transfer import log2_grid
+
+transfer_module = importlib.import_module("learnmech.transfer")  # the module (learnmech.transfer may name the function)
 
 LRS = 2.0 ** np.arange(-12, -2)  # (10,) the quick grid, 2^-12 .. 2^-3
 
@@ -89,12 +95,12 @@ def test_mean_loss_is_inf_when_any_seed_diverged():
 
 
 def test_log2_grid():
-    np.testing.assert_array_equal(mt.log2_grid(-12, -3), LRS)
-    np.testing.assert_allclose(np.log2(mt.log2_grid(-4, -2, 0.5)), [-4, -3.5, -3, -2.5, -2], atol=1e-15)
+    np.testing.assert_array_equal(log2_grid(-12, -3), LRS)
+    np.testing.assert_allclose(np.log2(log2_grid(-4, -2, 0.5)), [-4, -3.5, -3, -2.5, -2], atol=1e-15)
 
 
 # --------------------------------------------------------------------------------------------
-# fit_transfer and the judge on synthetic records
+# fit_transfer and the verdict on synthetic records
 
 
 def _synthetic_losses(widths, vertices, seeds=2, lrs=LRS):
@@ -122,17 +128,17 @@ def _config(**overrides):
 
 
 def _measurement(cfg, mup_vertices, sp_vertices, zero=1.0):
-    out = {"zero_loss": Curve([0.0], [[zero]])}
+    out = {"zero_loss": zero}
     for p, vertices in (("mup", mup_vertices), ("sp", sp_vertices)):
         losses = _synthetic_losses(cfg.widths, vertices, cfg.seeds, cfg.learning_rates)  # (W, K, seeds)
         for i in range(len(cfg.widths)):
-            out[f"loss/{p}/{i}"] = Curve(cfg.learning_rates, losses[i].T)
+            out[key("loss", p, i)] = Curve(cfg.learning_rates, losses[i].T)
     return out
 
 
 def _judge(mup, sp, **kw):
     cfg = _config(widths=(32, 64, 128, 256), seeds=2)
-    return mt.judge(cfg, mt.predict(cfg), _measurement(cfg, mup, sp, **kw))
+    return mt.CLAIM.judge(cfg, mt.predict(cfg), _measurement(cfg, mup, sp, **kw))
 
 
 def test_judge_holds_when_mup_is_flat_and_sp_shrinks():
@@ -140,8 +146,9 @@ def test_judge_holds_when_mup_is_flat_and_sp_shrinks():
     assert v.status == "holds"
     assert v.details["shift/mup"] == pytest.approx(-0.3, abs=1e-9)
     assert v.details["slope/sp"] == pytest.approx(-1.0, abs=1e-9)
-    # The headline is the criterion with the smaller margin: muP 0.5 - 0.3 = 0.2 < SP -0.5 + 1 = 0.5.
+    # The headline is the muP check (the first): |shift| 0.3 against 0.5.
     assert v.metric.startswith("muP") and v.value == pytest.approx(0.3, abs=1e-9) and v.threshold == 0.5
+    assert "SP slope of log2 eta* vs log2 width -1.00 <= -0.50" in v.reason  # every check is reported
 
 
 def test_judge_fails_when_mup_drifts_or_sp_does_not_shrink():
@@ -155,9 +162,11 @@ def test_judge_fails_when_mup_drifts_or_sp_does_not_shrink():
 
 def test_judge_is_inconclusive_at_the_grid_edge_or_when_not_trained():
     v = _judge([-6.0, -6.0, -6.0, -6.0], [-6.0, -8.0, -10.0, -12.5])  # SP at 256: minimum at 2^-12, the edge
-    assert v.status == "inconclusive" and "sp width 256" in v.reason
+    assert v.status == "inconclusive" and v.metric.startswith("eta* at the grid edge") and v.value == 1.0
+    assert v.details["at_edge/sp/256"] == 1.0 and v.details["at_edge/sp/128"] == 0.0 and "widen the grid" in v.reason
     v = _judge([-6.0, -6.0, -6.0, -6.0], [-6.0, -7.0, -8.0, -9.0], zero=0.08)  # best 0.0525 = 0.66 L_0
     assert v.status == "inconclusive" and v.value == pytest.approx(0.05 * 1.05 / 0.08)  # seed mean 1.05 x floor
+    assert v.threshold == 0.5 and "train longer" in v.reason  # the config's trained_below
 
 
 def test_judge_counts_a_diverged_seed_as_worse_than_any_finite_loss():
@@ -166,7 +175,7 @@ def test_judge_counts_a_diverged_seed_as_worse_than_any_finite_loss():
     y = m["loss/mup/3"].y.copy()  # (seeds, K)
     y[0, 6] = np.nan  # one seed diverged at 2^-6, the true optimum of the widest muP net
     m["loss/mup/3"] = Curve(cfg.learning_rates, y)
-    v = mt.judge(cfg, mt.predict(cfg), m)
+    v = mt.CLAIM.judge(cfg, mt.predict(cfg), m)
     # The minimum moves to 2^-7 with a diverged right neighbour: eta* = 2^-7, a shift of 1 octave.
     assert v.details["log2_eta_star/mup/256"] == -7.0 and v.status == "fails"
 
@@ -193,8 +202,12 @@ def test_config_refuses_experiments_that_cannot_test_the_claim(overrides, needle
 def test_plot_renders_both_parameterisations_and_the_optima():
     cfg = _config(widths=(32, 64, 128, 256))
     m = _measurement(cfg, [-6.0] * 4, [-6.0, -7.0, -8.0, -9.0])
-    fig = mt.plot(cfg, mt.predict(cfg), m, mt.judge(cfg, mt.predict(cfg), m))
+    summary, verdict = mt.CLAIM.evaluate(cfg, mt.predict(cfg), m)
+    fig = mt.plot(cfg, mt.predict(cfg), m, summary, verdict)
     assert len(fig.axes) == 3
+    # the optima drawn are the summary's (no refit): muP's four eta* at log2 = -6
+    markers = [line for line in fig.axes[2].lines if line.get_label() == "muP: measured eta*"]
+    np.testing.assert_allclose(markers[0].get_ydata(), [-6.0] * 4, atol=1e-9)
     assert [ax.get_title() for ax in fig.axes[:2]] == ["SP (standard)", "muP (mup-adam, base = narrowest width)"]
 
 
@@ -230,17 +243,21 @@ def _adam_reference(net, lr, data, steps, seed):
     return float(loss(params))
 
 
-def test_sweep_matches_a_plain_adam_loop_and_reuses_the_base_width():
+def test_sweep_matches_a_plain_adam_loop_and_reuses_the_base_width(monkeypatch):
     widths, lrs, steps = (4, 16), 2.0 ** np.array([-7.0, -5.0, -3.0]), 6
     task = dict(batch_size=None, n_samples=32, d_in=3, data_seed=1)
-    runs = {}
-    losses = {p: mt.learning_rate_sweep(widths, lrs, p, steps=steps, seeds=2, runs=runs, **task) for p in ("sp", "mup")}
+    trained = []
+    train_width = transfer_module._train_width
+    monkeypatch.setattr(transfer_module, "_train_width",
+                        lambda *a, **kw: trained.append(a[3]) or train_width(*a, **kw))  # a[3]: the width
+    results = mt.transfer_sweeps(widths, lrs, steps=steps, seeds=2, **task)
+    losses = {p: r.losses for p, r in results.items()}
     assert losses["sp"].shape == losses["mup"].shape == (2, 3, 2)
-    assert len(runs) == 3  # muP at the base width is the SP network: trained once
+    assert trained == [4, 16, 16]  # SP at 4 and 16, muP at 16: muP at the base width is the SP network
     np.testing.assert_array_equal(losses["sp"][0], losses["mup"][0])
     assert not np.allclose(losses["sp"][1], losses["mup"][1])
     with pytest.raises(ValueError, match="parameterization: must be one of"):
-        mt.learning_rate_sweep(widths, lrs, "ntk", steps=1, seeds=1)
+        mt.Student("ntk", 4)
     data = mt.transfer_task(32, 3, 1)
     assert mt.zero_function_loss(data) == pytest.approx(0.5 * np.mean(np.asarray(data[1], np.float64) ** 2), rel=1e-12)
     for p, name in (("sp", "sp"), ("mup", "mup-adam")):

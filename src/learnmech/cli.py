@@ -316,7 +316,8 @@ def _parse_positive_number(token: str) -> float:
 def _parse_widths(text: str) -> list[int]:
     """``--widths``: comma-separated integers, 2 to ``MAX_WIDTHS`` of them, positive, strictly increasing, at
     most ``MAX_WIDTH``."""
-    from learnmech.atlas.hparams.transfer_budget import MAX_WIDTH, MAX_WIDTHS
+    from learnmech.increasing import increasing
+    from learnmech.transfer_budget import MAX_WIDTH, MAX_WIDTHS
     from learnmech.value_bounds import echo
 
     if text.count(",") + 1 > MAX_WIDTHS:
@@ -327,8 +328,10 @@ def _parse_widths(text: str) -> list[int]:
         raise BadInput(f"--widths: expected comma-separated integers such as 32,64,128, got {echo(text)}") from None
     if len(widths) < 2:
         raise BadInput(f"--widths: need at least 2 widths (a slope is fitted), got {echo(text)}")
-    if widths[0] < 1 or any(a >= b for a, b in zip(widths, widths[1:])):
-        raise BadInput(f"--widths: must be positive and strictly increasing, got {echo(text)}")
+    try:
+        increasing(widths, at_least=2, name="--widths", what="widths")
+    except ValueError:
+        raise BadInput(f"--widths: must be positive and strictly increasing, got {echo(text)}") from None
     if widths[-1] > MAX_WIDTH:
         raise BadInput(f"--widths: each width must be at most {MAX_WIDTH} (MAX_WIDTH), got {echo(widths[-1])}")
     return widths
@@ -339,8 +342,9 @@ def _parse_learning_rates(text: str) -> list[float]:
 
     At least 3 and at most ``MAX_LEARNING_RATES``; a range's count is computed before its grid is built.
     """
-    from learnmech.atlas.hparams.mup_transfer import log2_grid
-    from learnmech.atlas.hparams.transfer_budget import MAX_LEARNING_RATES, grid_size
+    from learnmech.increasing import increasing
+    from learnmech.transfer import log2_grid
+    from learnmech.transfer_budget import MAX_LEARNING_RATES, grid_size
     from learnmech.value_bounds import echo
 
     expected = ("--lrs: expected a range such as 2^-12..2^-3 (or 2^-12..2^-3:0.5) or a comma list of positive "
@@ -366,23 +370,18 @@ def _parse_learning_rates(text: str) -> list[float]:
         raise BadInput(expected) from None
     if len(lrs) < 3:
         raise BadInput(f"--lrs: need at least 3 learning rates (a parabola is fitted), got {len(lrs)} from {echo(text)}")
-    if lrs[0] <= 0 or any(a >= b for a, b in zip(lrs, lrs[1:])):
-        raise BadInput(f"--lrs: learning rates must be positive and strictly increasing, got {echo(text)}")
-    return lrs
+    try:
+        return list(increasing(lrs, at_least=3, name="--lrs", what="learning rates"))
+    except ValueError:
+        raise BadInput(f"--lrs: learning rates must be positive and strictly increasing, got {echo(text)}") from None
 
 
-def _transfer_summary(widths, lrs, losses, target_width: int) -> dict[str, Any]:
-    from learnmech.theory.transfer_fit import fit_transfer, mean_loss
-
-    summary = {}
-    for p, arr in losses.items():
-        fit = fit_transfer(widths, lrs, arr)
-        summary[p] = {"eta_star": fit.eta_star, "log2_eta_star": [math.log2(e) if e > 0 else math.nan for e in
-                                                                  fit.eta_star],
-                      "at_edge": [bool(e) for e in fit.at_edge], "fitted": [bool(f) for f in fit.fitted],
-                      "slope": fit.slope, "intercept": fit.intercept,
-                      "eta_star_at_target": fit.predicted(target_width), "mean_loss": mean_loss(arr)}
-    return summary
+def _transfer_summary(results, target_width: int) -> dict[str, Any]:
+    """Per parameterisation, what ``learnmech.transfer.transfer`` found (its ``Transfer``), as the output shows it."""
+    return {p: {"eta_star": r.eta_star, "log2_eta_star": [math.log2(e) if e > 0 else math.nan for e in r.eta_star],
+                "at_edge": [bool(e) for e in r.at_edge], "fitted": [bool(f) for f in r.fitted], "slope": r.slope,
+                "intercept": r.intercept, "eta_star_at_target": r.predicted(target_width), "mean_loss": r.mean_loss}
+            for p, r in results.items()}
 
 
 def _eta_text(eta: float, edge: bool = False) -> str:
@@ -422,10 +421,10 @@ def transfer(
 
     The task and network are those of the claim hparams.mup-transfer (Adam on a teacher-MLP
     regression, ReLU MLP with 2 hidden layers); a seed that diverged makes its learning rate rank
-    above every finite loss. Every option is bounded (``learnmech.atlas.hparams.transfer_budget``), and a
-    request whose widest ensemble would not fit in this machine's memory is refused before anything is allocated.
+    above every finite loss. Every option is bounded (``learnmech.transfer_budget``), and a request whose
+    widest ensemble would not fit in this machine's memory is refused before anything is allocated.
     """
-    from learnmech.atlas.hparams import transfer_budget as budget
+    from learnmech import transfer_budget as budget
     from learnmech.value_bounds import echo
 
     try:
@@ -442,19 +441,17 @@ def transfer(
     except BadInput as exc:
         _fail_input(str(exc))
 
-    from learnmech.atlas.hparams.mup_transfer import Config, plot_transfer, transfer_sweeps, transfer_task, \
-        zero_function_loss
+    from learnmech.atlas.hparams.mup_transfer import Config, Student, plot_transfer, transfer_task, zero_function_loss
     from learnmech.report import save_figure
+    from learnmech.transfer import transfer as sweep_widths
 
     task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
     members = len(lr_list) * seeds  # trained at once: every learning rate x seed of one width and parameterisation
-    need = budget.ensemble_bytes(width_list[-1], members, d_in=task.d_in, hidden_layers=task.hidden_layers,
-                                 rows=task.n_samples)
-    have = budget.machine_memory_bytes()
-    if have is not None and need > budget.MEMORY_SHARE * have:
-        _fail_input(f"--widths: width {width_list[-1]} needs about {need / 2**30:.3g} GiB for {task.hidden_layers} "
-                    f"hidden layers x {members} members ({len(lr_list)} learning rates x {seeds} seeds); this machine "
-                    f"has {have / 2**30:.1f} GiB and a run may plan to use {budget.MEMORY_SHARE:.0%} of it (MEMORY_SHARE)")
+    memory = budget.mlp_memory(d_in=task.d_in, hidden_layers=task.hidden_layers, rows=task.n_samples)
+    what = f"{task.hidden_layers} hidden layers x {members} members ({len(lr_list)} learning rates x {seeds} seeds)"
+    if (refusal := budget.memory_refusal(width_list[-1], memory(width_list[-1], members), what)) is not None:
+        _fail_input(f"--widths: {refusal}")
+    data = transfer_task(task.n_samples, task.d_in, task.data_seed)
     with progress_bar() as bar:
         tasks: dict[str, Any] = {}
 
@@ -463,12 +460,15 @@ def transfer(
                 tasks[label] = bar.add_task(label, total=total)
             bar.update(tasks[label], completed=done, total=total)
 
-        losses = transfer_sweeps(width_list, lr_list, steps=steps, seeds=seeds, batch_size=task.batch_size,
-                                 n_samples=task.n_samples, d_in=task.d_in, hidden_layers=task.hidden_layers,
-                                 data_seed=task.data_seed, progress=progress)
-    zero = zero_function_loss(transfer_task(task.n_samples, task.d_in, task.data_seed))
-    summary = _transfer_summary(width_list, lr_list, losses, target_width)
-    fig = plot_transfer(width_list, lr_list, losses, zero,
+        results: dict[str, Any] = {}
+        for p in ("sp", "mup"):  # muP at its base width is the SP network: reused (Student.known), trained once
+            model, label = Student(p, width_list[0], task.d_in, task.hidden_layers), f"learning-rate sweep ({p})"
+            results[p] = sweep_widths(model.init, model.apply, width_list, lr_list, data=data, steps=steps, seeds=seeds,
+                                      lr_multipliers=model.lr_multipliers, batch_size=task.batch_size, memory=memory,
+                                      known=model.known(results), progress=lambda d, t, s=label: progress(s, d, t))
+    zero = zero_function_loss(data)
+    summary = _transfer_summary(results, target_width)
+    fig = plot_transfer(results, zero,
                         title=f"learnmech transfer: Adam, {steps} steps, widths {width_list[0]}..{width_list[-1]}")
     paths = [str(p) for p in save_figure(fig, out_dir, "transfer")]
     edges = [f"{p} width {w}" for p, s in summary.items() for w, e in zip(width_list, s["at_edge"]) if e]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from learnmech.increasing import increasing
+
 __all__ = ["widths_spanning"]
 
 
@@ -12,9 +14,10 @@ def widths_spanning(widths: tuple[int, ...], min_span: float) -> tuple[int, ...]
     >>> widths_spanning((32, 64, 256), 8.0)
     (32, 64, 256)
     """
-    w = tuple(widths)
-    if len(w) < 2 or w[0] < 1 or any(a >= b for a, b in zip(w, w[1:])):
-        raise ValueError("must hold at least 2 positive, strictly increasing widths")
+    try:
+        w = increasing(widths, at_least=2, what="widths")
+    except ValueError as exc:  # pydantic's refusal shows the value itself: keep the rule, drop its ", got ..."
+        raise ValueError(str(exc).partition(", got ")[0]) from None
     if w[-1] < min_span * w[0]:
         raise ValueError(f"must span at least {min_span:g}x (widest / narrowest), got {w[0]}..{w[-1]}")
     return w

@@ -47,6 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from learnmech.increasing import increasing
+
 __all__ = ["CoordCheck", "CoordModel", "coord_check", "layer_coordinates", "minibatch_indices"]
 
 
@@ -235,10 +237,8 @@ def coord_check(build: Callable[[int], CoordModel], widths: Sequence[int], *, da
     The muP prediction is a slope of 0 in width for every layer's change (module docstring;
     Yang et al. 2022, arXiv:2203.03466; Yang, Simon & Bernstein 2023, arXiv:2310.17813).
     """
-    widths = [int(w) for w in widths]
+    widths = list(increasing([int(w) for w in widths], at_least=2, name="widths", what="widths"))
     seeds = [int(s) for s in seeds]
-    if len(widths) < 2 or any(w < 1 for w in widths) or any(a >= b for a, b in zip(widths, widths[1:])):
-        raise ValueError(f"widths: need at least two positive, strictly increasing widths, got {widths}")
     if int(steps) < 1:
         raise ValueError(f"steps: must be >= 1, got {steps}")
     if not seeds:

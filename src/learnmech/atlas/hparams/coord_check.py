@@ -82,8 +82,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 from pydantic import Field, field_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import key
+from learnmech.atlas.rules import Check, Rules, count_diverged, diverged
 from learnmech.atlas.validators import widths_spanning
+from learnmech.increasing import Increasing
 from learnmech.nets import ACTIVATIONS, MLP
 from learnmech.observe import mse
 from learnmech.observe.coords import CoordCheck, CoordModel, coord_check
@@ -96,15 +99,15 @@ MUP_LOW, MUP_HIGH = 0.75, 1.33  # CLAIMS.md: muP update ratio widest / narrowest
 SP_MIN = 2.0  # CLAIMS.md: SP output-layer update ratio must exceed this
 MIN_SPAN = 8.0  # CLAIMS.md: widest and narrowest at least 8x apart
 
-PARAMETERIZATIONS = {"mup": "mup-adam", "sp": "sp"}  # record prefix -> MLP parameterisation
+COMPARED = {"mup": "mup-adam", "sp": "sp"}  # record prefix -> the learnmech.nets.MLP parameterisation compared
 DTYPE = "float32"  # changes of ~1e-2 on O(1) activations are far above float32 rounding
 
 
 class Config(ClaimConfig):
     seeds: int = Field(8, ge=1, le=64, description="independent initialisations per width (the narrowest "
                                                    "networks vary most: their initial output is largest)")
-    widths: tuple[int, ...] = Field((64, 192, 512), description="hidden widths, increasing, span >= 8x; "
-                                    "the narrowest is muP's base width")
+    widths: Increasing(int, 2, "widths") = Field((64, 192, 512), description="hidden widths, increasing, span "
+                                                ">= 8x; the narrowest is muP's base width")
     hidden_layers: int = Field(2, ge=1, le=6, description="hidden layers of width n")
     activation: str = Field("relu", description="hidden activation (a key of learnmech.nets.ACTIVATIONS)")
     d_in: int = Field(16, ge=1, le=1024, description="input dimension")
@@ -162,7 +165,7 @@ def init_exponents(parameterization: str, hidden_layers: int) -> np.ndarray:
     >>> init_exponents("mup", 2).tolist()
     [0.0, 0.0, -0.5]
     """
-    if parameterization not in PARAMETERIZATIONS:
+    if parameterization not in COMPARED:
         raise ValueError(f"parameterization: must be 'mup' or 'sp', got {parameterization!r}")
     return np.array([0.0] * hidden_layers + [-0.5 if parameterization == "mup" else 0.0])
 
@@ -171,11 +174,11 @@ def predict(cfg: Config):
     layers = np.arange(1, cfg.hidden_layers + 2)
     span = cfg.widths[-1] / cfg.widths[0]
     out = {}
-    for p in PARAMETERIZATIONS:
+    for p in COMPARED:
         a = update_exponents(p, cfg.hidden_layers)
-        out[f"exponent/{p}"] = Curve(layers, a)  # change at step 1 ~ n^a
-        out[f"ratio/{p}"] = Curve(layers, span**a)  # widest / narrowest
-        out[f"rms_exponent/{p}"] = Curve(layers, init_exponents(p, cfg.hidden_layers))
+        out[key("exponent", p)] = Curve(layers, a)  # change at step 1 ~ n^a
+        out[key("ratio", p)] = Curve(layers, span**a)  # widest / narrowest
+        out[key("rms_exponent", p)] = Curve(layers, init_exponents(p, cfg.hidden_layers))
     return out
 
 
@@ -239,7 +242,7 @@ def _paired_model(cfg: Config, width: int, x_train: jax.Array) -> CoordModel:
     (both are initialised from the same key, as separate runs with the same seed would be); the
     pairing only halves the number of compiled programs. Layers: the muP network's, then SP's.
     """
-    parts = {prefix: _centred_parts(_network(cfg, width, name), x_train) for prefix, name in PARAMETERIZATIONS.items()}
+    parts = {prefix: _centred_parts(_network(cfg, width, name), x_train) for prefix, name in COMPARED.items()}
     return CoordModel(
         init=lambda key: {prefix: part[0](key) for prefix, part in parts.items()},
         layers=lambda params, x: [h for prefix, part in parts.items() for h in part[1](params[prefix], x)],
@@ -252,9 +255,9 @@ def _records(prefix: str, check: CoordCheck, layers: range) -> dict[str, Curve]:
     """Per layer and step, a curve over widths with one row per seed (layers renumbered from 0)."""
     out = {}
     for i, l in enumerate(layers):
-        out[f"rms/{prefix}/{i}"] = Curve(check.widths, check.rms_per_seed[:, :, l].T)  # (seeds, W)
+        out[key("rms", prefix, i)] = Curve(check.widths, check.rms_per_seed[:, :, l].T)  # (seeds, W)
         for t in check.steps:
-            out[f"change/{prefix}/{i}/{t}"] = Curve(check.widths, check.change_per_seed[:, :, t - 1, l].T)
+            out[key("change", prefix, i, t)] = Curve(check.widths, check.change_per_seed[:, :, t - 1, l].T)
     return out
 
 
@@ -266,7 +269,7 @@ def measure(cfg: Config, progress=None):
                         seeds=range(cfg.seeds), compiler_options={"xla_backend_optimization_level": 0})
     L = cfg.hidden_layers + 1
     out = {}
-    for i, prefix in enumerate(PARAMETERIZATIONS):
+    for i, prefix in enumerate(COMPARED):
         out.update(_records(prefix, check, range(i * L, (i + 1) * L)))
     if progress is not None:
         progress("hparams.coord-check", 1, 1)
@@ -274,55 +277,45 @@ def measure(cfg: Config, progress=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Verdict and figure
-
-
-def _n_layers(measurement) -> int:
-    return sum(1 for name in measurement if name.startswith("rms/mup/"))
-
-
-def _n_steps(measurement) -> int:
-    return sum(1 for name in measurement if name.startswith("change/mup/0/"))
+# Summary, verdict and figure
 
 
 def _change(measurement, prefix: str, layer: int, step: int) -> Curve:
-    return measurement[f"change/{prefix}/{layer}/{step}"]
+    return measurement[key("change", prefix, layer, step)]
 
 
-def _ratios(measurement, prefix: str) -> np.ndarray:
+def _ratios(cfg: Config, measurement, prefix: str) -> np.ndarray:
     """``(K, L)`` change (mean over seeds) at the widest over the narrowest width, per step and layer."""
-    L, K = _n_layers(measurement), _n_steps(measurement)
+    L, K = cfg.hidden_layers + 1, cfg.steps
     mean = np.array([[_change(measurement, prefix, l, t).mean for l in range(L)] for t in range(1, K + 1)])
     with np.errstate(divide="ignore", invalid="ignore"):
         return mean[..., -1] / mean[..., 0]  # mean: (K, L, W)
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    if any(not np.isfinite(c.y).all() for c in measurement.values()):
-        return Verdict(status="inconclusive", metric="non-finite members", value=1.0, threshold=0.0,
-                       reason="a member produced a non-finite activation; lower eta")
-    mup, sp = _ratios(measurement, "mup"), _ratios(measurement, "sp")  # (K, L)
-    K, L = mup.shape
-    details = {f"mup_ratio/layer{l + 1}/step{t + 1}": float(mup[t, l]) for t in range(K) for l in range(L)}
-    details.update({f"sp_ratio/layer{l + 1}/step{t + 1}": float(sp[t, l]) for t in range(K) for l in range(L)})
-    t, l = np.unravel_index(np.argmax(np.abs(np.log(mup))), mup.shape)
-    worst = float(mup[t, l])
-    sp_out = float(sp[0, -1])
-    details.update({"mup_worst_ratio": worst, "sp_output_ratio_step1": sp_out,
-                    "sp_output_ratio_predicted": float(prediction["ratio/sp"].y[0, -1])})
-    span = cfg.widths[-1] / cfg.widths[0]
-    reason = (f"widths {cfg.widths[0]}..{cfg.widths[-1]} ({span:g}x); muP ratios in "
-              f"[{mup.min():.3f}, {mup.max():.3f}] over {L} layers x {K} steps (want [{MUP_LOW}, {MUP_HIGH}]); "
-              f"SP output ratio at step 1 {sp_out:.2f} (want > {SP_MIN:g}; leading-order theory "
-              f"{prediction['ratio/sp'].y[0, -1]:.1f})")
-    bound = MUP_HIGH if worst > 1 else MUP_LOW
-    metric = "muP update ratio widest/narrowest (worst layer and step)"
-    if not MUP_LOW <= worst <= MUP_HIGH:
-        return Verdict(status="fails", metric=metric, value=worst, threshold=bound, reason=reason, details=details)
-    if not sp_out > SP_MIN:
-        return Verdict(status="fails", metric="SP output update ratio widest/narrowest (step 1)", value=sp_out,
-                       threshold=SP_MIN, reason=reason, details=details)
-    return Verdict(status="holds", metric=metric, value=worst, threshold=bound, reason=reason, details=details)
+def summarize(cfg: Config, prediction, measurement):
+    """Every ratio widest/narrowest (per parameterisation, layer and step), muP's worst (largest ``|log|``),
+    SP's output ratio at step 1 and its leading-order prediction, and the number of diverged members."""
+    ratios = {p: _ratios(cfg, measurement, p) for p in COMPARED}  # (K, L) each
+    out = {"diverged": count_diverged(*measurement.values())}
+    for p, r in ratios.items():
+        out.update({key(f"{p}_ratio", f"layer{l + 1}", f"step{t + 1}"): float(r[t, l])
+                    for t in range(r.shape[0]) for l in range(r.shape[1])})
+    mup = ratios["mup"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = mup.flat[np.argmax(np.abs(np.log(mup)))]
+    out.update({"mup_worst_ratio": float(worst), "sp_output_ratio_step1": float(ratios["sp"][0, -1]),
+                "sp_output_ratio_predicted": float(prediction[key("ratio", "sp")].y[0, -1])})
+    return out
+
+
+MUP_RATIO = "muP update ratio widest/narrowest (worst layer and step)"
+RULES = Rules(
+    guards=(diverged("a member produced a non-finite activation; lower eta"),),
+    checks=(Check(MUP_RATIO, "mup_worst_ratio", ">=", MUP_LOW, fmt=".3f"),
+            Check(MUP_RATIO, "mup_worst_ratio", "<=", MUP_HIGH, fmt=".3f"),
+            Check("SP output update ratio widest/narrowest (step 1)", "sp_output_ratio_step1", ">", SP_MIN,
+                  fmt=".3g")),
+)
 
 
 def _layer_label(l: int, L: int) -> str:
@@ -347,9 +340,9 @@ def _legend(ax, L: int, styles: list[tuple[str, dict]]):
 
 
 def _plot_changes(ax, cfg: Config, prediction, measurement, prefix: str, step: int, title: str):
-    L, K = _n_layers(measurement), _n_steps(measurement)
+    L, K = cfg.hidden_layers + 1, cfg.steps
     widths = np.asarray(cfg.widths, float)
-    exponents = prediction[f"exponent/{prefix}"].y[0]
+    exponents = prediction[key("exponent", prefix)].y[0]
     for l in range(L):
         color = COLORS[l]
         band(ax, widths, _change(measurement, prefix, l, step).y, color=color, marker="o", markersize=3)
@@ -371,12 +364,12 @@ def _plot_changes(ax, cfg: Config, prediction, measurement, prefix: str, step: i
 
 
 def _plot_init(ax, cfg: Config, prediction, measurement):
-    L = _n_layers(measurement)
+    L = cfg.hidden_layers + 1
     widths = np.asarray(cfg.widths, float)
     for prefix, style in (("mup", "-"), ("sp", ":")):
-        exponents = prediction[f"rms_exponent/{prefix}"].y[0]
+        exponents = prediction[key("rms_exponent", prefix)].y[0]
         for l in range(L):
-            rms = measurement[f"rms/{prefix}/{l}"].mean
+            rms = measurement[key("rms", prefix, l)].mean
             ax.plot(widths, rms, style, marker="o", markersize=3, color=COLORS[l])
             if prefix == "mup" or l == L - 1:  # the SP hidden lines coincide with muP's
                 theory_line(ax, widths, rms[0] * (widths / widths[0]) ** exponents[l], color=COLORS[l],
@@ -387,8 +380,8 @@ def _plot_init(ax, cfg: Config, prediction, measurement):
                     ("theory: slope 0; muP output -1/2", {"linestyle": "--"})])
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
-    K = _n_steps(measurement)
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
+    K = cfg.steps
     fig, (ax_mup, ax_sp, ax_init) = new_figure(
         3, title=f"hparams.coord-check: ReLU MLP (centred), {cfg.hidden_layers} hidden layers, Adam eta={cfg.eta:g}, "
                  f"base width {cfg.widths[0]}, {cfg.seeds} seeds")
@@ -408,10 +401,12 @@ CLAIM = Claim(
                 "Yang, Simon & Bernstein 2023, arXiv:2310.17813"),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "widths": (8, 64), "d_in": 4, "n_train": 16, "n_probe": 8, "teacher_width": 8,
+                 "steps": 2},
         "quick": {"seeds": 8, "widths": (64, 192, 512)},
         "full": {"seeds": 12, "widths": (64, 128, 256, 512, 1024), "hidden_layers": 3, "steps": 5,
                  "n_train": 256, "n_probe": 128},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("mup", "scaling"),
 )
