@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from learnmech import transfer_budget
 from learnmech.cli import app
-from learnmech.transfer import Transfer
+from learnmech.width_transfer import Transfer
 
 runner = CliRunner()
-transfer_module = importlib.import_module("learnmech.transfer")  # the module (learnmech.transfer may name the function)
+transfer_module = importlib.import_module("learnmech.width_transfer")
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from learnmech.atlas.keys import key
 from learnmech.fit import fit_transfer, mean_loss, optimal_learning_rate
 from learnmech.nets import MLP
 from learnmech.observe import mse
-from learnmech.transfer import log2_grid
+from learnmech.width_transfer import log2_grid
 
-transfer_module = importlib.import_module("learnmech.transfer")  # the module (learnmech.transfer may name the function)
+transfer_module = importlib.import_module("learnmech.width_transfer")
 
 LRS = 2.0 ** np.arange(-12, -2)  # (10,) the quick grid, 2^-12 .. 2^-3
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from learnmech import transfer_budget
-from learnmech.transfer import Transfer, log2_grid, transfer
+from learnmech.width_transfer import Transfer, log2_grid, transfer
 
-transfer_module = importlib.import_module("learnmech.transfer")  # the module (learnmech.transfer may name the function)
+transfer_module = importlib.import_module("learnmech.width_transfer")
 
 D_IN, N = 3, 32
 WIDTHS = (4, 16)

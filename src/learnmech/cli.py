@@ -343,7 +343,7 @@ def _parse_learning_rates(text: str) -> list[float]:
     At least 3 and at most ``MAX_LEARNING_RATES``; a range's count is computed before its grid is built.
     """
     from learnmech.increasing import increasing
-    from learnmech.transfer import log2_grid
+    from learnmech.width_transfer import log2_grid
     from learnmech.transfer_budget import MAX_LEARNING_RATES, grid_size
     from learnmech.value_bounds import echo
 
@@ -377,7 +377,7 @@ def _parse_learning_rates(text: str) -> list[float]:
 
 
 def _transfer_summary(results, target_width: int) -> dict[str, Any]:
-    """Per parameterisation, what ``learnmech.transfer.transfer`` found (its ``Transfer``), as the output shows it."""
+    """Per parameterisation, what ``learnmech.width_transfer.transfer`` found (its ``Transfer``), as the output shows it."""
     return {p: {"eta_star": r.eta_star, "log2_eta_star": [math.log2(e) if e > 0 else math.nan for e in r.eta_star],
                 "at_edge": [bool(e) for e in r.at_edge], "fitted": [bool(f) for f in r.fitted], "slope": r.slope,
                 "intercept": r.intercept, "eta_star_at_target": r.predicted(target_width), "mean_loss": r.mean_loss}
@@ -443,7 +443,7 @@ def transfer(
 
     from learnmech.atlas.hparams.mup_transfer import Config, Student, plot_transfer, transfer_task, zero_function_loss
     from learnmech.report import save_figure
-    from learnmech.transfer import transfer as sweep_widths
+    from learnmech.width_transfer import transfer as sweep_widths
 
     task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
     members = len(lr_list) * seeds  # trained at once: every learning rate x seed of one width and parameterisation

@@ -1,6 +1,6 @@
 """What one learning-rate transfer request may ask for: limits on its options and the memory it needs.
 
-The limits are policies, stated here once, checked by :func:`learnmech.transfer.transfer` before any
+The limits are policies, stated here once, checked by :func:`learnmech.transfer` before any
 work and named in the error messages of ``learnmech transfer``:
 
 - :data:`MAX_WIDTHS` widths, each at most :data:`MAX_WIDTH`;
@@ -10,7 +10,7 @@ work and named in the error messages of ``learnmech transfer``:
 - the ensemble trained at once must fit in :data:`MEMORY_SHARE` of this machine's memory
   (:func:`ensemble_bytes` against :func:`machine_memory_bytes`).
 
-Which ensemble is trained at once (:func:`learnmech.transfer.transfer`): one ``train`` call per
+Which ensemble is trained at once (:func:`learnmech.transfer`): one ``train`` call per
 width, vectorised over every learning rate x seed; the widths (and, in ``learnmech transfer``, the
 parameterisations) run one after the other. So the peak is the widest network times
 ``learning rates x seeds`` members.
@@ -64,12 +64,12 @@ def ensemble_bytes(width: int, members: int, *, d_in: int, hidden_layers: int, r
 
 def mlp_memory(*, d_in: int, hidden_layers: int, rows: int) -> Callable[[int, int], int]:
     """:func:`ensemble_bytes` for one task, as ``(width, members) -> bytes`` (the ``memory`` argument of
-    :func:`learnmech.transfer.transfer`)."""
+    :func:`learnmech.transfer`)."""
     return partial(ensemble_bytes, d_in=d_in, hidden_layers=hidden_layers, rows=rows)
 
 
 def grid_size(log2_min: float, log2_max: float, step: float) -> float:
-    """``len(learnmech.transfer.log2_grid(log2_min, log2_max, step))`` without building the grid; ``inf`` if unbounded.
+    """``len(learnmech.width_transfer.log2_grid(log2_min, log2_max, step))`` without building the grid; ``inf`` if unbounded.
 
     >>> grid_size(-12, -3, 1.0), grid_size(-12, -3, 1e-9), grid_size(-12, -3, 1e-320), grid_size(-3, -12, 1.0)
     (10, 9000000001, inf, 0)

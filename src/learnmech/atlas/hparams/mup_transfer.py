@@ -22,7 +22,7 @@ bias=False)`` with ``hidden_layers`` hidden layers (at least 2, so that a hidden
 exists), ``p`` in ``{"mup-adam", "sp"}``; Adam (optax defaults ``b1 = 0.9, b2 = 0.999,
 eps = 1e-8``) with per-parameter learning rates ``eta * lr_multiplier`` from
 ``MLP.lr_multipliers``; ``steps`` minibatch steps of ``batch_size`` examples drawn from the pool.
-:func:`learnmech.transfer.transfer` trains every learning rate x seed of one width in one
+:func:`learnmech.width_transfer.transfer` trains every learning rate x seed of one width in one
 vectorised ``learnmech.train.train`` call, per parameterisation; at ``n = base_width`` the SP run
 serves muP too (the two networks' layer scalings are identical there, which is checked, not
 assumed). Each call is one XLA compilation (about 4 s of CPU whatever the width), which sets the
@@ -70,7 +70,7 @@ from learnmech.data import teacher_mlp_regression
 from learnmech.increasing import Increasing
 from learnmech.nets import MLP
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
-from learnmech.transfer import Transfer, log2_grid, transfer
+from learnmech.width_transfer import Transfer, log2_grid, transfer
 from learnmech.transfer_budget import mlp_memory
 
 __all__ = [
@@ -186,7 +186,7 @@ def one_draw_init(net: MLP) -> Callable[[jax.Array], list]:
 
 @dataclass(frozen=True)
 class Student:
-    """The students of one parameterisation (a key of :data:`COMPARED`) as :func:`learnmech.transfer.transfer`
+    """The students of one parameterisation (a key of :data:`COMPARED`) as :func:`learnmech.width_transfer.transfer`
     takes them: ``init``, ``apply`` and ``lr_multipliers`` are functions of the width."""
 
     parameterization: str
@@ -225,7 +225,7 @@ def transfer_sweeps(widths: Sequence[int], learning_rates, parameterizations: Se
                     steps: int, seeds: int, batch_size: int | None = 32, n_samples: int = 512, d_in: int = 16,
                     hidden_layers: int = 2, data_seed: int = 0,
                     progress: Progress | None = None) -> dict[str, Transfer]:
-    """:func:`learnmech.transfer.transfer` of each parameterisation's students on :func:`transfer_task`.
+    """:func:`learnmech.width_transfer.transfer` of each parameterisation's students on :func:`transfer_task`.
 
     muP's base width (the narrowest) reuses SP's losses (:meth:`Student.known`), so that network is
     trained once. ``batch_size`` ``None``: full batch. Returns ``{parameterization: Transfer}``.
@@ -377,7 +377,7 @@ def plot_transfer(results: Mapping[str, Transfer], zero_loss: float, *, verdict=
                   title: str = "muP transfer: the optimal learning rate across widths"):
     """Loss vs learning rate per width, SP and muP side by side, and ``log2 eta*`` vs ``log2 width``.
 
-    ``results`` maps ``"sp"`` / ``"mup"`` to :class:`learnmech.transfer.Transfer`; ``zero_loss`` is
+    ``results`` maps ``"sp"`` / ``"mup"`` to :class:`learnmech.width_transfer.Transfer`; ``zero_loss`` is
     ``L_0``, the y-axis unit.
     """
     order = [p for p in ("sp", "mup") if p in results]
