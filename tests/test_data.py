@@ -316,7 +316,7 @@ def test_teacher_mlp_shapes_and_init_scale():
     one = teacher_mlp_init(key(1), 4, depth=1, d_out=3)
     assert [p.shape for p in one] == [(4, 3)]  # depth 1: a single linear map
     with pytest.raises(ValueError, match="allowed"):
-        teacher_mlp_regression(key(0), 4, 3, activation="gelu")
+        teacher_mlp_regression(key(0), 4, 3, activation="swish")  # not in the activation table
     with pytest.raises(ValueError, match=">= 1"):
         teacher_mlp_init(key(0), 4, depth=0)
     with pytest.raises(ValueError, match="input_spectrum"):

@@ -271,24 +271,23 @@ def test_bad_input_names_the_field(call, field):
 
 
 def test_claim_kernel_is_the_ntk_of_the_trained_mlp():
-    """limits.linearized compares MLP(.., "relu", "ntk", sigma=sqrt 2) with analytic_kernels: check that convention.
+    """limits.linearized takes its analytic kernels from the trained network itself (MLP.kernels): check them.
 
     References: on the sphere |x|^2 = d every ReLU layer keeps q = 2 (V(2) = 1, V'(2) = 1/2), so the
     analytic diagonal is Theta^L = 2 + Theta^{L-1} = 2 (L + 1) and the NNGP diagonal is 2; off the diagonal,
     the mean empirical NTK of 6 networks of width 512 (Monte Carlo, relative Frobenius error ~0.05
     measured; a sigma^2 mismatch of the parameterisation would give 0.5).
     """
-    from learnmech.atlas.limits.linearized import SIGMA, analytic_kernels
-    from learnmech.nets import MLP
+    from learnmech.atlas.limits.linearized import CLAIM, network
     from learnmech.observe.ntk import empirical_ntk
 
     rng = np.random.default_rng(1)
     g = rng.standard_normal((12, 6))
     x = np.sqrt(6) * g / np.linalg.norm(g, axis=1, keepdims=True)  # (12, 6) on the sphere of radius sqrt(d)
-    nngp, ntk = analytic_kernels(x, depth=2)
+    net = network(CLAIM.make_config("quick", {"d": 6, "depth": 2}), 512)
+    nngp, ntk = net.kernels(x, dtype=np.float64)
     np.testing.assert_allclose(np.diag(ntk), 6.0, rtol=1e-8)
     np.testing.assert_allclose(np.diag(nngp), 2.0, rtol=1e-8)
-    net = MLP((6, 512, 512, 1), "relu", "ntk", sigma=SIGMA, bias=False, dtype="float32")
     init, xs = jax.jit(net.init), jnp.asarray(x, jnp.float32)
     emp = np.mean([empirical_ntk(net.apply, init(k), xs) for k in jax.random.split(jax.random.key(0), 6)], axis=0)
     assert np.linalg.norm(emp - ntk) / np.linalg.norm(ntk) < 0.15  # 0.055 measured with these seeds
@@ -319,11 +318,13 @@ def _claim_record(slopes, largest, widths=(128, 512, 2048), loss_end=1e-3):
     """Synthetic measurement of limits.linearized: D = largest * (w / w_max)^slope for each prediction."""
     from learnmech.atlas.contract import Curve
 
+    from learnmech.atlas.keys import key
+
     w = np.asarray(widths, float)
     t = np.linspace(0.0, 1.0, 5)
-    out = {f"discrepancy/{k}": Curve(w, np.tile(largest[k] * (w / w[-1]) ** slopes[k], (2, 1))) for k in slopes}
+    out = {key("discrepancy", k): Curve(w, np.tile(largest[k] * (w / w[-1]) ** slopes[k], (2, 1))) for k in slopes}
     out["kernel_error"] = out["kernel_drift"] = Curve(w, np.tile(w**-0.5, (2, 1)))
-    out[f"loss/{widths[-1]}"] = Curve(t, np.tile(np.geomspace(1.0, loss_end, 5), (2, 1)))
+    out[key("loss", widths[-1])] = Curve(t, np.tile(np.geomspace(1.0, loss_end, 5), (2, 1)))
     return out
 
 
@@ -345,7 +346,23 @@ def test_claim_judge_needs_both_predictions(slopes, largest, loss_end, status, m
     prediction = {"loss": Curve(np.arange(3.0), np.array([1.0, 0.1, 1e-3]))}
     verdict = CLAIM.judge(cfg, prediction, _claim_record(slopes, largest, cfg.widths, loss_end))
     assert verdict.status == status and metric in verdict.metric
+    if status == "inconclusive":  # the guard's value: the loss reduction of the widest networks
+        assert verdict.value == pytest.approx(loss_end, rel=1e-9)
     if status != "inconclusive":  # the synthetic slopes and values come back exactly
         for kind in slopes:
             assert verdict.details[f"slope/{kind}"] == pytest.approx(slopes[kind], rel=1e-9)
             assert verdict.details[f"largest/{kind}"] == pytest.approx(largest[kind], rel=1e-9)
+
+
+def test_claim_judge_is_inconclusive_when_a_member_diverged():
+    from learnmech.atlas.contract import Curve
+    from learnmech.atlas.keys import key
+    from learnmech.atlas.limits.linearized import CLAIM
+
+    cfg = CLAIM.make_config("quick")
+    prediction = {"loss": Curve(np.arange(3.0), np.array([1.0, 0.1, 1e-3]))}
+    record = _claim_record({"empirical": -0.9, "analytic": -0.5}, {"empirical": 0.005, "analytic": 0.04}, cfg.widths)
+    d = record[key("discrepancy", "empirical")]
+    record[key("discrepancy", "empirical")] = Curve(d.x, np.where([[True], [False]], np.nan, d.y))  # seed 0 diverged
+    verdict = CLAIM.judge(cfg, prediction, record)
+    assert (verdict.status, verdict.metric, verdict.value) == ("inconclusive", "diverged members", 1.0)

@@ -16,33 +16,25 @@ otherwise.
 from __future__ import annotations
 
 import functools
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import erf
+
+from learnmech.theory.dual import ACTIVATIONS, named_activation
 
 from .gaussian import _float_dtype, _typed_key, gaussian_inputs
 
 __all__ = ["ACTIVATIONS", "teacher_mlp_init", "teacher_mlp_apply", "teacher_mlp_regression"]
 
-# Activations as data: name -> elementwise function. erf is the unscaled error function
-# (E[erf(z)^2] = (2/pi) arcsin(2q / (1 + 2q)) for z ~ N(0, q), Williams 1997).
-ACTIVATIONS = types.MappingProxyType({
-    "relu": jax.nn.relu,
-    "tanh": jnp.tanh,
-    "erf": erf,
-    "linear": lambda z: z,
-})  # read-only
-
 
 def _activation(name: str):
+    """The jax function of the activation table's entry ``name`` (:data:`learnmech.theory.dual.ACTIVATIONS`)."""
     try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
+        return named_activation(name).fn
+    except ValueError:
         raise ValueError(
-            f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}"
+            f"unknown activation {name!r}; allowed: {', '.join(sorted(ACTIVATIONS))}, leaky_relu:<slope>"
         ) from None
 
 
@@ -82,7 +74,7 @@ def teacher_mlp_apply(params: list, x, activation: str = "relu"):
     Args:
       params: list of (fan_in, fan_out) weight matrices from :func:`teacher_mlp_init`.
       x: (n, d_in) inputs.
-      activation: one of ``ACTIVATIONS`` ("relu", "tanh", "erf", "linear").
+      activation: a name of the activation table ``ACTIVATIONS`` ("relu", "tanh", "erf", "linear", ...).
 
     Returns:
       (n, d_out) outputs.
@@ -108,7 +100,7 @@ def teacher_mlp_regression(key, n: int, d_in: int, *, width: int = 64, depth: in
       n: number of examples.
       d_in: input dimension.
       width, depth, d_out: teacher architecture (``depth`` weight matrices).
-      activation: "relu", "tanh", "erf" or "linear".
+      activation: a name of ``ACTIVATIONS`` ("relu", "tanh", "erf", "linear", ...).
       noise: label-noise standard deviation.
       input_spectrum: optional (d_in,) covariance eigenvalues of the inputs.
       dtype: floating dtype of all arrays.

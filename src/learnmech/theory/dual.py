@@ -31,6 +31,12 @@ the shared angle is computed once. Closed forms:
   Exact for polynomials of degree below ``2 * points``; slow to converge at kinks (use the closed
   forms for ReLU-like activations).
 
+The activation table: :data:`ACTIVATIONS` pairs each named activation's jax function with its
+dual (:class:`Activation`), and :func:`named_activation` looks a name up (``leaky_relu:<slope>``
+too). It is the one table of the package: networks, teachers and kernels all read it, so a name
+means the same function everywhere and the kernels of a network are those of the function it
+applies.
+
 The angle: XLA's CPU ``arccos`` and ``atan2`` cost about five ``n x n x 100`` matmuls on an
 ``n = 5000`` Gram matrix, more than the whole kernel budget, so in float32 ``theta`` comes from
 the Abramowitz & Stegun 4.4.46 polynomial (absolute error below 2e-8, under float32 rounding);
@@ -39,15 +45,18 @@ float64 keeps the exact ``arctan2``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["DualActivation", "arc_cosine", "arc_cosine_j", "erf", "gauss_hermite", "get_activation", "identity"]
+__all__ = ["ACTIVATIONS", "Activation", "DualActivation", "arc_cosine", "arc_cosine_j", "erf", "gauss_hermite",
+           "get_activation", "identity", "named_activation"]
 
 Dual = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
@@ -163,7 +172,16 @@ def gauss_hermite(phi: Callable[[jax.Array], jax.Array], points: int = 24, name:
     The probabilists' nodes ``z_k`` and weights ``w_k / sqrt(2 pi)`` integrate against ``N(0, 1)``;
     with ``u = sqrt(q1) z_i`` and ``v = sqrt(q2)(rho z_i + sqrt(1 - rho^2) z_j)``,
     ``E[phi(u) phi(v)] ~= sum_ij w_i w_j phi(u) phi(v)``, and the same with ``phi'`` (``jax.grad``).
-    Cost: ``points^2`` evaluations of ``phi`` per kernel entry.
+
+    Accuracy falls as the variance grows, since ``phi(sqrt(q) z)`` sharpens in ``z``: for tanh with 24
+    points the NTK factor ``E[tanh'(u)^2]`` is off by 7e-4 (relative) at ``q = 1``, 1.4e-2 at
+    ``q = 2`` and 0.11 at ``q = 4`` (against scipy's adaptive quadrature); keep pre-activation
+    variances near 1 or raise ``points``.
+
+    Cost: ``points^2`` evaluations of ``phi`` per kernel entry. The sum over ``i`` is a ``lax.scan``
+    (a reduction over quadrature nodes, not a loop in time): unrolled in Python it took XLA about
+    14 s per layer to compile on CPU, rolled about 2 s in all, with the same memory (one
+    ``(..., points)`` slab at a time).
     """
     if points < 2:
         raise ValueError(f"points: must be >= 2, got {points}")
@@ -177,45 +195,99 @@ def gauss_hermite(phi: Callable[[jax.Array], jax.Array], points: int = 24, name:
         perp = jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0))
         z = jnp.asarray(nodes, rho.dtype)
         w = jnp.asarray(weights, rho.dtype)
-        nngp = jnp.zeros_like(rho)
-        ntk = jnp.zeros_like(rho)
-        for zi, wi in zip(nodes, weights):
+
+        def add_node(sums, node):  # the terms of first node z_i, summed over the second node z_j
+            zi, wi = node
             u = s1 * zi
             v = s2[..., None] * (rho[..., None] * zi + perp[..., None] * z)  # (..., points)
-            nngp = nngp + wi * phi(u) * jnp.sum(w * phi(v), axis=-1)
-            ntk = ntk + wi * dphi(u) * jnp.sum(w * dphi(v), axis=-1)
+            nngp, ntk = sums
+            return (nngp + wi * phi(u) * jnp.sum(w * phi(v), axis=-1),
+                    ntk + wi * dphi(u) * jnp.sum(w * dphi(v), axis=-1)), None
+
+        (nngp, ntk), _ = jax.lax.scan(add_node, (jnp.zeros_like(rho), jnp.zeros_like(rho)), (z, w))
         return nngp, ntk
 
     return DualActivation(name or f"gauss_hermite({getattr(phi, '__name__', 'phi')}, {points})", fn)
 
 
-_NAMED: dict[str, DualActivation] = {
-    "relu": arc_cosine(1.0, 0.0, 1, "relu"),
-    "abs": arc_cosine(1.0, 1.0, 1, "abs"),
-    "requ": arc_cosine(1.0, 0.0, 2, "requ"),
-    "erf": erf,
-    "identity": identity,
-    "linear": identity,
-}
+def _requ(h):
+    return jnp.square(jax.nn.relu(h))
+
+
+def _identity(h):
+    return h
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation and its dual: what a network applies and what its kernels use.
+
+    ``fn`` is the jax function ``phi`` (``h -> phi(h)``, elementwise); ``dual`` its
+    :class:`DualActivation`, the expectations ``E[phi(u) phi(v)]`` and ``E[phi'(u) phi'(v)]`` of
+    exactly this ``phi`` (a closed form where one exists, else quadrature of ``fn`` itself). Calling
+    an ``Activation`` applies ``fn``.
+    """
+
+    name: str
+    fn: Callable[[jax.Array], jax.Array]
+    dual: DualActivation
+
+    def __call__(self, h: jax.Array) -> jax.Array:
+        return self.fn(h)
+
+
+def _table(*entries: Activation) -> Mapping[str, Activation]:
+    table = {a.name: a for a in entries}
+    table["linear"] = table["identity"]  # the name nets and data use for the identity
+    return MappingProxyType(table)
+
+
+# The one activation table: every network (learnmech.nets.MLP), every teacher
+# (learnmech.data.teacher_mlp) and every kernel (learnmech.theory.kernels) reads its activation here.
+# erf is the unscaled error function; gelu is jax.nn.gelu (its tanh approximation, jax's default).
+ACTIVATIONS: Mapping[str, Activation] = _table(
+    Activation("relu", jax.nn.relu, arc_cosine(1.0, 0.0, 1, "relu")),
+    Activation("abs", jnp.abs, arc_cosine(1.0, 1.0, 1, "abs")),
+    Activation("requ", _requ, arc_cosine(1.0, 0.0, 2, "requ")),
+    Activation("erf", jax.scipy.special.erf, erf),
+    Activation("identity", _identity, identity),
+    Activation("tanh", jnp.tanh, gauss_hermite(jnp.tanh, name="tanh")),
+    Activation("gelu", jax.nn.gelu, gauss_hermite(jax.nn.gelu, name="gelu")),
+    Activation("sigmoid", jax.nn.sigmoid, gauss_hermite(jax.nn.sigmoid, name="sigmoid")),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _leaky_relu(name: str) -> Activation:
+    try:
+        slope = float(name.split(":", 1)[1])
+    except ValueError:
+        raise ValueError(f"activation: bad leaky_relu slope in {name!r}") from None
+    if not math.isfinite(slope):
+        raise ValueError(f"activation: bad leaky_relu slope in {name!r}")
+    fn = functools.partial(jax.nn.leaky_relu, negative_slope=slope)
+    return Activation(name, fn, arc_cosine(1.0, -slope, 1, name))
+
+
+def named_activation(name: str) -> Activation:
+    """The :class:`Activation` called ``name``: a key of :data:`ACTIVATIONS` or ``leaky_relu:<slope>``.
+
+    ``ValueError`` naming the allowed names otherwise. The same name always gives the same
+    object, so jitted kernels compile once per activation.
+    """
+    if isinstance(name, str):
+        if name in ACTIVATIONS:
+            return ACTIVATIONS[name]
+        if name.startswith("leaky_relu:"):
+            return _leaky_relu(name)
+    allowed = ", ".join([*sorted(ACTIVATIONS), "leaky_relu:<slope>"])
+    raise ValueError(f"activation: must be one of {allowed}, got {name!r}")
 
 
 def get_activation(activation: str | DualActivation) -> DualActivation:
-    """A :class:`DualActivation` from a name (``relu, abs, requ, erf, identity, linear,
-    leaky_relu:<slope>, tanh, gelu, sigmoid``; the last three by quadrature) or itself."""
+    """The :class:`DualActivation` of a name (:func:`named_activation`) or a ``DualActivation`` itself."""
     if isinstance(activation, DualActivation):
         return activation
     if not isinstance(activation, str):
         raise ValueError(f"activation: must be a name or a DualActivation, got {type(activation).__name__}")
-    if activation in _NAMED:
-        return _NAMED[activation]
-    if activation.startswith("leaky_relu:"):
-        try:
-            slope = float(activation.split(":", 1)[1])
-        except ValueError:
-            raise ValueError(f"activation: bad leaky_relu slope in {activation!r}") from None
-        return arc_cosine(1.0, -slope, 1, activation)
-    quadrature = {"tanh": jnp.tanh, "gelu": jax.nn.gelu, "sigmoid": jax.nn.sigmoid}
-    if activation in quadrature:
-        return gauss_hermite(quadrature[activation], name=activation)
-    allowed = sorted([*_NAMED, "leaky_relu:<slope>", *quadrature])
-    raise ValueError(f"activation: must be one of {', '.join(allowed)}, got {activation!r}")
+    return named_activation(activation).dual

@@ -27,7 +27,10 @@ terms ``omega_l, beta_l`` depend on the parameterisation:
   (Sohl-Dickstein et al. 2020, arXiv:2001.07301), which is why ``widths`` are required.
 
 ``bias_tangent`` overrides ``beta_l`` (e.g. ``1`` for biases that start at zero but are trained
-with multiplier 1, as in :class:`learnmech.nets.MLP`). The kernels are per output unit.
+with multiplier 1, as in :class:`learnmech.nets.MLP`) and ``weight_tangent`` overrides ``omega_l``
+(a weight ``c w`` with ``w`` trained at learning-rate multiplier ``m`` has ``omega_l = fan_in c^2 m``;
+:meth:`learnmech.nets.MLP.kernels` fills both from the model's parameterisation). The kernels are
+per output unit.
 
 Computation: the recursion is elementwise once the diagonals ``K^l(x, x)`` are known, so the
 Gram matrix is computed in tiles (``x1`` rows by ``x2`` columns) of at most ``block_size`` rows
@@ -83,6 +86,7 @@ def layer_coefficients(
     parameterization: str = "ntk",
     widths: Sequence[int] | None = None,
     bias_tangent=None,
+    weight_tangent=None,
 ) -> Coefficients:
     """The per-layer ``(sigma_w^2, sigma_b^2, omega, beta)`` of the module docstring, validated."""
     if not isinstance(depth, (int, np.integer)) or depth < 0:
@@ -100,6 +104,8 @@ def layer_coefficients(
         beta = default if bias_tangent is None else _per_layer("bias_tangent", bias_tangent, depth)
     else:
         raise ValueError(f"parameterization: must be 'ntk' or 'standard', got {parameterization!r}")
+    if weight_tangent is not None:
+        omega = _per_layer("weight_tangent", weight_tangent, depth)
     return Coefficients(wv, bv, omega, beta)
 
 
@@ -156,6 +162,7 @@ def nngp_ntk(
     parameterization: str = "ntk",
     widths: Sequence[int] | None = None,
     bias_tangent=None,
+    weight_tangent=None,
     diagonal: bool = False,
     block_size: int | None = None,
     dtype=None,
@@ -170,6 +177,7 @@ def nngp_ntk(
       weight_var, bias_var: ``sigma_w^2``, ``sigma_b^2``: a number or ``depth + 1`` numbers.
       parameterization: ``"ntk"`` or ``"standard"`` (needs ``widths``, the ``depth`` hidden widths).
       bias_tangent: per-layer NTK bias term ``beta_l`` (default: the parameterisation's).
+      weight_tangent: per-layer NTK weight term ``omega_l`` (default: the parameterisation's).
       diagonal: return only ``K(x, x)`` and ``Theta(x, x)`` for ``x`` in ``x1``, shape ``(n1,)``.
       block_size: tile side (rows and columns); bounds the working memory.
       dtype: ``float32`` or ``float64`` (default: that of ``x1`` if it is floating, else float32).
@@ -193,7 +201,7 @@ def nngp_ntk(
         raise ValueError("x1/x2: inputs must be finite")
     d = int(x1.shape[1])
     dual = get_activation(activation)
-    co = layer_coefficients(depth, d, weight_var, bias_var, parameterization, widths, bias_tangent)
+    co = layer_coefficients(depth, d, weight_var, bias_var, parameterization, widths, bias_tangent, weight_tangent)
     block = _DEFAULT_BLOCK if block_size is None else int(block_size)
     if block < 1:
         raise ValueError(f"block_size: must be >= 1, got {block_size}")

@@ -1,4 +1,4 @@
-"""Pieces shared by the infinite-width claims: width grids, inputs on the sphere, kernel distances."""
+"""Pieces shared by the infinite-width claims: inputs on the sphere, kernel distances."""
 
 from __future__ import annotations
 
@@ -6,14 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["increasing_widths", "relative_frobenius", "sphere_inputs"]
-
-
-def increasing_widths(cls, widths: tuple[int, ...]) -> tuple[int, ...]:
-    """Pydantic validator body: at least 3 strictly increasing positive widths (a slope is fitted)."""
-    if len(widths) < 3 or any(a >= b for a, b in zip(widths, widths[1:])) or widths[0] < 1:
-        raise ValueError("must hold at least 3 strictly increasing positive widths (a slope is fitted)")
-    return widths
+__all__ = ["relative_frobenius", "sphere_inputs"]
 
 
 def sphere_inputs(seed: int, n: int, d: int) -> np.ndarray:

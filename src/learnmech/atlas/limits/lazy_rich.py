@@ -28,7 +28,8 @@ tends to the analytic tangent kernel of the student (below) and ``||w0||^2`` to 
 
 Student: ``learnmech.nets.MLP((2, m, 1), "relu", "ntk", bias=False)``,
 ``f(w; x) = (1/sqrt(m)) sum_j a_j relu(w_j . x / sqrt(2))``, all weights ``N(0, 1)``. Its tangent
-kernel is (Jacot, Gabriel & Hongler 2018, arXiv:1806.07572; arc-cosine moments of Cho & Saul 2009)
+kernel, the student's own :meth:`learnmech.nets.MLP.kernels`, is (Jacot, Gabriel & Hongler 2018,
+arXiv:1806.07572; arc-cosine moments of Cho & Saul 2009)
 ``Theta(x, x') = |x| |x'| (sin th + 2 (pi - th) cos th) / (4 pi)``, ``th`` the angle between ``x``
 and ``x'``: the ``a``-gradients give ``E[relu(u) relu(u')]`` with ``u = w.x/sqrt(2)``, the
 ``w``-gradients give ``E[a^2] P(u > 0, u' > 0) x.x'/2 = (pi - th)/(2 pi) x.x'/2``.
@@ -65,8 +66,9 @@ Lazy runs need not converge: ``||w_t - w0|| ~ 1/alpha`` holds at every ``t``.
 Verdict (CLAIMS.md): the log-log slope of the relative movement ``||w_T - w0|| / ||w0||`` (all
 weights) against ``alpha`` over ``alpha >= lazy_min`` is ``-1 +/- 0.2``; and for every
 ``alpha <= 0.1`` of the grid the fraction of aligned neurons (pooled over seeds) is at least 3x its
-value at the largest ``alpha``. Also reported, without threshold: the fraction weighted by the
-neuron's output mass ``|a_j| ||w_j||``, and measured over linearised movement in the lazy range.
+value at the largest ``alpha`` (the headline, the check with the smaller margin here). Also
+reported, without threshold: the fraction weighted by the neuron's output mass ``|a_j| ||w_j||``,
+and measured over linearised movement in the lazy range.
 """
 
 from __future__ import annotations
@@ -78,15 +80,17 @@ import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import indexed, key
 from learnmech.atlas.metrics import log_slope
+from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged
+from learnmech.increasing import Increasing
 from learnmech.nets import MLP
 from learnmech.observe import mse
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.train import OptimizerSpec, log_schedule, train
-from learnmech.theory.kernels import nngp_ntk
 
-__all__ = ["CLAIM", "Config", "angle_to_nearest", "isotropic_alignment", "linearised_movement", "relu_ntk"]
+__all__ = ["CLAIM", "Config", "angle_to_nearest", "isotropic_alignment", "linearised_movement", "student"]
 
 SLOPE = -1.0  # CLAIMS.md: movement ~ alpha^-1 in the lazy range
 SLOPE_TOL = 0.2  # CLAIMS.md
@@ -98,8 +102,8 @@ DTYPE = "float32"  # the smallest movement measured is ~5e-3 of ||w0||, far abov
 
 
 class Config(ClaimConfig):
-    alphas: tuple[float, ...] = Field((0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
-                                      description="output scales, increasing (log grid 0.03 .. 30)")
+    alphas: Increasing(float, 3) = Field((0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0),
+                                         description="output scales, increasing (log grid 0.03 .. 30)")
     lazy_min: float = Field(1.0, gt=0, description="the lazy range where the slope is fitted: alpha >= lazy_min")
     width: int = Field(200, ge=8, le=4096, description="hidden units of the student")
     teacher_angles: tuple[float, ...] = Field((0.0, 90.0, 180.0), description="teacher unit directions, degrees")
@@ -109,13 +113,6 @@ class Config(ClaimConfig):
     points: int = Field(60, ge=10, le=2000, description="observation points (log-spaced)")
     converged_loss: float = Field(1e-3, gt=0, lt=1, description="rich runs must reach L_T / L_0 below this")
     data_seed: int = 0
-
-    @field_validator("alphas")
-    @classmethod
-    def _increasing(cls, a: tuple[float, ...]) -> tuple[float, ...]:
-        if len(a) < 3 or any(v <= 0 for v in a) or any(x >= y for x, y in zip(a, a[1:])):
-            raise ValueError("must be at least 3 positive, strictly increasing values")
-        return a
 
     @field_validator("teacher_angles")
     @classmethod
@@ -135,20 +132,6 @@ class Config(ClaimConfig):
 
 # ---------------------------------------------------------------------------------------------
 # Theory
-
-
-def relu_ntk(X: np.ndarray) -> np.ndarray:
-    """Tangent kernel of ``f(x) = (1/sqrt(m)) sum_j a_j relu(w_j . x / sqrt(2))`` at infinite width.
-
-    The analytic NTK of :func:`learnmech.theory.kernels.nngp_ntk` for one hidden layer with
-    ``sigma_w^2 = 1``: ``Theta(x, x') = |x| |x'| (sin th + 2 (pi - th) cos th) / (4 pi)`` with ``th``
-    the angle between ``x`` and ``x'`` (Jacot et al. 2018, arXiv:1806.07572; Cho & Saul 2009).
-    ``X`` is ``(n, d)``; returns ``(n, n)``.
-
-    >>> round(float(relu_ntk(np.array([[3.0, 4.0]]))[0, 0]), 12)  # th = 0: |x|^2 / 2
-    12.5
-    """
-    return nngp_ntk(np.asarray(X, dtype=np.float64), depth=1, activation="relu", weight_var=1.0).ntk
 
 
 def linearised_movement(kernel: np.ndarray, y: np.ndarray, eta: float, steps: int) -> float:
@@ -213,7 +196,8 @@ def _steps(cfg: Config) -> int:
     return max(1, round(cfg.t_max / cfg.eta))
 
 
-def _student(cfg: Config) -> MLP:
+def student(cfg: Config) -> MLP:
+    """The two-layer ReLU student, NTK parameterisation, no biases (module docstring)."""
     return MLP((2, cfg.width, 1), "relu", "ntk", bias=False, dtype=DTYPE)
 
 
@@ -221,7 +205,8 @@ def predict(cfg: Config):
     X, Y = _dataset(cfg)
     alphas = np.asarray(cfg.alphas)
     w0_norm = math.sqrt(3 * cfg.width)  # E ||w0||^2 = 2m + m entries of N(0, 1)
-    c = linearised_movement(relu_ntk(X), Y[:, 0], cfg.eta, _steps(cfg)) / w0_norm
+    theta = student(cfg).kernels(X, dtype=np.float64).ntk  # (n, n), the infinite-width J J^T
+    c = linearised_movement(theta, Y[:, 0], cfg.eta, _steps(cfg)) / w0_norm
     return {
         "movement": Curve(alphas, c / alphas),
         "alignment": Curve(alphas, np.full(alphas.size, isotropic_alignment(cfg.teacher_angles))),
@@ -234,7 +219,7 @@ def _neuron_angles(params):
 
 
 def measure(cfg: Config, progress=None):
-    net = _student(cfg)
+    net = student(cfg)
     X, Y = _dataset(cfg)
     data = (jnp.asarray(X, DTYPE), jnp.asarray(Y, DTYPE))
     teacher = np.asarray(cfg.teacher_angles)
@@ -272,11 +257,11 @@ def measure(cfg: Config, progress=None):
     neurons = np.arange(cfg.width)
     out = {}
     for i, alpha in enumerate(cfg.alphas):
-        out[f"loss/{i}"] = Curve(t, result["loss"][i] * alpha**2)  # L(h_alpha), (seeds, T)
-        out[f"movement/{i}"] = Curve(t, result["movement"][i])
-        out[f"alignment/{i}"] = Curve(t, result["alignment"][i])
-        out[f"angle/{i}"] = Curve(neurons, angles[i])  # final input-weight directions, degrees
-        out[f"mass/{i}"] = Curve(neurons, mass[i])  # final |a_j| ||w_j||
+        out[key("loss", i)] = Curve(t, result["loss"][i] * alpha**2)  # L(h_alpha), (seeds, T)
+        out[key("movement", i)] = Curve(t, result["movement"][i])
+        out[key("alignment", i)] = Curve(t, result["alignment"][i])
+        out[key("angle", i)] = Curve(neurons, angles[i])  # final input-weight directions, degrees
+        out[key("mass", i)] = Curve(neurons, mass[i])  # final |a_j| ||w_j||
     return out
 
 
@@ -284,75 +269,63 @@ def measure(cfg: Config, progress=None):
 # Verdict and figure
 
 
-def _alignment(cfg: Config, measurement, i: int, weighted: bool = False) -> float:
+def _alignment(cfg: Config, angle: Curve, mass: Curve, weighted: bool = False) -> float:
     """Fraction of neurons (pooled over seeds) within ALIGN_DEG of a teacher direction."""
-    aligned = angle_to_nearest(measurement[f"angle/{i}"].y, cfg.teacher_angles) <= ALIGN_DEG  # (seeds, m)
+    aligned = angle_to_nearest(angle.y, cfg.teacher_angles) <= ALIGN_DEG  # (seeds, m)
     if not weighted:
         return float(np.mean(aligned))
-    mass = measurement[f"mass/{i}"].y
-    return float(np.sum(mass * aligned) / np.sum(mass))
+    return float(np.sum(mass.y * aligned) / np.sum(mass.y))
 
 
-def _summary(cfg: Config, prediction, measurement) -> dict[str, np.ndarray]:
-    A = len(cfg.alphas)
-    final = lambda name: np.array([measurement[f"{name}/{i}"].y[:, -1] for i in range(A)])  # noqa: E731  (A, seeds)
-    initial_loss = np.array([measurement[f"loss/{i}"].y[:, 0] for i in range(A)])  # (A, seeds)
-    return {
-        "alpha": np.asarray(cfg.alphas),
-        "movement": final("movement").mean(axis=1),  # (A,)
-        "loss_ratio": (final("loss") / initial_loss).mean(axis=1),
-        "alignment": np.array([_alignment(cfg, measurement, i) for i in range(A)]),
-        "weighted": np.array([_alignment(cfg, measurement, i, weighted=True) for i in range(A)]),
-        "linearised": prediction["movement"].y[0],
-    }
+def _per_alpha(cfg: Config, summary, name: str) -> np.ndarray:
+    """The summary's ``name/<alpha>`` scalars over the grid, ``(A,)``."""
+    return np.array([summary[key(name, f"{a:g}")] for a in cfg.alphas])
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    A = len(cfg.alphas)
-    if any(np.isnan(measurement[f"{k}/{i}"].y).any() for k in ("loss", "movement") for i in range(A)):
-        return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
-                       reason="a member diverged; lower eta")
-    s = _summary(cfg, prediction, measurement)
-    alpha = s["alpha"]
+def summarize(cfg: Config, prediction, measurement):
+    """Per alpha: the final relative movement (and its ratio to the linearised prediction in the
+    lazy range), the aligned fraction (plain and weighted by output mass), the final loss ratio;
+    the lazy-range slope, the rich alphas' alignment ratios to the largest alpha, and the worst rich
+    loss ratio (the convergence guard)."""
+    loss, movement = indexed(measurement, "loss"), indexed(measurement, "movement")
+    angle, mass = indexed(measurement, "angle"), indexed(measurement, "mass")
+    alpha = np.asarray(cfg.alphas)
     lazy, rich = alpha >= cfg.lazy_min, alpha <= RICH_MAX
-    details = {}
-    for i, a in enumerate(alpha):
-        details.update({f"movement/{a:g}": float(s["movement"][i]), f"alignment/{a:g}": float(s["alignment"][i]),
-                        f"alignment_weighted/{a:g}": float(s["weighted"][i]),
-                        f"final_loss_ratio/{a:g}": float(s["loss_ratio"][i])})
+    moved = np.array([m.y[:, -1].mean() for m in movement])  # (A,)
+    loss_ratio = np.array([(c.y[:, -1] / c.y[:, 0]).mean() for c in loss])  # (A,)
+    aligned = np.array([_alignment(cfg, a, m) for a, m in zip(angle, mass)])  # (A,)
+    weighted = [_alignment(cfg, a, m, weighted=True) for a, m in zip(angle, mass)]
+    linearised = prediction["movement"].y[0]
+    out = {"diverged": count_diverged(*loss, *movement), "converged_loss": cfg.converged_loss,
+           "rich_loss_ratio_max": float(loss_ratio[rich].max())}
+    for i, a in enumerate(f"{v:g}" for v in alpha):
+        out.update({key("movement", a): float(moved[i]), key("alignment", a): float(aligned[i]),
+                    key("alignment_weighted", a): float(weighted[i]),
+                    key("final_loss_ratio", a): float(loss_ratio[i])})
         if lazy[i]:
-            details[f"movement_over_linearised/{a:g}"] = float(s["movement"][i] / s["linearised"][i])
-    worst_loss = float(s["loss_ratio"][rich].max())
-    if worst_loss > cfg.converged_loss:
-        return Verdict(status="inconclusive", metric="rich runs L_T/L_0 (max)", value=worst_loss,
-                       threshold=cfg.converged_loss, details=details,
-                       reason=f"a rich run (alpha <= {RICH_MAX:g}) ended at L_T/L_0 = {worst_loss:.2e}; "
-                              "train longer or lower eta")
-    slope = log_slope(alpha[lazy], s["movement"][lazy])
-    ratios = s["alignment"][rich] / s["alignment"][-1]
-    details.update({"slope": slope, "alignment_ratio_min": float(ratios.min()),
-                    "alignment_lazy_limit": float(prediction["alignment"].y[0, 0])})
-    details.update({f"alignment_ratio/{a:g}": float(r) for a, r in zip(alpha[rich], ratios)})
-    rich_text = ", ".join(f"{f:.3f} at alpha={a:g}" for a, f in zip(alpha[rich], s["alignment"][rich]))
-    reason = (f"slope {slope:.3f} over alpha >= {cfg.lazy_min:g} (want {SLOPE:g} +/- {SLOPE_TOL:g}); aligned within "
-              f"{ALIGN_DEG:g} deg: {rich_text} vs {s['alignment'][-1]:.3f} at alpha={alpha[-1]:g} "
-              f"(ratio min {ratios.min():.2f}, want >= {ALIGN_RATIO_MIN:g})")
-    off = abs(slope - SLOPE)
-    if off > SLOPE_TOL:
-        return Verdict(status="fails", metric="|slope + 1| of movement vs alpha (lazy range)", value=off,
-                       threshold=SLOPE_TOL, reason=reason, details=details)
-    if ratios.min() < ALIGN_RATIO_MIN:
-        return Verdict(status="fails", metric="alignment ratio rich / largest alpha (min)", value=float(ratios.min()),
-                       threshold=ALIGN_RATIO_MIN, reason=reason, details=details)
-    # Both criteria hold; the headline is the alignment ratio, the one with the smaller margin here.
-    return Verdict(status="holds", metric="alignment ratio rich / largest alpha (min)", value=float(ratios.min()),
-                   threshold=ALIGN_RATIO_MIN, reason=reason, details=details)
+            out[key("movement_over_linearised", a)] = float(moved[i] / linearised[i])
+    finite = np.all(np.isfinite(moved[lazy]) & (moved[lazy] > 0))
+    slope = log_slope(alpha[lazy], moved[lazy]) if finite else math.nan
+    ratios = aligned[rich] / aligned[-1]
+    out.update({"slope": slope, "slope_offset": abs(slope - SLOPE), "alignment_ratio_min": float(ratios.min()),
+                "alignment_lazy_limit": float(prediction["alignment"].y[0, 0])})
+    out.update({key("alignment_ratio", f"{a:g}"): float(r) for a, r in zip(alpha[rich], ratios)})
+    return out
+
+
+RULES = Rules(
+    guards=(diverged("a member diverged; lower eta"),
+            Guard("rich runs L_T/L_0 (max)", "rich_loss_ratio_max", "<=", "converged_loss", fmt=".2e",
+                  advice=f"a rich run (alpha <= {RICH_MAX:g}) did not converge; train longer or lower eta")),
+    checks=(Check("alignment ratio rich / largest alpha (min)", "alignment_ratio_min", ">=", ALIGN_RATIO_MIN,
+                  fmt=".3f"),
+            Check("|slope + 1| of movement vs alpha (lazy range)", "slope_offset", "<=", SLOPE_TOL, fmt=".3f")),
+)
 
 
 def _plot_movement(ax, cfg: Config, prediction, measurement):
-    A = len(cfg.alphas)
     alpha = np.asarray(cfg.alphas)
-    finals = np.array([measurement[f"movement/{i}"].y[:, -1] for i in range(A)]).T  # (seeds, A)
+    finals = np.array([m.y[:, -1] for m in indexed(measurement, "movement")]).T  # (seeds, A)
     band(ax, alpha, finals, color=COLORS[0], label="measured (mean, 10-90%)")
     ax.plot(np.repeat(alpha[None], finals.shape[0], 0).ravel(), finals.ravel(), ".", color=COLORS[0], alpha=0.5)
     theory_line(ax, alpha, prediction["movement"].y[0], color="black", label="linearised model, C / alpha")
@@ -362,10 +335,9 @@ def _plot_movement(ax, cfg: Config, prediction, measurement):
     ax.legend(fontsize=7)
 
 
-def _plot_alignment(ax, cfg: Config, prediction, measurement):
+def _plot_alignment(ax, cfg: Config, prediction, summary):
     alpha = np.asarray(cfg.alphas)
-    s = [_alignment(cfg, measurement, i) for i in range(len(alpha))]
-    w = [_alignment(cfg, measurement, i, weighted=True) for i in range(len(alpha))]
+    s, w = _per_alpha(cfg, summary, "alignment"), _per_alpha(cfg, summary, "alignment_weighted")
     ax.plot(alpha, s, "o-", color=COLORS[1], label="fraction of neurons (measured)")
     ax.plot(alpha, w, "s:", color=COLORS[2], label="weighted by |a| ||w|| (measured)")
     theory_line(ax, alpha, prediction["alignment"].y[0], color="black", label="lazy limit (isotropic)")
@@ -384,8 +356,8 @@ def _plot_neurons(ax, cfg: Config, measurement):
                 label="teacher directions" if k == 0 else None)
     circle = np.linspace(0, 2 * np.pi, 200)
     for i, radius, color in ((0, 1.0, COLORS[1]), (len(cfg.alphas) - 1, 0.65, COLORS[0])):
-        th = np.deg2rad(measurement[f"angle/{i}"].y.ravel())
-        mass = measurement[f"mass/{i}"].y.ravel()
+        th = np.deg2rad(measurement[key("angle", i)].y.ravel())
+        mass = measurement[key("mass", i)].y.ravel()
         ax.plot(radius * np.cos(circle), radius * np.sin(circle), color="gray", linewidth=0.4, zorder=0)
         ax.scatter(radius * np.cos(th), radius * np.sin(th), s=3 + 80 * mass / mass.max(), color=color, alpha=0.35,
                    linewidths=0, zorder=2, label=f"alpha={cfg.alphas[i]:g}" + (" (outer)" if i == 0 else " (inner)"))
@@ -394,10 +366,10 @@ def _plot_neurons(ax, cfg: Config, measurement):
     ax.legend(fontsize=7, loc="lower center", ncol=3, handletextpad=0.2, columnspacing=0.8)
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, (ax_m, ax_a, ax_n) = new_figure(3, title="limits.lazy-rich: two-layer ReLU student, output scale alpha")
     _plot_movement(ax_m, cfg, prediction, measurement)
-    _plot_alignment(ax_a, cfg, prediction, measurement)
+    _plot_alignment(ax_a, cfg, prediction, summary)
     _plot_neurons(ax_n, cfg, measurement)
     return finish_figure(fig, verdict)
 
@@ -410,10 +382,11 @@ CLAIM = Claim(
     references=("Chizat, Oyallon & Bach 2019, arXiv:1812.07956",),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "alphas": (0.1, 1.0, 10.0), "width": 16, "n_samples": 16, "t_max": 60.0, "points": 10},
         "quick": {"seeds": 2},
         "full": {"seeds": 8, "n_samples": 256, "t_max": 1000.0, "points": 100,
                  "alphas": (0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("kernels",),
 )

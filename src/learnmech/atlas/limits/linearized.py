@@ -21,12 +21,12 @@ teacher (:mod:`learnmech.data.teacher_mlp`). For each width ``w``, ``MLP((d, w, 
 the *expected* linearised loss (below) has fallen by ``loss_drop``. The outputs on train and test
 points are recorded at log-spaced steps.
 
-Kernel convention (checked numerically in the tests). ``learnmech.nets.MLP`` with
-``parameterization="ntk"`` trains ``w ~ N(0, 1)`` behind the multiplier ``sigma/sqrt(fan_in)``,
-as :func:`learnmech.theory.kernels.nngp_ntk` (``"ntk"``, ``weight_var = sigma^2``) assumes, so the
-analytic kernel applies as it is. (Were ``sigma`` in the initialisation instead, ``w ~ N(0, sigma^2)``
-behind ``1/sqrt(fan_in)``, the same function would have an NTK smaller by ``sigma^2``: the analytic
-prediction would then be off by 50% at every width for ReLU.)
+Kernel convention. The analytic NNGP and NTK are the network's own, :meth:`learnmech.nets.MLP.kernels`
+(checked against wide networks in the tests): ``learnmech.nets.MLP`` with ``parameterization="ntk"``
+trains ``w ~ N(0, 1)`` behind the multiplier ``sigma/sqrt(fan_in)``, so its NTK has
+``sigma_w^2 = sigma^2`` in every layer and does not depend on the width. (Were ``sigma`` in the
+initialisation instead, ``w ~ N(0, sigma^2)`` behind ``1/sqrt(fan_in)``, the same function would have
+an NTK smaller by ``sigma^2``: half the NTK parameterisation's for ReLU.)
 
 Discrepancy (the verdict's metric). For one network and one prediction ``f^lin``,
 
@@ -42,9 +42,9 @@ during training, ``O(w^{-1/2})`` by Lee et al.'s bound and ``O(1/w)`` by the per
 of Dyer & Gur-Ari 2019 (arXiv:1909.11304).
 
 Verdict (CLAIMS.md): for both predictions, the log-log slope of the mean ``D`` against width is
-``<= -0.35`` and the mean ``D`` at the largest width is below 5%; holds only if all four hold.
-Inconclusive when a member diverged or the widest networks did not reduce their loss by at least
-``MIN_LOSS_REDUCTION``.
+``<= -0.35`` and the mean ``D`` at the largest width is below 5%; holds only if all four hold (the
+headline is ``D`` at the largest width with the analytic NTK). Inconclusive when a member diverged
+or the widest networks did not reduce their loss by at least ``MIN_LOSS_REDUCTION``.
 
 ``predict`` holds what the theory gives without any network: the expected training loss of the
 infinite-width linearised model, averaging ``f_0`` over its Gaussian-process prior
@@ -61,21 +61,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.ticker import NullLocator
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.limits.common import increasing_widths, relative_frobenius, sphere_inputs
-from learnmech.atlas.metrics import log_slope
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import key
+from learnmech.atlas.limits.common import relative_frobenius, sphere_inputs
+from learnmech.atlas.metrics import linear_fit
+from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged
 from learnmech.data import teacher_mlp_apply, teacher_mlp_init
+from learnmech.increasing import Increasing
 from learnmech.nets import MLP
 from learnmech.observe import mse_loss
 from learnmech.observe.ntk import empirical_ntk
 from learnmech.report import COLORS, finish_figure, new_figure, theory_line
-from learnmech.theory.kernels import nngp_ntk
 from learnmech.theory.linearized import linearized_loss_gd, linearized_test_outputs_gd, linearized_train_outputs_gd
 from learnmech.train import OptimizerSpec, log_schedule, train
 
-__all__ = ["CLAIM", "Config", "analytic_kernels", "discrepancy"]
+__all__ = ["CLAIM", "Config", "discrepancy", "network"]
 
 SLOPE_MAX = -0.35  # CLAIMS.md
 DISCREPANCY_MAX = 0.05  # CLAIMS.md
@@ -87,7 +89,8 @@ SHOWN = (0, 1)  # train and test points (indices within each set) whose trajecto
 
 
 class Config(ClaimConfig):
-    widths: tuple[int, ...] = Field((64, 128, 256, 512, 1024, 2048), description="hidden widths, increasing")
+    widths: Increasing(int, 3, "widths") = Field((64, 128, 256, 512, 1024, 2048),
+                                                  description="hidden widths, increasing (a slope is fitted)")
     depth: int = Field(2, ge=1, le=6, description="hidden layers")
     d: int = Field(8, ge=2, le=256, description="input dimension (inputs on the sphere of radius sqrt(d))")
     n_train: int = Field(32, ge=4, le=1024)
@@ -97,8 +100,6 @@ class Config(ClaimConfig):
     max_steps: int = Field(20_000, ge=1, le=1_000_000)
     points: int = Field(30, ge=5, le=1000, description="observation points (log-spaced steps)")
     data_seed: int = 0
-
-    _widths = field_validator("widths")(increasing_widths)
 
 
 # ------------------------------------------------------------------------------------ task and theory
@@ -113,14 +114,9 @@ def _task(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     return x.astype(np.float64), y.astype(np.float32).astype(np.float64)
 
 
-def analytic_kernels(x: np.ndarray, depth: int, sigma: float = SIGMA) -> tuple[np.ndarray, np.ndarray]:
-    """Infinite-width NNGP and NTK ``(N, N)`` of ``MLP(.., "relu", "ntk", sigma=sigma, bias=False)`` on ``x``.
-
-    ``depth`` hidden layers; every dense layer (the readout too) has ``sigma_w^2 = sigma^2`` and no bias.
-    """
-    k = nngp_ntk(np.asarray(x, np.float64), depth=depth, activation="relu", weight_var=sigma**2, bias_var=0.0,
-                 parameterization="ntk", dtype="float64")
-    return k.nngp, k.ntk
+def network(cfg: Config, width: int) -> MLP:
+    """The network trained at ``width``: ``depth`` hidden ReLU layers, NTK parameterisation, no biases."""
+    return MLP((cfg.d,) + (width,) * cfg.depth + (1,), "relu", "ntk", sigma=SIGMA, bias=False, dtype="float32")
 
 
 def _sqrt_psd(k: np.ndarray) -> np.ndarray:
@@ -143,7 +139,7 @@ def _plan(cfg: Config):
     """Everything the theory fixes before training: data, kernels, ``eta`` and the observation steps."""
     x, y = _task(cfg)
     n = cfg.n_train
-    nngp, ntk = analytic_kernels(x, cfg.depth)
+    nngp, ntk = network(cfg, cfg.widths[0]).kernels(x, dtype=np.float64)  # the same at every width (NTK param.)
     theta = ntk[:n, :n]
     eta = cfg.eta_fraction * n / float(np.linalg.eigvalsh(theta)[-1])
     ratio = _expected_loss(theta, nngp[:n, :n], y, np.arange(cfg.max_steps + 1), eta)
@@ -203,7 +199,7 @@ def _train_width(cfg: Config, plan, width: int, progress):
     :func:`learnmech.observe.ntk.empirical_ntk` costs about two training steps), so ``Theta_0`` is
     the kernel of exactly the parameters that the trajectory starts from, and its drift comes free.
     """
-    net = MLP((cfg.d,) + (width,) * cfg.depth + (1,), "relu", "ntk", sigma=SIGMA, bias=False, dtype="float32")
+    net = network(cfg, width)
     x = jnp.asarray(plan["x"], jnp.float32)  # (N, d): train then test points
     n = cfg.n_train
     y = jnp.asarray(plan["y"][:, None], jnp.float32)  # (n, 1)
@@ -238,11 +234,11 @@ def measure(cfg: Config, progress=None):
             kernels = ntk[:, 0] if kind == "empirical" else [plan["ntk"]] * cfg.seeds
             preds = [_linearized(k, f[s, 0], plan["y"], plan["steps"], plan["eta"]) for s, k in enumerate(kernels)]
             disc[kind][:, j] = [discrepancy(t, f[s], p) for s, p in enumerate(preds)]  # NaN if diverged
-            out[f"outputs/{width}/{kind}"] = Curve(t, preds[0][:, shown].T)
-        out[f"outputs/{width}/network"] = Curve(t, f[0][:, shown].T)
-        out[f"loss/{width}"] = Curve(t, loss)
+            out[key("outputs", width, kind)] = Curve(t, preds[0][:, shown].T)
+        out[key("outputs", width, "network")] = Curve(t, f[0][:, shown].T)
+        out[key("loss", width)] = Curve(t, loss)
     for kind in KINDS:
-        out[f"discrepancy/{kind}"] = Curve(widths, disc[kind])
+        out[key("discrepancy", kind)] = Curve(widths, disc[kind])
     out["kernel_error"] = Curve(widths, kernel_error)
     out["kernel_drift"] = Curve(widths, kernel_drift)
     return out
@@ -251,50 +247,53 @@ def measure(cfg: Config, progress=None):
 # ------------------------------------------------------------------------------------ verdict and figure
 
 
-def _summary(measurement) -> dict[str, float]:
-    out = {}
-    for kind in KINDS:
-        c = measurement[f"discrepancy/{kind}"]
-        out[f"slope/{kind}"] = log_slope(c.x, c.mean)
-        out[f"largest/{kind}"] = float(c.mean[-1])
-        out.update({f"discrepancy/{kind}/w={int(w)}": float(v) for w, v in zip(c.x, c.mean)})
+def _log_fit(x, y) -> tuple[float, float]:
+    """``(slope, intercept)`` of ``log y`` against ``log x``; NaN where ``y`` is not positive and finite."""
+    ly = np.log(y)
+    return linear_fit(np.log(x), ly) if np.all(np.isfinite(ly)) else (math.nan, math.nan)
+
+
+def summarize(cfg: Config, prediction, measurement):
+    """Per prediction: the log-log slope of the seed-mean ``D`` against width (and its intercept, for
+    the figure), ``D`` at each width and at the largest; the kernel's error at init and its drift
+    during training (reported, no threshold); the loss reduction of the widest networks."""
+    curves = [measurement[key("discrepancy", kind)] for kind in KINDS]
+    widest = measurement[key("loss", cfg.widths[-1])].y  # (seeds, T)
+    expected = prediction["loss"].y[0]
+    out = {"diverged": count_diverged(*curves),
+           key("loss_reduction", "widest"): float(np.mean(widest[:, -1] / widest[:, 0])),
+           key("loss_reduction", "expected"): float(expected[-1] / expected[0])}
+    for kind, c in zip(KINDS, curves):
+        out[key("slope", kind)], out[key("intercept", kind)] = _log_fit(c.x, c.mean)
+        out[key("largest", kind)] = float(c.mean[-1])
+        out.update({key("discrepancy", kind, f"w={int(w)}"): float(v) for w, v in zip(c.x, c.mean)})
     for name in ("kernel_error", "kernel_drift"):
         k = measurement[name]
-        out[f"{name}/slope"] = log_slope(k.x, k.mean)
-        out[f"{name}/largest"] = float(k.mean[-1])
+        out[key(name, "slope")] = _log_fit(k.x, k.mean)[0]
+        out[key(name, "largest")] = float(k.mean[-1])
     return out
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    if any(np.isnan(measurement[f"discrepancy/{kind}"].y).any() for kind in KINDS):
-        return Verdict(status="inconclusive", metric="diverged members", value=1.0, threshold=0.0,
-                       reason="a member diverged; lower eta_fraction")
-    widest = measurement[f"loss/{cfg.widths[-1]}"].y  # (seeds, T)
-    reduction = float(np.mean(widest[:, -1] / widest[:, 0]))
-    details = _summary(measurement)
-    details["loss_reduction/widest"] = reduction
-    details["loss_reduction/expected"] = float(prediction["loss"].y[0, -1] / prediction["loss"].y[0, 0])
-    if reduction > MIN_LOSS_REDUCTION:
-        return Verdict(status="inconclusive", metric="loss reduction (widest)", value=reduction,
-                       threshold=MIN_LOSS_REDUCTION, reason="the widest networks did not fit the data; train longer",
-                       details=details)
-    reason = "; ".join(
-        f"{kind} NTK: slope {details[f'slope/{kind}']:.3f}, {details[f'largest/{kind}']:.2%} at w={cfg.widths[-1]}"
-        for kind in KINDS
-    )
-    for kind in KINDS:
-        if details[f"slope/{kind}"] > SLOPE_MAX:
-            return Verdict(status="fails", metric=f"log-log slope of discrepancy vs width ({kind} NTK)",
-                           value=details[f"slope/{kind}"], threshold=SLOPE_MAX, reason=reason, details=details)
-        if details[f"largest/{kind}"] >= DISCREPANCY_MAX:
-            return Verdict(status="fails", metric=f"discrepancy at the largest width ({kind} NTK)",
-                           value=details[f"largest/{kind}"], threshold=DISCREPANCY_MAX, reason=reason, details=details)
-    return Verdict(status="holds", metric="discrepancy at the largest width (analytic NTK)",
-                   value=details["largest/analytic"], threshold=DISCREPANCY_MAX, reason=reason, details=details)
+def _slope_check(kind: str) -> Check:
+    return Check(f"log-log slope of discrepancy vs width ({kind} NTK)", key("slope", kind), "<=", SLOPE_MAX, fmt=".3f")
+
+
+def _largest_check(kind: str) -> Check:
+    return Check(f"discrepancy at the largest width ({kind} NTK)", key("largest", kind), "<", DISCREPANCY_MAX,
+                 fmt=".2%")
+
+
+RULES = Rules(
+    guards=(diverged("a member diverged; lower eta_fraction"),
+            Guard("loss reduction (widest)", key("loss_reduction", "widest"), "<=", MIN_LOSS_REDUCTION, fmt=".3g",
+                  advice="the widest networks did not fit the data; train longer")),
+    checks=(_largest_check("analytic"), _slope_check("empirical"), _largest_check("empirical"),
+            _slope_check("analytic")),
+)
 
 
 def _trajectories(ax, measurement, width: int, n_shown_train: int, legend: bool) -> None:
-    net, emp, ana = (measurement[f"outputs/{width}/{k}"] for k in ("network", "empirical", "analytic"))
+    net, emp, ana = (measurement[key("outputs", width, k)] for k in ("network", "empirical", "analytic"))
     t = net.x[1:]  # step 0 has t = 0, off the log axis
     for i in range(net.y.shape[0]):
         c = COLORS[i % len(COLORS)]
@@ -308,16 +307,15 @@ def _trajectories(ax, measurement, width: int, n_shown_train: int, legend: bool)
         ax.legend(fontsize=6.5, loc="best", framealpha=0.7)
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, (ax_small, ax_large, ax_d) = new_figure(3, title="limits.linearized: NTK-parameterised ReLU MLP vs its linearisation")
     n_shown_train = sum(1 for i in SHOWN if i < cfg.n_train)
     _trajectories(ax_small, measurement, cfg.widths[0], n_shown_train, legend=True)
     _trajectories(ax_large, measurement, cfg.widths[-1], n_shown_train, legend=False)
     for kind, c, marker in zip(KINDS, (COLORS[0], COLORS[3]), ("o", "s")):
-        d = measurement[f"discrepancy/{kind}"]
+        d = measurement[key("discrepancy", kind)]
         ax_d.scatter(np.repeat(d.x[None], d.y.shape[0], 0), d.y, color=c, s=8, alpha=0.35)
-        slope = log_slope(d.x, d.mean)
-        intercept = float(np.mean(np.log(d.mean) - slope * np.log(d.x)))
+        slope, intercept = summary[key("slope", kind)], summary[key("intercept", kind)]
         ax_d.plot(d.x, d.mean, marker=marker, color=c, linewidth=1.4, label=f"D, {kind} NTK (mean over seeds)")
         ax_d.plot(d.x, np.exp(intercept) * d.x**slope, color=c, linestyle="--", linewidth=1.0, label=f"fit: slope {slope:.2f}")
     k = measurement["kernel_error"]
@@ -340,8 +338,10 @@ CLAIM = Claim(
     references=("Jacot, Gabriel & Hongler 2018, arXiv:1806.07572", "Lee et al. 2019, arXiv:1902.06720"),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "widths": (16, 32, 64), "depth": 1, "d": 4, "n_train": 8, "n_test": 4,
+                 "max_steps": 200, "points": 6},
         "quick": {"seeds": 2, "widths": (128, 512, 2048), "points": 12},
         "full": {"seeds": 6, "widths": (64, 128, 256, 512, 1024, 2048, 4096), "points": 40},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
 )
