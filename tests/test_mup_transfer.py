@@ -18,6 +18,8 @@ from learnmech.atlas.keys import key
 from learnmech.fit import fit_transfer, mean_loss, optimal_learning_rate
 from learnmech.nets import MLP
 from learnmech.observe import mse
+from learnmech.data.transfer_task import transfer_task, zero_function_loss
+from learnmech.nets.students import Student, one_draw_init
 from learnmech.width_transfer import log2_grid
 
 transfer_module = importlib.import_module("learnmech.width_transfer")
@@ -217,7 +219,7 @@ def test_plot_renders_both_parameterisations_and_the_optima():
 
 def test_one_draw_init_has_the_law_of_mlp_init():
     net = MLP((16, 512, 512, 1), "relu", "mup-adam", base_width=32, bias=False, dtype="float32")
-    ours, ref = mt.one_draw_init(net)(jax.random.key(3)), net.init(jax.random.key(3))
+    ours, ref = one_draw_init(net)(jax.random.key(3)), net.init(jax.random.key(3))
     assert jax.tree.structure(ours) == jax.tree.structure(ref)
     for a, b, sc in zip(ours, ref, net.scalings):
         assert a["w"].shape == b["w"].shape and a["w"].dtype == b["w"].dtype == jnp.float32
@@ -230,7 +232,7 @@ def test_one_draw_init_has_the_law_of_mlp_init():
 def _adam_reference(net, lr, data, steps, seed):
     """One member trained by a plain optax loop: full-batch Adam with the net's lr multipliers."""
     k_init, _ = jax.random.split(jax.random.key(seed))  # the trainer's member init key (train.member)
-    params = mt.one_draw_init(net)(k_init)
+    params = one_draw_init(net)(k_init)
     mults = net.lr_multipliers()
     tx = optax.adam(np.float32(lr))
     state = tx.init(params)
@@ -257,9 +259,9 @@ def test_sweep_matches_a_plain_adam_loop_and_reuses_the_base_width(monkeypatch):
     np.testing.assert_array_equal(losses["sp"][0], losses["mup"][0])
     assert not np.allclose(losses["sp"][1], losses["mup"][1])
     with pytest.raises(ValueError, match="parameterization: must be one of"):
-        mt.Student("ntk", 4)
-    data = mt.transfer_task(32, 3, 1)
-    assert mt.zero_function_loss(data) == pytest.approx(0.5 * np.mean(np.asarray(data[1], np.float64) ** 2), rel=1e-12)
+        Student("ntk", 4)
+    data = transfer_task(32, 3, 1)
+    assert zero_function_loss(data) == pytest.approx(0.5 * np.mean(np.asarray(data[1], np.float64) ** 2), rel=1e-12)
     for p, name in (("sp", "sp"), ("mup", "mup-adam")):
         net = MLP((3, 16, 16, 1), "relu", name, base_width=4, bias=False, dtype="float32")
         ref = _adam_reference(net, lrs[1], data, steps, seed=1)

@@ -441,8 +441,10 @@ def transfer(
     except BadInput as exc:
         _fail_input(str(exc))
 
-    from learnmech.atlas.hparams.mup_transfer import Config, Student, plot_transfer, transfer_task, zero_function_loss
-    from learnmech.report import save_figure
+    from learnmech.atlas.hparams.mup_transfer import MUP_SHIFT_MAX, SP_SLOPE_MAX, Config
+    from learnmech.data.transfer_task import transfer_task, zero_function_loss
+    from learnmech.nets.students import Student
+    from learnmech.report import plot_transfer, save_figure
     from learnmech.width_transfer import transfer as sweep_widths
 
     task = Config()  # the claim's task: data, network depth, batch size (the option defaults are its quick preset)
@@ -468,7 +470,7 @@ def transfer(
                                       known=model.known(results), progress=lambda d, t, s=label: progress(s, d, t))
     zero = zero_function_loss(data)
     summary = _transfer_summary(results, target_width)
-    fig = plot_transfer(results, zero,
+    fig = plot_transfer(results, zero, mup_band=MUP_SHIFT_MAX, sp_slope=SP_SLOPE_MAX,
                         title=f"learnmech transfer: Adam, {steps} steps, widths {width_list[0]}..{width_list[-1]}")
     paths = [str(p) for p in save_figure(fig, out_dir, "transfer")]
     edges = [f"{p} width {w}" for p, s in summary.items() for w, e in zip(width_list, s["at_edge"]) if e]

@@ -3,6 +3,22 @@
 from learnmech.report.figures import (COLORS, band, figure_bytes, finish_figure, new_figure, save_figure, theory_line,
                                       verdict_banner)
 from learnmech.report.html import STATES, run_page_path, write_report
+from learnmech.report.transfer import plot_transfer
 
-__all__ = ["COLORS", "STATES", "band", "figure_bytes", "finish_figure", "new_figure", "run_page_path", "save_figure",
-           "theory_line", "verdict_banner", "write_report"]
+__all__ = [
+    # figure parts shared by every claim's plot
+    "COLORS",
+    "band",
+    "figure_bytes",
+    "finish_figure",
+    "new_figure",
+    "save_figure",
+    "theory_line",
+    "verdict_banner",
+    # figures of one experiment that several commands draw
+    "plot_transfer",
+    # the atlas page
+    "STATES",
+    "run_page_path",
+    "write_report",
+]

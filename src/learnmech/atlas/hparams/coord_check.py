@@ -88,6 +88,7 @@ from learnmech.atlas.rules import Check, Rules, count_diverged, diverged
 from learnmech.atlas.validators import widths_spanning
 from learnmech.increasing import Increasing
 from learnmech.nets import ACTIVATIONS, MLP
+from learnmech.nets.students import MUP_VS_SP
 from learnmech.observe import mse
 from learnmech.observe.coords import CoordCheck, CoordModel, coord_check
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
@@ -99,7 +100,7 @@ MUP_LOW, MUP_HIGH = 0.75, 1.33  # CLAIMS.md: muP update ratio widest / narrowest
 SP_MIN = 2.0  # CLAIMS.md: SP output-layer update ratio must exceed this
 MIN_SPAN = 8.0  # CLAIMS.md: widest and narrowest at least 8x apart
 
-COMPARED = {"mup": "mup-adam", "sp": "sp"}  # record prefix -> the learnmech.nets.MLP parameterisation compared
+
 DTYPE = "float32"  # changes of ~1e-2 on O(1) activations are far above float32 rounding
 
 
@@ -165,7 +166,7 @@ def init_exponents(parameterization: str, hidden_layers: int) -> np.ndarray:
     >>> init_exponents("mup", 2).tolist()
     [0.0, 0.0, -0.5]
     """
-    if parameterization not in COMPARED:
+    if parameterization not in MUP_VS_SP:
         raise ValueError(f"parameterization: must be 'mup' or 'sp', got {parameterization!r}")
     return np.array([0.0] * hidden_layers + [-0.5 if parameterization == "mup" else 0.0])
 
@@ -174,7 +175,7 @@ def predict(cfg: Config):
     layers = np.arange(1, cfg.hidden_layers + 2)
     span = cfg.widths[-1] / cfg.widths[0]
     out = {}
-    for p in COMPARED:
+    for p in MUP_VS_SP:
         a = update_exponents(p, cfg.hidden_layers)
         out[key("exponent", p)] = Curve(layers, a)  # change at step 1 ~ n^a
         out[key("ratio", p)] = Curve(layers, span**a)  # widest / narrowest
@@ -242,7 +243,7 @@ def _paired_model(cfg: Config, width: int, x_train: jax.Array) -> CoordModel:
     (both are initialised from the same key, as separate runs with the same seed would be); the
     pairing only halves the number of compiled programs. Layers: the muP network's, then SP's.
     """
-    parts = {prefix: _centred_parts(_network(cfg, width, name), x_train) for prefix, name in COMPARED.items()}
+    parts = {prefix: _centred_parts(_network(cfg, width, name), x_train) for prefix, name in MUP_VS_SP.items()}
     return CoordModel(
         init=lambda key: {prefix: part[0](key) for prefix, part in parts.items()},
         layers=lambda params, x: [h for prefix, part in parts.items() for h in part[1](params[prefix], x)],
@@ -269,7 +270,7 @@ def measure(cfg: Config, progress=None):
                         seeds=range(cfg.seeds), compiler_options={"xla_backend_optimization_level": 0})
     L = cfg.hidden_layers + 1
     out = {}
-    for i, prefix in enumerate(COMPARED):
+    for i, prefix in enumerate(MUP_VS_SP):
         out.update(_records(prefix, check, range(i * L, (i + 1) * L)))
     if progress is not None:
         progress("hparams.coord-check", 1, 1)
@@ -295,7 +296,7 @@ def _ratios(cfg: Config, measurement, prefix: str) -> np.ndarray:
 def summarize(cfg: Config, prediction, measurement):
     """Every ratio widest/narrowest (per parameterisation, layer and step), muP's worst (largest ``|log|``),
     SP's output ratio at step 1 and its leading-order prediction, and the number of diverged members."""
-    ratios = {p: _ratios(cfg, measurement, p) for p in COMPARED}  # (K, L) each
+    ratios = {p: _ratios(cfg, measurement, p) for p in MUP_VS_SP}  # (K, L) each
     out = {"diverged": count_diverged(*measurement.values())}
     for p, r in ratios.items():
         out.update({key(f"{p}_ratio", f"layer{l + 1}", f"step{t + 1}"): float(r[t, l])

@@ -54,11 +54,8 @@ must hold. Reported alongside: the muP slope, the SP shift, ``eta*`` per width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
@@ -66,36 +63,20 @@ from learnmech.atlas.contract import Claim, ClaimConfig, Curve
 from learnmech.atlas.keys import key
 from learnmech.atlas.rules import Check, Guard, Rules
 from learnmech.atlas.validators import widths_spanning
-from learnmech.data import teacher_mlp_regression
+from learnmech.data.transfer_task import transfer_task, zero_function_loss
 from learnmech.increasing import Increasing
-from learnmech.nets import MLP
-from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
+from learnmech.nets.students import MUP_VS_SP, Student
+from learnmech.report.transfer import plot_transfer
+from learnmech.theory.lr_transfer import predicted_lr_shift
 from learnmech.width_transfer import Transfer, log2_grid, transfer
 from learnmech.transfer_budget import mlp_memory
 
-__all__ = [
-    "CLAIM",
-    "COMPARED",
-    "Config",
-    "MUP_SHIFT_MAX",
-    "SP_SLOPE_MAX",
-    "Student",
-    "one_draw_init",
-    "plot_transfer",
-    "predicted_shift",
-    "transfer_sweeps",
-    "transfer_task",
-    "zero_function_loss",
-]
+__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "transfer_sweeps"]
 
 MUP_SHIFT_MAX = 0.5  # CLAIMS.md: |log2 eta*(widest) - log2 eta*(narrowest)| <= 0.5 under muP
 SP_SLOPE_MAX = -0.5  # CLAIMS.md: slope of log2 eta* vs log2 width <= -0.5 under SP
-SP_SLOPE_THEORY = -1.0  # TP-V: eta* ~ 1/width under SP with Adam
 MIN_SPAN = 8.0  # CLAIMS.md: widths span at least 8x
 
-COMPARED = {"mup": "mup-adam", "sp": "sp"}  # record key -> the learnmech.nets.MLP parameterisation compared
-TEACHER = {"width": 64, "depth": 3, "activation": "tanh"}  # the task's teacher (module docstring)
-DTYPE = "float32"
 
 Progress = Callable[[str, int, int], None]
 
@@ -138,89 +119,6 @@ class Config(ClaimConfig):
 # Experiment
 
 
-def transfer_task(n_samples: int = 512, d_in: int = 16, data_seed: int = 0) -> tuple[jax.Array, jax.Array]:
-    """The regression pool: inputs ``(N, d_in) ~ N(0, I)``, targets ``(N, 1)`` of a random tanh teacher.
-
-    The teacher is :data:`TEACHER` (``learnmech.data.teacher_mlp_regression``), drawn from
-    ``data_seed``; float32.
-    """
-    X, Y, _ = teacher_mlp_regression(jax.random.key(data_seed), n_samples, d_in, dtype=jnp.float32, **TEACHER)
-    return X, Y
-
-
-def zero_function_loss(data) -> float:
-    """``L_0 = (1/2N) sum_i ||y_i||^2``: the loss of predicting 0, the scale of "trained"."""
-    _, Y = data
-    return float(0.5 * np.sum(np.asarray(Y, np.float64) ** 2) / Y.shape[0])
-
-
-def _network(width: int, parameterization: str, base_width: int, d_in: int, hidden_layers: int) -> MLP:
-    return MLP((d_in,) + (width,) * hidden_layers + (1,), "relu", parameterization, base_width=base_width,
-               bias=False, dtype=DTYPE)
-
-
-def one_draw_init(net: MLP) -> Callable[[jax.Array], list]:
-    """``init(key)`` with the distribution of ``net.init``, drawing every weight from one normal vector.
-
-    Layer ``l`` gets ``w_l = init_std_l z_l`` (``z_l`` a ``(fan_in, fan_out)`` slice of one
-    ``N(0, I)`` draw) and zero biases: the same law as :meth:`learnmech.nets.MLP.init`, which draws
-    each layer from its own split key. One threefry draw compiles in about a third of the time of
-    ``depth`` draws and a split, and this claim compiles one ensemble per width and
-    parameterisation. Different seeds than ``net.init``, same distribution.
-    """
-    shapes = list(zip(net.widths[:-1], net.widths[1:]))  # [(fan_in, fan_out), ...]
-    cuts = np.cumsum([0] + [a * b for a, b in shapes])  # (depth + 1,)
-
-    def init(key):
-        z = jax.random.normal(key, (int(cuts[-1]),), net.dtype)  # (n_params,)
-        params = []
-        for (fan_in, fan_out), sc, lo, hi in zip(shapes, net.scalings, cuts[:-1], cuts[1:]):
-            layer = {"w": sc.init_std * z[lo:hi].reshape(fan_in, fan_out)}  # (fan_in, fan_out)
-            if net.bias:
-                layer["b"] = jnp.zeros((fan_out,), net.dtype)
-            params.append(layer)
-        return params
-
-    return init
-
-
-@dataclass(frozen=True)
-class Student:
-    """The students of one parameterisation (a key of :data:`COMPARED`) as :func:`learnmech.width_transfer.transfer`
-    takes them: ``init``, ``apply`` and ``lr_multipliers`` are functions of the width."""
-
-    parameterization: str
-    base_width: int
-    d_in: int = 16
-    hidden_layers: int = 2
-
-    def __post_init__(self):
-        if self.parameterization not in COMPARED:
-            raise ValueError(f"parameterization: must be one of {sorted(COMPARED)}, got {self.parameterization!r}")
-
-    def network(self, width: int) -> MLP:
-        return _network(width, COMPARED[self.parameterization], self.base_width, self.d_in, self.hidden_layers)
-
-    def init(self, key: jax.Array, width: int) -> list:
-        return one_draw_init(self.network(width))(key)
-
-    def apply(self, params, x: jax.Array, width: int) -> jax.Array:
-        return self.network(width).apply(params, x)  # (N, 1)
-
-    def lr_multipliers(self, width: int) -> list:
-        return self.network(width).lr_multipliers()
-
-    def known(self, done: Mapping[str, Transfer]) -> dict[int, np.ndarray] | None:
-        """The base-width losses of a parameterisation in ``done`` whose network there is this one (the same
-        layer scalings: muP at its base width is SP), so it is trained once; ``None`` if there is none."""
-        base = self.network(self.base_width)
-        for p, result in done.items():
-            other = replace(self, parameterization=p).network(self.base_width)
-            if self.base_width in result.widths and (other.widths, other.scalings) == (base.widths, base.scalings):
-                return {self.base_width: result.losses[list(result.widths).index(self.base_width)]}
-        return None
-
-
 def transfer_sweeps(widths: Sequence[int], learning_rates, parameterizations: Sequence[str] = ("sp", "mup"), *,
                     steps: int, seeds: int, batch_size: int | None = 32, n_samples: int = 512, d_in: int = 16,
                     hidden_layers: int = 2, data_seed: int = 0,
@@ -246,21 +144,9 @@ def transfer_sweeps(widths: Sequence[int], learning_rates, parameterizations: Se
 # The claim
 
 
-THEORY_SLOPES = {"mup": 0.0, "sp": SP_SLOPE_THEORY}  # d log2 eta* / d log2 width (TP-V)
-
-
-def predicted_shift(widths, parameterization: str) -> np.ndarray:
-    """``log2 eta*(n) - log2 eta*(n_0)``, ``(W,)``: 0 under muP, ``-log2(n / n_0)`` under SP (TP-V).
-
-    >>> predicted_shift([32, 64, 256], "sp").tolist()
-    [-0.0, -1.0, -3.0]
-    """
-    return THEORY_SLOPES[parameterization] * np.log2(np.asarray(widths, np.float64) / widths[0])
-
-
 def predict(cfg: Config):
     """The shift of ``log2 eta*`` from the narrowest width, per parameterisation (theory only)."""
-    return {key("shift", p): Curve(cfg.widths, predicted_shift(cfg.widths, p)) for p in COMPARED}
+    return {key("shift", p): Curve(cfg.widths, predicted_lr_shift(cfg.widths, p)) for p in MUP_VS_SP}
 
 
 def measure(cfg: Config, progress=None):
@@ -284,7 +170,7 @@ def summarize(cfg: Config, prediction, measurement):
     """``eta*`` per width (log2), the line through it, its shift, the best loss / ``L_0``, grid-edge counts."""
     zero = float(measurement["zero_loss"])
     out = {"trained_below": cfg.trained_below, "edges": 0.0, "worst_loss_ratio": -np.inf}
-    for p in COMPARED:
+    for p in MUP_VS_SP:
         result = Transfer.from_losses(cfg.widths, cfg.learning_rates, _losses(cfg, measurement, p))
         best = result.mean_loss.min(axis=1) / zero  # (W,) best mean loss / L_0
         out[key("slope", p)] = result.slope
@@ -316,83 +202,6 @@ RULES = Rules(
 # Figures
 
 
-def _width_colors(n: int):
-    import matplotlib.pyplot as plt
-
-    return plt.get_cmap("viridis")(np.linspace(0.0, 0.85, n))
-
-
-def _plot_losses(ax, result: Transfer, zero: float, title: str):
-    """Loss / L_0 against eta, one curve per width (mean and 10-90% band over seeds), eta* marked."""
-    lrs = result.learning_rates
-    colors = _width_colors(len(result.widths))
-    for i, (w, c) in enumerate(zip(result.widths, colors)):
-        band(ax, lrs, result.losses[i].T / zero, color=c, label=f"width {w}")
-        means = result.mean_loss[i] / zero  # (K,)
-        diverged = ~np.isfinite(means)
-        if diverged.any():
-            ax.plot(lrs[diverged], np.full(diverged.sum(), 1.0), "x", color=c, markersize=6)
-        eta = result.eta_star[i]
-        if np.isfinite(eta):
-            finite = np.isfinite(means)
-            at = np.exp(np.interp(np.log2(eta), np.log2(lrs[finite]), np.log(means[finite])))
-            ax.plot([eta], [at], "v", color=c, markersize=8, markeredgecolor="black",
-                    fillstyle="none" if result.at_edge[i] else "full")
-    ax.plot([], [], "v", color="gray", markeredgecolor="black", label="eta* (parabola fit; hollow: grid edge)")
-    if not np.all(np.isfinite(result.losses)):
-        ax.plot([], [], "x", color="gray", label="a seed diverged (drawn at 1)")
-    ax.set(yscale="log", xlabel="learning rate eta (Adam)", title=title,
-           ylabel="final training loss / zero-function loss")
-    ax.set_xscale("log", base=2)
-    ax.legend(fontsize=7)
-
-
-def _plot_optima(ax, widths, results: Mapping[str, Transfer]):
-    """log2 eta* against log2 width: measured (dots), fitted line (solid), theory from the narrowest (dashed)."""
-    x = np.log2(np.asarray(widths, np.float64))
-    names = {"mup": "muP", "sp": "SP"}
-    for j, (p, result) in enumerate(results.items()):
-        color = COLORS[j]
-        y = np.log2(result.eta_star)
-        ax.plot(x, y, "o", color=color, markersize=7, label=f"{names[p]}: measured eta*")
-        if np.isfinite(result.slope):
-            ax.plot(x, result.intercept + result.slope * x, "-", color=color, linewidth=1.0,
-                    label=f"{names[p]}: fit, slope {result.slope:.2f}")
-        if np.isfinite(y[0]):
-            theory_line(ax, x, y[0] + predicted_shift(widths, p), color=color,
-                        label=f"{names[p]}: theory, slope {THEORY_SLOPES[p]:g}")
-    y0 = np.log2(next(iter(results.values())).eta_star[0])  # the narrowest width: the same net in both
-    if np.isfinite(y0):
-        if "mup" in results:
-            ax.axhspan(y0 - MUP_SHIFT_MAX, y0 + MUP_SHIFT_MAX, color=COLORS[0], alpha=0.1,
-                       label=f"muP verdict: within +/- {MUP_SHIFT_MAX:g}")
-        if "sp" in results:
-            ax.plot(x, y0 + SP_SLOPE_MAX * (x - x[0]), ":", color=COLORS[1], linewidth=1.0,
-                    label=f"SP verdict: slope <= {SP_SLOPE_MAX:g}")
-    ax.set(xlabel="log2 width", ylabel="log2 eta* (optimal learning rate)")
-    ax.legend(fontsize=7)
-
-
-def plot_transfer(results: Mapping[str, Transfer], zero_loss: float, *, verdict=None,
-                  title: str = "muP transfer: the optimal learning rate across widths"):
-    """Loss vs learning rate per width, SP and muP side by side, and ``log2 eta*`` vs ``log2 width``.
-
-    ``results`` maps ``"sp"`` / ``"mup"`` to :class:`learnmech.width_transfer.Transfer`; ``zero_loss`` is
-    ``L_0``, the y-axis unit.
-    """
-    order = [p for p in ("sp", "mup") if p in results]
-    fig, axes = new_figure(len(order) + 1, title=title)
-    names = {"mup": "muP (mup-adam, base = narrowest width)", "sp": "SP (standard)"}
-    for ax, p in zip(axes, order):
-        _plot_losses(ax, results[p], zero_loss, names[p])
-    limits = np.array([ax.get_ylim() for ax in axes[:-1]])  # (panels, 2): one y range for SP and muP
-    for ax in axes[:-1]:
-        ax.set_ylim(limits[:, 0].min(), limits[:, 1].max())
-    widths = next(iter(results.values())).widths
-    _plot_optima(axes[-1], widths, {p: results[p] for p in ("mup", "sp") if p in results})
-    return finish_figure(fig, verdict)
-
-
 def _stored_transfer(cfg: Config, measurement, summary, p: str) -> Transfer:
     """The :class:`Transfer` of parameterisation ``p`` from the measured losses and the summary (no refit)."""
     eta = np.array([2.0 ** summary[key("log2_eta_star", p, w)] for w in cfg.widths])
@@ -402,8 +211,9 @@ def _stored_transfer(cfg: Config, measurement, summary, p: str) -> Transfer:
 
 
 def plot(cfg: Config, prediction, measurement, summary, verdict=None):
-    results = {p: _stored_transfer(cfg, measurement, summary, p) for p in COMPARED}
-    return plot_transfer(results, float(measurement["zero_loss"]), verdict=verdict,
+    results = {p: _stored_transfer(cfg, measurement, summary, p) for p in MUP_VS_SP}
+    return plot_transfer(results, float(measurement["zero_loss"]), mup_band=MUP_SHIFT_MAX, sp_slope=SP_SLOPE_MAX,
+                         verdict=verdict,
                          title=f"hparams.mup-transfer: Adam, {cfg.steps} steps, MLP with {cfg.hidden_layers} "
                                "hidden layers on a teacher")
 
