@@ -1,4 +1,4 @@
-"""laws.scaling-fit: the design, the coverage count and the judge on hand-built records.
+"""laws.scaling-fit: the design, the coverage count, the summary and the verdict on hand-built records.
 
 The claim runs end to end (quick preset) in tests/test_quick_atlas.py; the fitter it uses is tested in
 tests/test_fit_scaling.py. Nothing here fits, so the file takes well under a second.
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from learnmech.atlas.contract import Curve
+from learnmech.atlas.keys import key
 from learnmech.atlas.laws import scaling_fit as sf
 from learnmech.theory.scaling_frontier import compute_optimal
 
@@ -42,28 +43,54 @@ def _records(cover: float, fit=None, reps: int = 20, porian: bool = True):
     lo = np.repeat(truth[None] * 0.9, reps, 0)
     hi = np.repeat(truth[None] * 1.1, reps, 0)
     hi[hits:, 3] = truth[3] * 0.95  # alpha missed in the last reps - hits repetitions
-    measurement = {"synthetic/lo": Curve(X, lo), "synthetic/hi": Curve(X, hi),
-                   "synthetic/fit": Curve(X, np.repeat(truth[None], reps, 0))}
+    measurement = {key("synthetic", "lo"): Curve(X, lo), key("synthetic", "hi"): Curve(X, hi),
+                   key("synthetic", "fit"): Curve(X, np.repeat(truth[None], reps, 0))}
     if fit is not None:
-        measurement["chinchilla/fit"] = Curve(X, np.array([fit[p] for p in sf.PARAMS]))
+        measurement[key("chinchilla", "fit")] = Curve(X, np.array([fit[p] for p in sf.PARAMS]))
     if porian:
         ours = np.array([0.50, 0.60, 0.70])
-        measurement["isoflop/porian"] = Curve(np.arange(3.0), np.stack([ours, ours - 0.01, ours + 0.01,
-                                                                          ours + [0.0, 0.005, 0.02]]))
+        measurement[key("isoflop", "porian")] = Curve(np.arange(3.0), np.stack([ours, ours - 0.01, ours + 0.01,
+                                                                                ours + [0.0, 0.005, 0.02]]))
     return prediction, measurement
+
+
+MEASURED = dict(sf.BESIROGLU, alpha=0.3473, beta=0.3672)  # our optimum: within the SEs, not the printed digits
+
+
+def test_summary_holds_the_numbers_the_verdict_and_the_figure_use():
+    summary = sf.summarize(sf.Config(), *_records(0.95, MEASURED))
+    assert summary["min_coverage"] == pytest.approx(0.95) and summary[key("coverage", "alpha")] == pytest.approx(0.95)
+    assert summary[key("coverage", "E")] == 1.0 and summary["coverage_joint"] == pytest.approx(0.95)
+    assert summary["repetitions"] == 20 and summary["tables_judged"] == 1.0
+    assert summary[key("chinchilla_diff", "alpha")] == pytest.approx(0.3473 - 0.3478, abs=1e-12)
+    assert summary[key("chinchilla_abs_diff", "beta")] == pytest.approx(0.3672 - 0.3658, abs=1e-12)
+    assert summary["chinchilla_within_printed_digits"] == 0.0
+    # published 0.50, 0.605, 0.72 against intervals +-0.01 around 0.50, 0.60, 0.70: the last is outside
+    np.testing.assert_array_equal(summary[key("porian", "inside_ci")].y[0], [1.0, 1.0, 0.0])
+    assert summary["porian_settings_inside_ci"] == 2 and summary["porian_settings"] == 3
+    assert summary["porian_max_abs_diff"] == pytest.approx(0.02)
 
 
 def test_judge_holds_fails_and_is_inconclusive():
     cfg = sf.Config()
-    measured = dict(sf.BESIROGLU, alpha=0.3473, beta=0.3672)  # our optimum: within the SEs, not the digits
-    v = sf.judge(cfg, *_records(0.95, measured))
-    assert v.status == "holds" and v.value == pytest.approx(0.95)
-    assert v.details["chinchilla_within_printed_digits"] == 0.0
-    assert v.details["porian_settings_inside_ci"] == 2 and v.details["porian_settings"] == 3
-    assert sf.judge(cfg, *_records(0.85, measured)).status == "fails"  # alpha covered in 85% < 90%
+    v = sf.CLAIM.judge(cfg, *_records(0.95, MEASURED))
+    assert (v.status, v.metric, v.threshold) == ("holds", "min coverage of 95% intervals", sf.COVERAGE)
+    assert v.value == pytest.approx(0.95)
+    low = sf.CLAIM.judge(cfg, *_records(0.85, MEASURED))  # alpha covered in 85% < 90%
+    assert (low.status, low.metric) == ("fails", "min coverage of 95% intervals") and low.value == pytest.approx(0.85)
     far = dict(sf.BESIROGLU, beta=sf.BESIROGLU["beta"] + 0.021)  # beyond beta's standard error 0.02
-    assert sf.judge(cfg, *_records(1.0, far)).status == "fails"
-    exact = sf.judge(cfg, *_records(1.0, dict(sf.BESIROGLU)))
+    beyond = sf.CLAIM.judge(cfg, *_records(1.0, far))
+    assert beyond.status == "fails" and "dbeta" in beyond.metric
+    assert (beyond.value, beyond.threshold) == (pytest.approx(0.021), sf.BESIROGLU_SE["beta"])
+    exact = sf.CLAIM.judge(cfg, *_records(1.0, dict(sf.BESIROGLU)))
     assert exact.status == "holds" and exact.details["chinchilla_within_printed_digits"] == 1.0
-    missing = sf.judge(cfg, *_records(1.0, None, porian=False))  # no shared/data: cannot judge the tables
-    assert missing.status == "inconclusive" and "shared/data" in missing.reason
+    missing = sf.CLAIM.judge(cfg, *_records(0.5, None, porian=False))  # no shared/data: cannot judge the tables
+    assert missing.status == "inconclusive" and "shared/data" in missing.reason  # even with poor coverage
+
+
+def test_figure_without_the_tables_has_the_coverage_panel_only():
+    cfg = sf.Config()
+    prediction, measurement = _records(1.0, None, porian=False)
+    summary = sf.summarize(cfg, prediction, measurement)
+    fig = sf.plot(cfg, prediction, measurement, summary, sf.CLAIM.decide(summary))
+    assert len(fig.axes) == 1

@@ -1,12 +1,9 @@
-"""Spectra of data and kernels, power-law fits, and target power per eigenmode.
+"""Spectra of data and kernels, and target power per eigenmode.
 
 API (float64 numpy throughout; inputs may be numpy or jax arrays):
 
 - ``covariance_spectrum(x, *, center=True) -> (min(n, d),)``: eigenvalues of the covariance
   ``(1/n) Xc^T Xc`` of the ``(n, d)`` data, descending, clipped at 0 (the other ``d - n`` are 0).
-- ``PowerLawFit(exponent, log_prefactor, r2, k_min, k_max, n_points)`` (a NamedTuple) and
-  ``fit_power_law(values, k_min, k_max)``: ``values[k-1] ~ exp(log_prefactor) k^{-exponent}``
-  fitted by least squares in log-log over the 1-based ranks ``k_min..k_max`` (inclusive).
 - ``kernel_spectrum(gram) -> KernelEigensystem(eigenvalues (N,), eigenfunctions (N, N))``:
   eigenvalues of ``gram / N`` (the pool's uniform measure), descending, and eigenfunctions on the
   pool normalised as ``(1/N) sum_j phi_i(x_j)^2 = 1`` (this is
@@ -25,12 +22,11 @@ API (float64 numpy throughout; inputs may be numpy or jax arrays):
   :mod:`learnmech.theory.spectral`, re-exported here).
 
 Conventions: ranks are 1-based (``k = 1`` is the largest eigenvalue); power laws are written
-``lambda_k ~ C k^{-a}`` with decay exponent ``a > 0``.
+``lambda_k ~ C k^{-a}`` with decay exponent ``a > 0``. A spectrum's power law is fitted by the
+estimator :class:`learnmech.fit.PowerLaw` (fit/ sits above observe/).
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 
@@ -39,10 +35,8 @@ from learnmech.theory.spectral import predicted_learning_curve_exponent
 
 __all__ = [
     "KernelEigensystem",
-    "PowerLawFit",
     "covariance_spectrum",
     "cumulative_power",
-    "fit_power_law",
     "kernel_spectrum",
     "linear_kernel_eigensystem",
     "predicted_learning_curve_exponent",
@@ -81,48 +75,6 @@ def covariance_spectrum(x, *, center: bool = True) -> np.ndarray:
     m = xc.T @ xc / n if d <= n else xc @ xc.T / n  # (d, d) or (n, n)
     s = np.linalg.eigvalsh(0.5 * (m + m.T))[::-1]  # (min(n, d),) descending
     return np.clip(s, 0.0, None)
-
-
-class PowerLawFit(NamedTuple):
-    """``values_k ~ exp(log_prefactor) k^{-exponent}`` over ranks ``k_min..k_max`` (1-based)."""
-
-    exponent: float  # a in values_k ~ C k^{-a}; > 0 for a decaying spectrum
-    log_prefactor: float  # log C (natural log)
-    r2: float  # R^2 of the straight line in (log k, log values)
-    k_min: int
-    k_max: int
-    n_points: int
-
-    def predict(self, k) -> np.ndarray:
-        """The fitted law ``C k^{-a}`` at ranks ``k``."""
-        return np.exp(self.log_prefactor) * np.asarray(k, dtype=np.float64) ** (-self.exponent)
-
-
-def fit_power_law(values, k_min: int, k_max: int) -> PowerLawFit:
-    """Least-squares fit of ``log values_k = log C - a log k`` over ranks ``k = k_min..k_max``.
-
-    ``values[k - 1]`` is the value at rank ``k``. Needs ``1 <= k_min < k_max <= len(values)`` and
-    every value in the range ``> 0`` (ValueError otherwise).
-
-    >>> fit = fit_power_law(3.0 * np.arange(1.0, 11.0) ** -2.0, 2, 9)
-    >>> round(fit.exponent, 12), round(float(np.exp(fit.log_prefactor)), 12), fit.n_points
-    (2.0, 3.0, 8)
-    """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    k_min, k_max = int(k_min), int(k_max)
-    if not (1 <= k_min < k_max <= v.size):
-        raise ValueError(f"ranks: need 1 <= k_min < k_max <= {v.size}, got {k_min}..{k_max}")
-    seg = v[k_min - 1:k_max]  # (k_max - k_min + 1,)
-    if not np.all(np.isfinite(seg)) or np.any(seg <= 0):
-        raise ValueError(f"values: must be finite and > 0 over ranks {k_min}..{k_max}")
-    logk = np.log(np.arange(k_min, k_max + 1, dtype=np.float64))
-    logv = np.log(seg)
-    slope, intercept = np.polyfit(logk, logv, 1)
-    resid = logv - (intercept + slope * logk)
-    ss_tot = np.sum((logv - logv.mean()) ** 2)
-    r2 = 1.0 - np.sum(resid**2) / ss_tot if ss_tot > 0 else float("nan")  # nan: a flat segment
-    return PowerLawFit(exponent=float(-slope), log_prefactor=float(intercept), r2=float(r2),
-                       k_min=k_min, k_max=k_max, n_points=int(seg.size))
 
 
 def kernel_spectrum(gram) -> KernelEigensystem:

@@ -3,7 +3,7 @@
 Statement (CLAIMS.md; Hoffmann et al. 2022, arXiv:2203.15556; Besiroglu, Erdil, Barnett & You
 2024, arXiv:2404.10102): the Chinchilla law ``L = E + A/N^alpha + B/D^beta`` fitted by a Huber loss
 (``delta = 1e-3``, summed) on log-loss residuals, in log-sum-exp form, by L-BFGS from Hoffmann's
-grid of 4,500 starts (:func:`learnmech.theory.scaling_fit.fit_form`), (i) has 95% percentile
+grid of 4,500 starts (:func:`learnmech.fit.fit_form`), (i) has 95% percentile
 bootstrap intervals that cover the true parameters of a known law in at least 90% of repetitions,
 and (ii) on the published Chinchilla table reproduces the published refit.
 
@@ -15,7 +15,7 @@ from ``N_opt/8`` to ``8 N_opt`` (``N_opt`` of the true law), ``D = C/(6N)``. Eac
 of the Chinchilla table about its fit; their median absolute residual is 0.0032), fits the law by L-BFGS from eight starts
 around the basin (``SYNTHETIC_STARTS``; the best one kept) and refits ``n_boot`` bootstrap resamples
 from that optimum; all repetitions' fits are one vectorised batch
-(:func:`~learnmech.theory.scaling_fit.fit_batch`), and all their resamples another. A
+(:func:`~learnmech.fit.fit_batch`), and all their resamples another. A
 parameter is covered when the true value lies in its interval; coverage is reported per parameter
 (the marginal rate the 95% intervals promise) and jointly.
 
@@ -39,27 +39,30 @@ and the standard errors.
 Also measured and shown, not judged: the compute-optimal frontier of the Chinchilla fit
 (``N_opt = G (C/6)^a``, ``D_opt = G^-1 (C/6)^b``), a held-out extrapolation (fit on runs with
 ``C <= holdout_flops``, error on the larger ones), and the isoFLOP ("Approach 2") exponents of the 15
-settings of Porian et al. 2024 (arXiv:2406.19146) against theirs (:mod:`learnmech.theory.isoflop`).
+settings of Porian et al. 2024 (arXiv:2406.19146) against theirs (:mod:`learnmech.fit.isoflop`).
 Two cosine-decay settings sit just outside our 95% interval (0.007-0.011 above it): Porian et al.
 place each budget's minimum on an Akima interpolation, not a parabola, and the two differ at the
 smallest budgets, whose 7-8 points are asymmetric about the minimum. The parametric-fit verdict of
 CLAIMS.md does not cover isoFLOP exponents, so this is reported next to the verdict.
 
-When ``shared/data`` is not found the published part cannot be judged and the verdict is
-inconclusive (the synthetic part is still measured and shown).
+Verdict (:data:`RULES`, on the :func:`summarize` of a run). Inconclusive when ``shared/data`` is not
+found: the published part cannot be judged (the synthetic part is still measured and shown).
+Otherwise the claim holds when the smallest per-parameter coverage is at least 0.90 (the headline
+metric) and ``|d E|``, ``|d alpha|``, ``|d beta|`` are each within Besiroglu et al.'s standard error.
 """
 
 from __future__ import annotations
 
-
 import numpy as np
 from pydantic import Field
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import key
+from learnmech.atlas.rules import Check, Guard, Rules
+from learnmech.fit import bootstrap_fit, fit_batch, fit_form, holdout_report, isoflop_exponent
 from learnmech.report.figures import COLORS, finish_figure, new_figure
-from learnmech.theory.isoflop import isoflop_exponent
-from learnmech.theory.scaling_fit import bootstrap_fit, compute_optimal, fit_batch, fit_form, holdout_report
 from learnmech.theory.scaling_forms import FORMS, predict as law_loss
+from learnmech.theory.scaling_frontier import compute_optimal
 
 COVERAGE = 0.90  # CLAIMS.md: true parameters inside the 95% intervals in >= 90% of repetitions
 LEVEL = 0.95
@@ -70,6 +73,7 @@ BESIROGLU = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.
 BESIROGLU_SE = {"E": 0.03, "A": 124.58, "B": 1293.23, "alpha": 0.02, "beta": 0.02}
 BESIROGLU_DIGITS = {"E": 4, "A": 2, "B": 2, "alpha": 4, "beta": 4}  # decimals printed
 JUDGED = ("E", "alpha", "beta")
+HOLDOUT = ("n_train", "n_test", "mean_abs_rel_error", "max_abs_rel_error")  # scalars of the hold-out report
 
 
 class Config(ClaimConfig):
@@ -101,13 +105,13 @@ def _row(params) -> np.ndarray:
 def predict(cfg: Config):
     """The true synthetic law and the published refit, in ``PARAMS`` order (x = 0..4)."""
     x = np.arange(len(PARAMS), dtype=np.float64)
-    return {"truth": Curve(x, _row(HOFFMANN)), "published/chinchilla": Curve(x, _row(BESIROGLU)),
-            "published/chinchilla_se": Curve(x, _row(BESIROGLU_SE))}
+    return {"truth": Curve(x, _row(HOFFMANN)), key("published", "chinchilla"): Curve(x, _row(BESIROGLU)),
+            key("published", "chinchilla_se"): Curve(x, _row(BESIROGLU_SE))}
 
 
 # Starts of the synthetic point fits: 8 corners around the truth's basin (a, b in {5, 10}, e = 0.5,
 # alpha = beta in {0.3, 0.6}); the synthetic design is well conditioned, so every repetition's best
-# start reaches its global minimum (checked against the full grid in tests/test_theory_scaling.py).
+# start reaches its global minimum (checked against the full grid in tests/test_fit_scaling.py).
 SYNTHETIC_STARTS = np.array([[a, b, 0.5, s, s] for a in (5.0, 10.0) for b in (5.0, 10.0) for s in (0.3, 0.6)])
 
 
@@ -131,10 +135,11 @@ def _coverage_study(cfg: Config) -> dict[str, Curve]:
     lo, hi = (np.stack([np.percentile(boot[p].reshape(cfg.seeds, cfg.n_boot), qq, axis=1) for p in PARAMS], axis=1)
               for qq in q)  # (R, 5) each
     x = np.arange(len(PARAMS), dtype=np.float64)
-    return {"synthetic/fit": Curve(x, fits), "synthetic/lo": Curve(x, lo), "synthetic/hi": Curve(x, hi)}
+    return {key("synthetic", "fit"): Curve(x, fits), key("synthetic", "lo"): Curve(x, lo),
+            key("synthetic", "hi"): Curve(x, hi)}
 
 
-def _chinchilla(cfg: Config) -> dict[str, Curve]:
+def _chinchilla(cfg: Config) -> dict[str, Curve | float]:
     from learnmech.data.tables import load_chinchilla
 
     table = load_chinchilla()
@@ -149,17 +154,15 @@ def _chinchilla(cfg: Config) -> dict[str, Curve]:
     held = holdout_report("chinchilla", inputs, table["loss"], table["flops"], cfg.holdout_flops, starts=starts)
     order = np.argsort(table["flops"], kind="stable")
     return {
-        "chinchilla/fit": Curve(x, _row(fit.params)),
-        "chinchilla/ci": Curve(x, np.stack([[boot.ci[p][0] for p in PARAMS], [boot.ci[p][1] for p in PARAMS]])),
-        "chinchilla/objective": Curve(np.zeros(1), np.array([[fit.objective]])),
-        "chinchilla/frontier": Curve(budgets, np.stack([n_opt, d_opt])),
-        "chinchilla/points": Curve(np.arange(order.size, dtype=np.float64),
-                                   np.stack([table["n"][order], table["d"][order], table["loss"][order],
-                                             law_loss("chinchilla", fit.params, n=table["n"][order],
-                                                      d=table["d"][order])])),
-        "chinchilla/holdout": Curve(np.arange(4.0), np.array([[held.n_train, held.n_test, held.mean_abs_rel_error,
-                                                               held.max_abs_rel_error]])),
-    }
+        key("chinchilla", "fit"): Curve(x, _row(fit.params)),
+        key("chinchilla", "ci"): Curve(x, np.stack([[boot.ci[p][0] for p in PARAMS], [boot.ci[p][1] for p in PARAMS]])),
+        key("chinchilla", "objective"): float(fit.objective),
+        key("chinchilla", "frontier"): Curve(budgets, np.stack([n_opt, d_opt])),
+        key("chinchilla", "points"): Curve(np.arange(order.size, dtype=np.float64),
+                                           np.stack([table["n"][order], table["d"][order], table["loss"][order],
+                                                     law_loss("chinchilla", fit.params, n=table["n"][order],
+                                                              d=table["d"][order])])),
+    } | {key("chinchilla", "holdout", h): float(getattr(held, h)) for h in HOLDOUT}
 
 
 def _porian(cfg: Config) -> dict[str, Curve]:
@@ -170,7 +173,7 @@ def _porian(cfg: Config) -> dict[str, Curve]:
         fit = isoflop_exponent(s["flops"], s["n"], s["loss"], n_boot=1000, seed=cfg.data_seed, level=LEVEL)
         rows.append((fit.a, fit.ci[0], fit.ci[1], porian_published_exponent(s)))
     x = np.arange(len(rows), dtype=np.float64)
-    return {"isoflop/porian": Curve(x, np.array(rows).T)}  # rows: ours, lo, hi, published
+    return {key("isoflop", "porian"): Curve(x, np.array(rows).T)}  # rows: ours, lo, hi, published
 
 
 def measure(cfg: Config, progress=None):
@@ -201,49 +204,57 @@ def coverage(truth: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndar
     return inside.mean(axis=0), float(inside.all(axis=1).mean())
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    truth = prediction["truth"].y[0]
-    per, joint = coverage(truth, measurement["synthetic/lo"].y, measurement["synthetic/hi"].y)
-    details = {f"coverage_{p}": float(c) for p, c in zip(PARAMS, per)} | {"coverage_joint": joint}
-    worst = float(per.min())
-    if "chinchilla/fit" not in measurement:
-        return Verdict(status="inconclusive", metric="min coverage of 95% intervals", value=worst, threshold=COVERAGE,
-                       reason="shared/data not found: the published tables could not be judged", details=details)
-    ours = dict(zip(PARAMS, measurement["chinchilla/fit"].y[0]))
-    for p in PARAMS:
-        details[f"chinchilla_{p}"] = float(ours[p])
-        details[f"chinchilla_diff_{p}"] = float(ours[p] - BESIROGLU[p])
-    within_se = all(abs(ours[p] - BESIROGLU[p]) <= BESIROGLU_SE[p] for p in JUDGED)
-    digits = all(abs(ours[p] - BESIROGLU[p]) <= 0.5 * 10.0 ** -BESIROGLU_DIGITS[p] for p in JUDGED)
-    details["chinchilla_within_printed_digits"] = float(digits)
-    if "isoflop/porian" in measurement:
-        ours_a, lo, hi, pub = measurement["isoflop/porian"].y
-        details["porian_settings_inside_ci"] = float(np.sum((lo <= pub) & (pub <= hi)))
-        details["porian_settings"] = float(pub.size)
-        details["porian_max_abs_diff"] = float(np.max(np.abs(ours_a - pub)))
-    ok = worst >= COVERAGE and within_se
-    diffs = ", ".join(f"d{p} = {ours[p] - BESIROGLU[p]:+.4f}" for p in JUDGED)
-    reason = (f"coverage per parameter {', '.join(f'{p} {c:.2f}' for p, c in zip(PARAMS, per))} (joint {joint:.2f}); "
-              f"Chinchilla refit vs Besiroglu et al.: {diffs} ({'within' if within_se else 'outside'} their standard "
-              f"errors; {'within' if digits else 'not within'} their printed digits)")
-    return Verdict(status="holds" if ok else "fails", metric="min coverage of 95% intervals", value=worst,
-                   threshold=COVERAGE, reason=reason, details=details)
+def summarize(cfg: Config, prediction, measurement):
+    """Coverage of the synthetic intervals (per parameter, its minimum, joint); whether the published
+    tables were judged; the Chinchilla refit against Besiroglu et al. (each parameter, its difference,
+    within their printed digits); the Porian et al. exponents inside our intervals (reported, not judged)."""
+    per, joint = coverage(prediction["truth"].y[0], measurement[key("synthetic", "lo")].y,
+                          measurement[key("synthetic", "hi")].y)
+    out = {key("coverage", p): float(c) for p, c in zip(PARAMS, per)}
+    out |= {"min_coverage": float(per.min()), "coverage_joint": joint,
+            "repetitions": float(measurement[key("synthetic", "lo")].y.shape[0]),
+            "tables_judged": float(key("chinchilla", "fit") in measurement)}
+    if key("chinchilla", "fit") in measurement:
+        ours = dict(zip(PARAMS, measurement[key("chinchilla", "fit")].y[0]))
+        diff = {p: float(ours[p] - BESIROGLU[p]) for p in PARAMS}
+        out |= {key("chinchilla", p): float(ours[p]) for p in PARAMS}
+        out |= {key("chinchilla_diff", p): diff[p] for p in PARAMS}
+        out |= {key("chinchilla_abs_diff", p): abs(diff[p]) for p in JUDGED}
+        out["chinchilla_within_printed_digits"] = float(all(
+            abs(diff[p]) <= 0.5 * 10.0 ** -BESIROGLU_DIGITS[p] for p in JUDGED))
+    if key("isoflop", "porian") in measurement:
+        ours_a, lo, hi, pub = measurement[key("isoflop", "porian")].y
+        inside = (lo <= pub) & (pub <= hi)  # (settings,)
+        out |= {"porian_settings_inside_ci": float(np.sum(inside)), "porian_settings": float(pub.size),
+                "porian_max_abs_diff": float(np.max(np.abs(ours_a - pub))),
+                key("porian", "inside_ci"): Curve(np.arange(pub.size, dtype=np.float64), inside.astype(np.float64))}
+    return out
 
 
-def _plot_coverage(ax, prediction, measurement) -> None:
-    per, joint = coverage(prediction["truth"].y[0], measurement["synthetic/lo"].y, measurement["synthetic/hi"].y)
+RULES = Rules(
+    guards=(Guard("published tables judged", "tables_judged", ">=", 1.0, fmt="g",
+                  advice="shared/data not found: the published tables could not be judged"),),
+    checks=(Check("min coverage of 95% intervals", "min_coverage", ">=", COVERAGE, fmt=".2f"),
+            *(Check(f"|d{p}| from Besiroglu et al. (vs their SE)", key("chinchilla_abs_diff", p), "<=",
+                    BESIROGLU_SE[p], fmt=".4f") for p in JUDGED)),
+)
+
+
+def _plot_coverage(ax, summary) -> None:
+    per = [summary[key("coverage", p)] for p in PARAMS]
     ax.bar(np.arange(len(PARAMS)), per, color=COLORS[0], alpha=0.8, label="per parameter")
     ax.axhline(LEVEL, color="k", linestyle="--", linewidth=1.0, label="nominal 0.95")
     ax.axhline(COVERAGE, color=COLORS[3], linestyle=":", linewidth=1.2, label=f"threshold {COVERAGE}")
     ax.set_xticks(np.arange(len(PARAMS)), PARAMS)
     ax.set(ylim=(0, 1.05), ylabel="coverage of 95% bootstrap intervals",
-           title=f"synthetic law: {measurement['synthetic/lo'].y.shape[0]} repetitions\n(joint coverage {joint:.2f})")
+           title=f"synthetic law: {int(summary['repetitions'])} repetitions\n"
+                 f"(joint coverage {summary['coverage_joint']:.2f})")
     ax.legend(fontsize=7, loc="lower right")
 
 
 def _plot_params(ax, prediction, measurement) -> None:
-    pub, se = prediction["published/chinchilla"].y[0], prediction["published/chinchilla_se"].y[0]
-    ours, (lo, hi) = measurement["chinchilla/fit"].y[0], measurement["chinchilla/ci"].y
+    pub, se = prediction[key("published", "chinchilla")].y[0], prediction[key("published", "chinchilla_se")].y[0]
+    ours, (lo, hi) = measurement[key("chinchilla", "fit")].y[0], measurement[key("chinchilla", "ci")].y
     x = np.arange(len(PARAMS))
     ax.errorbar(x - 0.1, pub / pub, yerr=se / pub, fmt="s", color=COLORS[1], label="Besiroglu et al. 2024 (+-SE)")
     ax.errorbar(x + 0.1, ours / pub, yerr=[(ours - lo) / pub, (hi - ours) / pub], fmt="o", color=COLORS[0],
@@ -254,37 +265,40 @@ def _plot_params(ax, prediction, measurement) -> None:
 
 
 def _plot_frontier(ax, cfg: Config, measurement) -> None:
-    curve = measurement["chinchilla/frontier"]
+    curve = measurement[key("chinchilla", "frontier")]
     ax.plot(curve.x, curve.y[0], color=COLORS[0], label="N_opt")
     ax.plot(curve.x, curve.y[1], color=COLORS[1], label="D_opt")
-    pts = measurement["chinchilla/points"].y
+    pts = measurement[key("chinchilla", "points")].y
     ax.scatter(6 * pts[0] * pts[1], pts[0], s=4, color="grey", alpha=0.5, label="runs (C, N)")
-    n_train, n_test, mean_err, max_err = measurement["chinchilla/holdout"].y[0]
+    n_test, mean_err, max_err = (measurement[key("chinchilla", "holdout", h)] for h in HOLDOUT[1:])
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOP)", ylabel="N_opt, D_opt",
            title=f"frontier; hold-out error {mean_err:.2%} mean,\n{max_err:.2%} max ({int(n_test)} runs above C = {cfg.holdout_flops:.3g})")
     ax.legend(fontsize=7)
 
 
-def _plot_isoflop(ax, measurement) -> None:
-    ours, lo, hi, pub = measurement["isoflop/porian"].y
+def _plot_isoflop(ax, measurement, summary) -> None:
+    ours, lo, hi, pub = measurement[key("isoflop", "porian")].y
     x = np.arange(ours.size)
-    inside = (lo <= pub) & (pub <= hi)
+    inside = summary[key("porian", "inside_ci")].y[0] > 0
     ax.errorbar(x, ours, yerr=[ours - lo, hi - ours], fmt="o", color=COLORS[0], label="Approach 2 (95% CI)")
     ax.scatter(x[inside], pub[inside], marker="x", color=COLORS[1], zorder=3, label="Porian et al. 2024")
     ax.scatter(x[~inside], pub[~inside], marker="x", color=COLORS[3], zorder=3, label="published, outside CI")
     ax.set(xlabel="Porian et al. setting", ylabel="a in N* ~ C^a",
-           title=f"isoFLOP exponents (not judged):\n{int(inside.sum())}/{ours.size} published inside our CI")
+           title=f"isoFLOP exponents (not judged):\n{int(summary['porian_settings_inside_ci'])}/{ours.size} "
+                 "published inside our CI")
     ax.legend(fontsize=7)
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
-    tables = "chinchilla/fit" in measurement
-    fig, axes = new_figure(4 if tables else 1, title="laws.scaling-fit: Chinchilla law, Huber on log-loss")
-    _plot_coverage(axes[0], prediction, measurement)
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
+    tables = bool(summary["tables_judged"] > 0)
+    porian = tables and key("isoflop", "porian") in measurement
+    fig, axes = new_figure(1 + 2 * tables + porian, title="laws.scaling-fit: Chinchilla law, Huber on log-loss")
+    _plot_coverage(axes[0], summary)
     if tables:
         _plot_params(axes[1], prediction, measurement)
         _plot_frontier(axes[2], cfg, measurement)
-        _plot_isoflop(axes[3], measurement)
+        if porian:
+            _plot_isoflop(axes[3], measurement, summary)
     return finish_figure(fig, verdict)
 
 
@@ -299,9 +313,10 @@ CLAIM = Claim(
                 "Porian, Wortsman, Jitsev, Schmidt & Carmon 2024, arXiv:2406.19146"),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "n_boot": 20, "budgets": 3, "per_budget": 3},
         "quick": {"seeds": 20, "n_boot": 200},
         "full": {"seeds": 100, "n_boot": 500, "budgets": 8, "per_budget": 12},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("scaling",),
 )
