@@ -9,15 +9,8 @@ import pytest
 
 from learnmech.atlas.contract import Curve
 from learnmech.atlas.keys import key
-from learnmech.atlas.limits.lazy_rich import (
-    CLAIM,
-    Config,
-    angle_to_nearest,
-    isotropic_alignment,
-    linearised_movement,
-    student,
-    summarize,
-)
+from learnmech.atlas.limits.lazy_rich import CLAIM, Config, student, summarize
+from learnmech.theory.lazy_rich import angle_to_nearest, isotropic_alignment, linearised_movement
 
 
 def _student_ntk(X) -> np.ndarray:
