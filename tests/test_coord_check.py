@@ -21,10 +21,9 @@ from learnmech.atlas.hparams.coord_check import (
     _centred_parts,
     _data,
     _network,
-    init_exponents,
-    update_exponents,
 )
 from learnmech.observe.coords import CoordModel, coord_check
+from learnmech.theory.coord_exponents import init_exponents, update_exponents
 
 WIDTHS = (64, 128, 512)
 FAST = {"xla_backend_optimization_level": 0}  # small programs: compiling costs more than running

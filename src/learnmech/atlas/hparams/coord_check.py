@@ -89,12 +89,13 @@ from learnmech.atlas.validators import widths_spanning
 from learnmech.increasing import Increasing
 from learnmech.nets import ACTIVATIONS, MLP
 from learnmech.nets.students import MUP_VS_SP
+from learnmech.theory.coord_exponents import init_exponents, update_exponents
 from learnmech.observe import mse
 from learnmech.observe.coords import CoordCheck, CoordModel, coord_check
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.train import OptimizerSpec, build_optimizer
 
-__all__ = ["CLAIM", "Config", "init_exponents", "update_exponents"]
+__all__ = ["CLAIM", "Config"]
 
 MUP_LOW, MUP_HIGH = 0.75, 1.33  # CLAIMS.md: muP update ratio widest / narrowest within this band
 SP_MIN = 2.0  # CLAIMS.md: SP output-layer update ratio must exceed this
@@ -131,44 +132,6 @@ class Config(ClaimConfig):
         if a not in ACTIVATIONS:
             raise ValueError(f"must be one of {sorted(ACTIVATIONS)}")
         return a
-
-
-# ---------------------------------------------------------------------------------------------
-# Theory
-
-
-def update_exponents(parameterization: str, hidden_layers: int) -> np.ndarray:
-    """Width exponents ``a_l`` of the first-step activation update, ``RMS(Delta h_l) ~ n^{a_l}``, ``(L,)``.
-
-    Layers are the ``hidden_layers`` hidden post-activations, then the output (``L = hidden_layers
-    + 1``). muP: 0 for every layer (Yang et al. 2022, arXiv:2203.03466). SP with Adam: 0 for the
-    first hidden layer (fixed fan-in ``d_in``), 1 for the other hidden layers (``eta fan_in``),
-    3/2 for the output with two or more hidden layers and 1 with one (module docstring; spectral
-    argument of Yang, Simon & Bernstein 2023, arXiv:2310.17813).
-
-    >>> update_exponents("sp", 3).tolist()
-    [0.0, 1.0, 1.0, 1.5]
-    """
-    if parameterization == "mup":
-        return np.zeros(hidden_layers + 1)
-    if parameterization != "sp":
-        raise ValueError(f"parameterization: must be 'mup' or 'sp', got {parameterization!r}")
-    hidden = [0.0] + [1.0] * (hidden_layers - 1)
-    return np.array(hidden + [1.5 if hidden_layers >= 2 else 1.0])
-
-
-def init_exponents(parameterization: str, hidden_layers: int) -> np.ndarray:
-    """Width exponents of the activation RMS at initialisation, ``(L,)``.
-
-    Every hidden layer: 0 (fan-in initialisation). Output: ``-1/2`` under muP (readout variance
-    ``base/fan_in^2``, so ``Var f = (base/n) mean(z^2)``), 0 under SP.
-
-    >>> init_exponents("mup", 2).tolist()
-    [0.0, 0.0, -0.5]
-    """
-    if parameterization not in MUP_VS_SP:
-        raise ValueError(f"parameterization: must be 'mup' or 'sp', got {parameterization!r}")
-    return np.array([0.0] * hidden_layers + [-0.5 if parameterization == "mup" else 0.0])
 
 
 def predict(cfg: Config):
