@@ -23,8 +23,12 @@
    are interleaved over ``--rounds`` rounds, in reversed order every other round (best of
    ``--repeats`` each, three times as many in the cheap small and tiny cases; minimum over
    rounds), so that a load change on a shared machine hits all of them. "auto" picks "map" for
-   power iteration at every size (see ``_AUTO_MAP_PARAMETERS`` in ``learnmech.observe.curvature``),
+   power iteration at every size (see ``_AUTO_MAP_PARAMETERS`` in ``learnmech.observe.ensemble_curvature``),
    so "auto" and "map" run the same compiled program: their difference shows the machine's noise.
+   A fifth variant, *driver*, is the same measurement as a probe of the ensemble driver
+   (:func:`learnmech.observe.probes.sharpness_probe` in :func:`learnmech.train.train`, members given as
+   ``params0``, learning rate 0 so every probe sees the same parameters): the fastest of
+   ``--repeats`` chunks of one step followed by the probe, the layout chosen by the probe's rule.
 
 The ratios are printed LAST, the worst case of the auto layout on the final line::
 
@@ -32,7 +36,9 @@ The ratios are printed LAST, the worst case of the auto layout on the final line
     ratio ensemble sharpness vmap/looped speed, large (140,289 params x 32): 0.45
     ...
     ratio ensemble sharpness auto/looped speed, tiny (121 params x 64): 1.18
+    ratio ensemble sharpness driver/looped speed, tiny (121 params x 64): 1.15
     ratio ensemble sharpness auto/looped speed, worst case: 1.18
+    ratio ensemble sharpness driver/looped speed, worst case: 1.15
 
 Usage: ``python bench/curvature.py [--repeats 3] [--rounds 3] [--members 32]``.
 """
@@ -42,6 +48,7 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import time
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +58,8 @@ from learnmech.nets import MLP
 from timing import best_time
 from learnmech.observe import hvp, mse_loss, sharpness
 from learnmech.observe.ensemble_curvature import _AUTO_MAP_PARAMETERS, _auto_layout, ensemble_sharpness
+from learnmech.observe.probes import sharpness_probe
+from learnmech.train import OptimizerSpec, train
 
 
 def task(widths, n: int, seed: int = 0):
@@ -74,6 +83,16 @@ def hvp_vs_gradient(repeats: int) -> float:
     return t_hvp / t_grad
 
 
+def driver_probe(loss, stacked, batch, opts: dict, repeats: int) -> float:
+    """Fastest chunk of ``train``: one step at learning rate 0, then the sharpness probe of every member."""
+    marks: list[float] = []
+    train(params0=stacked, loss=loss, data=batch, optimizer=OptimizerSpec("sgd", {"learning_rate": 0.0}),
+          seeds=list(range(jax.tree_util.tree_leaves(stacked)[0].shape[0])), steps=list(range(repeats + 2)),
+          probes=[sharpness_probe(loss, every=1, **opts)],
+          progress=lambda done, total: marks.append(time.perf_counter()))
+    return min(b - a for a, b in zip(marks[1:-1], marks[2:]))  # the first chunk (step 0) compiles
+
+
 def ensemble_case(label: str, widths, n: int, members: int, tol: float, repeats: int, rounds: int):
     """Times looped / vmap / map / auto ensemble sharpness; returns ``{variant: looped time / its time}``."""
     net, batch, loss = task(widths, n)
@@ -93,6 +112,7 @@ def ensemble_case(label: str, widths, n: int, members: int, tol: float, repeats:
         for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
             times[name] = min(times[name], best_time(variants[name], repeats))
 
+    times["driver"] = driver_probe(loss, stacked, batch, opts, repeats)
     iters = np.array([int(single(p).iterations) for p in params])
     looped = np.asarray(variants["looped"]())
     diff = max(float(np.max(np.abs(np.asarray(fn()) - looped) / np.abs(looped))) for fn in variants.values())
@@ -125,6 +145,7 @@ def main() -> None:
         for name, ratio in ratios.items():
             print(f"ratio ensemble sharpness {name}/looped speed, {label}: {ratio:.2f}")
     print(f"ratio ensemble sharpness auto/looped speed, worst case: {min(r['auto'] for _, r in cases):.2f}")
+    print(f"ratio ensemble sharpness driver/looped speed, worst case: {min(r['driver'] for _, r in cases):.2f}")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,19 @@ def test_tiny_run_is_reproduced_from_the_store(claim, store):
     again = claim.decide(summary)  # re-decided from the store alone
     assert (again.status, again.metric) == (verdict.status, verdict.metric)
     np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12, equal_nan=True)
+
+
+def test_rules_decide_guards_then_checks_and_decisive_failures_first():
+    """The rule engine on hand-made summaries: a guard's inconclusive, a failing check, a NaN that passes nothing."""
+    from learnmech.atlas.rules import Check, Rules, decide, diverged
+
+    rules = Rules(guards=(diverged(),), checks=(Check("a", "a", ">=", 1.0), Check("b", "b", "<=", "b_max")))
+    ok = {"diverged": 0.0, "a": 2.0, "b": 0.5, "b_max": 1.0}
+    assert decide(rules, ok).status == "holds" and decide(rules, ok).metric == "a"
+    assert decide(rules, {**ok, "b": 1.5}).metric == "b" and decide(rules, {**ok, "b": 1.5}).threshold == 1.0
+    assert decide(rules, {**ok, "a": float("nan")}).status == "fails"
+    failing_and_diverged = {**ok, "diverged": 1.0, "a": 0.5}
+    assert decide(rules, failing_and_diverged).status == "inconclusive"
+    decisive = Rules(guards=rules.guards, checks=rules.checks, decisive_failures=True)
+    assert decide(decisive, failing_and_diverged).status == "fails"
+    assert decide(decisive, {**failing_and_diverged, "a": float("nan")}).status == "inconclusive"

@@ -8,31 +8,27 @@ import numpy as np
 import pytest
 
 from learnmech.atlas.contract import Curve
-from learnmech.atlas.hparams.critical_batch import (
-    CLAIM,
-    Config,
-    dataset,
-    input_spectrum,
-    mse_linear,
-    noise_observables,
-    teacher,
-)
+from learnmech.atlas.hparams.critical_batch import CLAIM, Config, dataset, input_spectrum, teacher
+from learnmech.atlas.keys import key
 from learnmech.atlas.metrics import log_window_mean, steps_to_target
-from learnmech.theory.batch_tradeoff import fit_steps, steps_hyperbola
+from learnmech.fit.batch_tradeoff import StepsHyperbola
+from learnmech.theory.batch_tradeoff import steps_hyperbola
 from learnmech.theory.sgd_linear import b_simple_linear, sgd_second_moments
+from learnmech.data.noisy_linear import least_squares_floor, mse_linear, power_law_variances
+from learnmech.observe.noise import noise_scale_blocks
 from learnmech.train import log_schedule
 
 BATCHES = 2.0 ** np.arange(11)  # 1 .. 1024
-noise_observables_jit = jax.jit(noise_observables, static_argnums=(0, 3))  # one compile per shape
+noise_scale_jit = jax.jit(noise_scale_blocks, static_argnums=(0, 3))  # one compile per shape
 
 
 @pytest.mark.parametrize("n_train", [None, 4096])
 def test_fit_recovers_the_exact_hyperbola(n_train):
     steps = steps_hyperbola(BATCHES, 7.3, 42.0, n_train)
-    s_min, b_noise, rms = fit_steps(BATCHES, steps, n_train)
-    assert s_min == pytest.approx(7.3, rel=1e-6)
-    assert b_noise == pytest.approx(42.0, rel=1e-6)
-    assert rms < 1e-8
+    fit = StepsHyperbola(n_train).fit(BATCHES, steps)
+    assert fit.s_min_ == pytest.approx(7.3, rel=1e-6)
+    assert fit.b_noise_ == pytest.approx(42.0, rel=1e-6)
+    assert fit.rms_ < 1e-8
 
 
 def test_fit_with_multiplicative_noise_matches_linearised_least_squares():
@@ -47,8 +43,9 @@ def test_fit_with_multiplicative_noise_matches_linearised_least_squares():
     J = np.stack([np.ones_like(BATCHES), u / (1 + u)], axis=1)  # d log S / d(log S_min, log B_noise)
     sd = scatter * np.sqrt(np.diag(np.linalg.inv(J.T @ J)))  # (2,)
     rng = np.random.default_rng(0)
-    est = np.array([fit_steps(BATCHES, exact * np.exp(scatter * rng.standard_normal(BATCHES.size)))[:2]
-                    for _ in range(reps)])
+    fits = [StepsHyperbola().fit(BATCHES, exact * np.exp(scatter * rng.standard_normal(BATCHES.size)))
+            for _ in range(reps)]
+    est = np.array([(f.s_min_, f.b_noise_) for f in fits])
     logs = np.log(est) - np.log([s_min, b_noise])  # (reps, 2)
     # Unbiased to within 4 standard errors of the mean; the spread within 20% of first order theory.
     np.testing.assert_array_less(np.abs(logs.mean(axis=0)), 4 * sd / np.sqrt(reps))
@@ -94,7 +91,7 @@ def test_sgd_second_moments_match_monte_carlo_of_online_sgd():
     assert np.all(np.abs(excess.mean(axis=1) - theory) < 4 * stderr + 1e-12)
 
 
-def test_noise_observables_are_the_sample_statistics_of_per_example_gradients():
+def test_block_noise_scale_is_the_sample_statistics_of_per_example_gradients():
     """With blocks of one example the trace is the unbiased sample trace; |G|^2 is the full gradient's."""
     rng = np.random.default_rng(3)
     X, Y = rng.standard_normal((64, 5)), rng.standard_normal((64, 1))
@@ -103,10 +100,12 @@ def test_noise_observables_are_the_sample_statistics_of_per_example_gradients():
     G = g.mean(axis=0)
     data = (jnp.asarray(X, jnp.float32), jnp.asarray(Y, jnp.float32))
     for b in (1, 4, 16):
-        obs = noise_observables_jit(mse_linear, {"w": jnp.asarray(w, jnp.float32)}, data, b)
-        assert float(obs["grad_sq"]) == pytest.approx(G @ G, rel=1e-4)  # the finite-population correction
+        est = noise_scale_jit(mse_linear, {"w": jnp.asarray(w, jnp.float32)}, data, b)
+        assert float(est.grad_sq_norm) == pytest.approx(G @ G, rel=1e-4)  # the finite-population correction
         if b == 1:
-            assert float(obs["trace_cov"]) == pytest.approx(np.sum((g - G) ** 2) / 63, rel=1e-4)
+            assert float(est.trace_cov) == pytest.approx(np.sum((g - G) ** 2) / 63, rel=1e-4)
+    with pytest.raises(ValueError, match="block"):
+        noise_scale_blocks(mse_linear, {"w": jnp.asarray(w)}, data, 5)  # 5 does not divide 64
 
 
 def test_b_simple_of_the_claims_task_at_init_matches_the_closed_form():
@@ -120,10 +119,10 @@ def test_b_simple_of_the_claims_task_at_init_matches_the_closed_form():
     trace, grad = [], []
     for seed in range(4):
         X, Y = dataset(cfg, n=2**17, seed=100 + seed)
-        obs = noise_observables_jit(mse_linear, {"w": jnp.zeros((cfg.dim, 1))}, (jnp.asarray(X), jnp.asarray(Y)),
-                                    cfg.noise_batch)
-        trace.append(float(obs["trace_cov"]))
-        grad.append(float(obs["grad_sq"]))
+        est = noise_scale_jit(mse_linear, {"w": jnp.zeros((cfg.dim, 1))}, (jnp.asarray(X), jnp.asarray(Y)),
+                              cfg.noise_batch)
+        trace.append(float(est.trace_cov))
+        grad.append(float(est.grad_sq_norm))
     lam, w = input_spectrum(cfg), teacher(cfg)
     closed = float(b_simple_linear(lam, w, cfg.noise))
     assert np.mean(trace) / np.mean(grad) == pytest.approx(closed, rel=0.05)
@@ -145,7 +144,7 @@ def _synthetic(cfg: Config, b_noise: float, b_simple: float, s_min: float = 6.0,
     floor, e0 = 0.05, 0.3
     c = np.log(1 / cfg.target_fraction)
     S = steps_hyperbola(np.asarray(cfg.batches, float), s_min, b_noise, cfg.n_train)
-    out = {"floor": Curve(np.zeros(1), np.array([[floor]]))}
+    out = {"floor": floor}
     for i in range(K):
         rows = []
         for j in range(L):
@@ -156,9 +155,9 @@ def _synthetic(cfg: Config, b_noise: float, b_simple: float, s_min: float = 6.0,
             if j == L - 1:
                 excess = np.where(t > 3, np.nan, excess)  # diverged
             rows += [floor + excess] * cfg.seeds
-        out[f"loss/{i}"] = Curve(t, np.array(rows))
-        out[f"grad_sq/{i}"] = Curve(t, np.ones((L * cfg.seeds, t.size)))
-        out[f"trace_cov/{i}"] = Curve(t, np.full((L * cfg.seeds, t.size), b_simple))
+        out[key("loss", i)] = Curve(t, np.array(rows))
+        out[key("grad_sq", i)] = Curve(t, np.ones((L * cfg.seeds, t.size)))
+        out[key("trace_cov", i)] = Curve(t, np.full((L * cfg.seeds, t.size), b_simple))
     return out
 
 
@@ -178,6 +177,22 @@ def test_judge_compares_the_fitted_knee_with_b_simple(judge_setup, b_simple, sta
     assert verdict.details["s_min"] == pytest.approx(6.0, rel=1e-4)
     assert verdict.value == pytest.approx(20.0 / b_simple, rel=1e-4)
     assert verdict.details["tuned_batches"] == len(cfg.batches)
+    assert verdict.details["b_simple"] == pytest.approx(b_simple, rel=1e-12)  # the average of a constant
+    assert verdict.details["knee_margin"] == pytest.approx(min(20.0 / 1, 256 / 20.0), rel=1e-4)  # batches 1..256
+
+
+def test_summary_holds_the_exact_steps_and_the_tuned_runs(judge_setup):
+    """On the synthetic sweep every batch is tuned at the middle learning rate and crosses at the hyperbola."""
+    cfg, prediction = judge_setup
+    summary = CLAIM.summarize(cfg, prediction, _synthetic(cfg, b_noise=20.0, b_simple=20.0))
+    batches = np.asarray(cfg.batches, float)
+    exact = steps_hyperbola(batches, 6.0, 20.0, cfg.n_train)
+    np.testing.assert_allclose(summary["steps"].y[0], exact, rtol=1e-6)  # log-linear crossing of an exponential
+    np.testing.assert_allclose(summary["steps_per_seed"].y, np.tile(exact, (cfg.seeds, 1)), rtol=1e-6)
+    np.testing.assert_array_equal(summary["best_lr"].y[0], cfg.learning_rates[len(cfg.learning_rates) // 2])
+    np.testing.assert_array_equal(summary["tuned"].y[0], 1.0)
+    assert summary["e_min"] == pytest.approx(6.0 * 20.0, rel=1e-4)
+    np.testing.assert_allclose(summary[key("b_simple_run", 3)].y, 20.0, rtol=1e-12)
 
 
 def test_judge_is_inconclusive_when_few_batches_reach_the_target(judge_setup):
@@ -197,10 +212,25 @@ def test_judge_is_inconclusive_when_the_knee_is_outside_the_grid(judge_setup):
     cfg, prediction = judge_setup
     verdict = CLAIM.judge(cfg, prediction, _synthetic(cfg, b_noise=2.0, b_simple=2.0))  # 4 x B_min = 4 > 2
     assert verdict.status == "inconclusive" and verdict.metric == "knee bracketed by tuned batches"
+    assert verdict.value == pytest.approx(2.0 / 1, rel=1e-4)  # B_noise / B_min: the knee sits 2x above the grid
 
 
 def test_plot_renders_a_synthetic_measurement(judge_setup):
     cfg, prediction = judge_setup
     measurement = _synthetic(cfg, 20.0, 20.0)
-    fig = CLAIM.plot(cfg, prediction, measurement, CLAIM.judge(cfg, prediction, measurement))
+    summary, verdict = CLAIM.evaluate(cfg, prediction, measurement)
+    fig = CLAIM.plot(cfg, prediction, measurement, summary, verdict)
     assert len(fig.axes) == 3
+
+
+def test_the_task_has_the_stated_spectrum_teacher_and_floor():
+    """Mean-1 power-law variances; a unit teacher; the sample covariance and the least-squares floor of a large draw."""
+    lam = power_law_variances(8, 1.0)
+    assert lam.mean() == pytest.approx(1.0, rel=1e-14)
+    np.testing.assert_allclose(lam[0] / lam, np.arange(1, 9), rtol=1e-12)  # lambda_k ~ 1/k
+    cfg = CLAIM.make_config("quick")
+    assert np.linalg.norm(teacher(cfg)) == pytest.approx(1.0, rel=1e-14)
+    X, Y = dataset(cfg, n=2**16, seed=5)
+    np.testing.assert_allclose(np.var(X.astype(float), axis=0), input_spectrum(cfg), rtol=0.03)  # ~4 sigma
+    # least squares on n examples leaves sigma^2 (n - d) / n / 2 of the noise (the residual's degrees of freedom)
+    assert least_squares_floor(X, Y) == pytest.approx(0.5 * cfg.noise**2 * (1 - cfg.dim / 2**16), rel=0.03)

@@ -1,4 +1,4 @@
-"""laws.edge-of-stability: the stability thresholds, the optimiser recursion, the probe, and the judge."""
+"""laws.edge-of-stability: the stability thresholds, the optimiser recursion, the probe, the summary and the rules."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from learnmech.atlas.contract import Curve
-from learnmech.atlas.laws.edge_of_stability import (
-    CLAIM,
-    optimizer_init,
-    optimizer_step,
-    run_specs,
-    setup,
-    stability_threshold,
-)
-from learnmech.observe import adam_preconditioner, mse
+from learnmech.atlas.keys import key
+from learnmech.atlas.laws.edge_of_stability import CLAIM, run_specs, setup, summarize
+from learnmech.observe import mse
+from learnmech.theory.stability import adam_preconditioner, stability_threshold
 
 # ------------------------------------------------------------------------------------------------
 # (1) The thresholds: iterate the optimisers on a 1-D quadratic L = lambda w^2 / 2 just below and just
@@ -70,11 +65,25 @@ def test_module_thresholds_match_the_hand_derived_values():
     for spec in run_specs(cfg):
         expected = {"momentum": (2 + 2 * cfg.momentum) / cfg.momentum_lr,
                     "adam": 38 / cfg.adam_lr if cfg.adam_b1 == 0.9 else None}.get(spec.name, 2 / spec.eta)
-        assert prediction[f"threshold/{spec.name}"].y[0, 0] == pytest.approx(expected, rel=1e-12)
+        assert prediction[key("threshold", spec.name)].y[0, 0] == pytest.approx(expected, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
-# The optimiser recursion m <- a m + c g, w <- w - eta P^-1 m equals optax's sgd, heavy ball and adam.
+# The recursion m <- a m + c g, w <- w - eta P^-1 m behind the thresholds equals optax's sgd, heavy ball and
+# adam with (a, c) = (0, 1), (beta, 1), (b1, 1 - b1) and P = adam_preconditioner (theory.stability).
+
+
+def _recursion(params, grad, steps, eta, a, c, adam, b1=0.9, b2=0.999, eps=1e-8):
+    """The recursion written out here (python loop): ``steps`` updates from ``params``."""
+    m = jax.tree.map(jnp.zeros_like, params)
+    nu = jax.tree.map(jnp.zeros_like, params)
+    for t in range(1, steps + 1):
+        g = grad(params)
+        m = jax.tree.map(lambda m, g: a * m + c * g, m, g)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, g)
+        P = adam_preconditioner(nu, t, b1=b1, b2=b2, eps=eps) if adam else jax.tree.map(jnp.ones_like, nu)
+        params = jax.tree.map(lambda w, m, p: w - eta * m / p, params, m, P)
+    return params
 
 
 @pytest.mark.parametrize("hp, opt", [
@@ -90,14 +99,8 @@ def test_recursion_matches_optax(hp, opt):
     def loss(p):  # a smooth non-quadratic loss, so gradients change from step to step
         return jnp.sum(jnp.tanh(p["w"] + p["b"]) * target) + 0.5 * jnp.sum(p["w"] ** 2)
 
-    hp = {k: jnp.asarray(v) for k, v in hp.items()}
-
-    def mine(p):
-        step = lambda c, _: (optimizer_step(c[0], jax.grad(loss)(c[0]), c[1], hp, 0.9, 0.999, 1e-8), None)  # noqa: E731
-        return jax.lax.scan(step, (p, optimizer_init(p)), None, length=6)[0][0]
-
     ref, _ = _optax_run(opt, loss, params, 6)
-    mine = jax.jit(mine)(params)
+    mine = _recursion(params, jax.grad(loss), 6, **hp)
     np.testing.assert_allclose(ravel_pytree(mine)[0], ravel_pytree(ref)[0], rtol=1e-12, atol=1e-12)
 
 
@@ -132,20 +135,19 @@ def _optax_run(opt, loss, params, steps: int):
 
 def test_probe_matches_the_dense_hessian_on_a_tiny_problem():
     cfg = CLAIM.make_config("quick", TINY)
-    net, data, params, _ = setup(cfg)
+    net, data, params0 = setup(cfg)
     measurement = CLAIM.measure(cfg, None)
     specs = run_specs(cfg)
-    member = lambda i: jax.tree.map(lambda x: x[i], params)  # noqa: E731
+    start = jax.tree.map(lambda x: x[0], params0)  # seed 0: every run starts here
     loss = lambda p: mse(net.apply(p, data[0]), data[1])  # noqa: E731
-    gd, _ = _optax_run(optax.sgd(specs[0].eta), loss, member(0), 10)  # GD: 10 steps of optax.sgd
-    i = [s.name for s in specs].index("adam")
+    gd, _ = _optax_run(optax.sgd(specs[0].eta), loss, start, 10)  # GD: 10 steps of optax.sgd
     opt = optax.adam(cfg.adam_lr, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
-    ad, st = _optax_run(opt, loss, member(i), 10)  # Adam: 10 steps of optax.adam
-    H0, H_gd, H_ad = _dense_hessians(net, data, member(0), gd, ad)
+    ad, st = _optax_run(opt, loss, start, 10)  # Adam: 10 steps of optax.adam
+    H0, H_gd, H_ad = _dense_hessians(net, data, start, gd, ad)
 
     top0 = np.linalg.eigvalsh(H0)[-1]
     for spec in specs:  # every run starts from the same weights
-        assert measurement[f"sharpness/{spec.name}"].y[0, 0] == pytest.approx(top0, rel=1e-3)
+        assert measurement[key("sharpness", spec.name)].y[0, 0] == pytest.approx(top0, rel=1e-3)
     assert np.isnan(measurement["preconditioned/adam"].y[0, 0])  # P is undefined before the first step
     assert measurement["sharpness/gd-0"].y[0, 1] == pytest.approx(np.linalg.eigvalsh(H_gd)[-1], rel=1e-3)
     # P^-1 H is similar to P^-1/2 H P^-1/2, with P rebuilt from optax's nu and count
@@ -158,7 +160,7 @@ def test_probe_matches_the_dense_hessian_on_a_tiny_problem():
 
 
 # ------------------------------------------------------------------------------------------------
-# (2) The judge on synthetic records
+# (2) The summary and the rules (CLAIM.judge = summarize + RULES) on synthetic records
 
 
 def _records(cfg, shape, loss_trend=-1.0):
@@ -171,10 +173,10 @@ def _records(cfg, shape, loss_trend=-1.0):
     for spec in run_specs(cfg):
         thr = stability_threshold(spec.eta, spec.a, spec.c)
         s = thr * shape(u)
-        out[f"sharpness/{spec.name}"] = Curve(t_probe, s)
-        out[f"preconditioned/{spec.name}"] = Curve(t_probe, s)
-        out[f"loss/{spec.name}"] = Curve(t_loss, loss)
-        out[f"threshold/{spec.name}"] = Curve(np.array([0.0, cfg.steps]), np.full(2, thr))
+        out[key("sharpness", spec.name)] = Curve(t_probe, s)
+        out[key("preconditioned", spec.name)] = Curve(t_probe, s)
+        out[key("loss", spec.name)] = Curve(t_loss, loss)
+        out[key("threshold", spec.name)] = Curve(np.array([0.0, cfg.steps]), np.full(2, thr))
     return out
 
 
@@ -191,7 +193,21 @@ def _judge(measurement):
 def test_judge_holds_when_sharpness_hovers_at_the_threshold():
     v = _judge(_records(CLAIM.make_config("quick"), _rise_then(1.0)))
     assert v.status == "holds"
+    assert v.metric.startswith("max |median(sharpness after crossing) / threshold - 1|")
     assert v.value == pytest.approx(0.0, abs=0.03)
+
+
+def test_summary_per_member_numbers():
+    # _rise_then(1.0): the first probe >= the threshold is at u = 0.6/0.65*0.15 -> step 140 of 1000 (probes
+    # every 20), 44 probes from there on; the loss exp(-3u)(1 + 0.3 sin^2 40u) falls by ~e^-1.6 over that phase
+    cfg = CLAIM.make_config("quick")
+    summary = summarize(cfg, CLAIM.predict(cfg), _records(cfg, _rise_then(1.0)))
+    assert summary["members"] == summary["members_reached"] == summary["members_judged"] == 5  # one member a run
+    assert summary["diverged"] == 0
+    assert summary[key("gd-0", 0, "first_step")] == 140.0
+    assert summary[key("gd-0", 0, "samples_after")] == 44.0
+    assert summary[key("adam", 0, "median_ratio")] == pytest.approx(1.0, abs=0.03)
+    assert 0.1 < summary["max_loss_ratio"] < 0.5
 
 
 def test_judge_fails_when_sharpness_settles_at_0_7_of_the_threshold():
@@ -203,25 +219,44 @@ def test_judge_fails_when_sharpness_settles_at_0_7_of_the_threshold():
 def test_judge_fails_when_the_loss_stops_decreasing():
     v = _judge(_records(CLAIM.make_config("quick"), _rise_then(1.0), loss_trend=+0.2))
     assert v.status == "fails"
+    assert v.metric.startswith("max loss ratio")  # the band check passes; the loss check names the failure
+    assert v.value > 1.0
 
 
 def test_judge_is_inconclusive_when_the_threshold_is_never_reached():
     v = _judge(_records(CLAIM.make_config("quick"), lambda u: 0.4 + 0.4 * u))  # sharpening stalls at 0.8
     assert v.status == "inconclusive"
+    assert (v.metric, v.value) == ("members reaching the threshold", 0.0)
     assert "never" in v.reason
+    assert v.details[key("momentum", 0, "max_ratio")] == pytest.approx(0.8)
 
 
 def test_judge_is_inconclusive_when_the_threshold_is_reached_too_late():
+    # crossing at u = 0.95 (step 950): 3 probes and 5% of training left
     v = _judge(_records(CLAIM.make_config("quick"), lambda u: np.where(u < 0.95, 0.5 + 0.5 * u, 1.0)))
     assert v.status == "inconclusive"
+    assert v.metric.startswith("members reaching it with")
+    assert v.details["members_reached"] == 5 and v.value == 0.0
 
 
 def test_judge_is_inconclusive_when_a_run_diverged():
     cfg = CLAIM.make_config("quick")
     m = dict(_records(cfg, _rise_then(1.0)))
-    y = m["loss/momentum"].y.copy()
+    y = m[key("loss", "momentum")].y.copy()
     y[:, 500:] = np.nan
-    m["loss/momentum"] = Curve(m["loss/momentum"].x, y)
+    m[key("loss", "momentum")] = Curve(m[key("loss", "momentum")].x, y)
     v = _judge(m)
     assert v.status == "inconclusive"
     assert "diverged" in v.reason
+    assert v.value == 1  # the momentum run (one member in these records)
+
+
+def test_a_failing_run_decides_before_an_unjudged_one():
+    # decisive_failures: one run never reaches its threshold while the others settle at 0.7 of theirs (fail).
+    cfg = CLAIM.make_config("quick")
+    m = dict(_records(cfg, _rise_then(0.7)))
+    m[key("preconditioned", "adam")] = Curve(m[key("preconditioned", "adam")].x,
+                                             0.5 * m[key("preconditioned", "adam")].y)
+    v = _judge(m)
+    assert v.status == "fails"
+    assert v.metric.startswith("max |median") and v.value == pytest.approx(0.3, abs=0.02)

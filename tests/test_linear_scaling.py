@@ -1,4 +1,4 @@
-"""hparams.linear-scaling: the discrepancy metric, the judge's logic, the coupled-stream SGD member,
+"""hparams.linear-scaling: the discrepancy metric, the summary and its rules, the coupled-stream SGD member,
 and the linear scaling rule in closed form for noisy linear regression (against Monte Carlo)."""
 
 from __future__ import annotations
@@ -7,15 +7,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from learnmech.atlas.contract import Curve
-from learnmech.atlas.hparams.linear_scaling import CLAIM, example_grid
+from learnmech.atlas.hparams.linear_scaling import CLAIM, RULES, example_grid, summarize
+from learnmech.atlas.keys import key
 from learnmech.atlas.metrics import log_discrepancy
 from learnmech.observe.noise import noise_scale_two_batch
 from learnmech.theory.batch_scaling import scaled_hyperparameters
 from learnmech.theory.sgd_linear import sgd_second_moments
-from learnmech.train import OptimizerSpec
-from learnmech.train.stream import StreamProgram
+from learnmech.train import OptimizerSpec, train
 
 # ---------------------------------------------------------------------------------------------
 # The metric
@@ -71,7 +72,7 @@ def test_scaling_rules():
 
 
 # ---------------------------------------------------------------------------------------------
-# The judge on synthetic records
+# The summary and the rules on synthetic records
 
 
 CFG = CLAIM.make_config("quick")  # batches 64 .. 2048 and 12288; window [6144, 196608]
@@ -91,8 +92,8 @@ def _record(gaps, *, b_crit=1000.0, offsets=0.002, base_decay=True, seed=0):
     for i, (k, gap) in enumerate(zip(CFG.ks, gaps)):
         own = e % (k * CFG.base_batch) == 0
         y = base[own] * np.exp(gap) * np.exp(offsets * rng.standard_normal((CFG.seeds, 1)))  # (seeds, T_k)
-        out[f"loss/{i}"] = Curve(e[own], y)
-        out[f"test_loss/{i}"] = Curve(e[own], y + 0.125)
+        out[key("loss", i)] = Curve(e[own], y)
+        out[key("test_loss", i)] = Curve(e[own], y + 0.125)
     g2 = np.exp(0.1 * rng.standard_normal((CFG.seeds, e.size)))
     out["trace_cov"] = Curve(e, b_crit * g2)  # B_simple = tr(Sigma) / |G|^2 = b_crit at every point
     out["grad_sq_norm"] = Curve(e, g2)
@@ -110,8 +111,13 @@ def _gaps(below: float, above: float, b_crit: float = 1000.0):
 
 def test_judge_holds_when_runs_agree_below_and_separate_above():
     v = _judge(_record(_gaps(0.01, 0.3)))
-    assert v.status == "holds" and v.value == pytest.approx(0.01, abs=2e-3) and v.threshold == 0.05
-    assert v.details["B_crit"] == pytest.approx(1000.0, rel=0.05)
+    crit = v.details["B_crit"]
+    assert crit == pytest.approx(1000.0, rel=0.05)
+    # Headline: the first run resolved above 5% (k B0 = 1024, just beyond B_crit) sits above B_crit.
+    assert v.status == "holds" and v.metric == RULES.checks[0].metric and v.threshold == 1.0
+    assert v.value == pytest.approx(1024 / crit)
+    assert v.details["D_below_max"] == pytest.approx(0.01, abs=2e-3)
+    assert v.details["D_above_max"] == pytest.approx(0.3, abs=3e-3)
 
 
 def test_judge_fails_when_a_run_below_b_crit_disagrees():
@@ -119,30 +125,40 @@ def test_judge_fails_when_a_run_below_b_crit_disagrees():
     gaps[list(BATCHES).index(512)] = 0.12
     v = _judge(_record(gaps))
     assert v.status == "fails" and v.value == pytest.approx(512 / v.details["B_crit"]) and v.threshold == 1.0
+    assert v.metric == "k B0 / B_crit of the first run with D_k > 5%, k B0 <= B_crit"
 
 
 def test_judge_fails_when_a_run_below_b_crit_diverged():
     gaps = _gaps(0.01, 0.3)
     gaps[list(BATCHES).index(768)] = np.nan
     v = _judge(_record(gaps))
-    assert v.status == "fails" and np.isfinite(v.value) and v.details["D/768"] == np.inf
+    assert v.status == "fails" and v.value == pytest.approx(768 / v.details["B_crit"])
+    assert v.details["D/768"] == np.inf and v.details["D_err/768"] == 0.0
 
 
 def test_judge_fails_when_nothing_separates_beyond_four_b_crit():
     v = _judge(_record(_gaps(0.01, 0.02)))
     assert v.status == "fails" and v.metric.startswith("max D_k, k B0 >= 4") and v.value == pytest.approx(0.02, abs=3e-3)
+    assert v.details["first_resolved_disagreement_over_B_crit"] == np.inf  # no run is resolved above 5%
 
 
 def test_judge_counts_a_diverged_run_beyond_four_b_crit_as_separated():
-    assert _judge(_record(_gaps(0.01, np.nan))).status == "holds"
+    v = _judge(_record(_gaps(0.01, np.nan)))
+    assert v.status == "holds" and v.details["D_above_max"] == np.inf
 
 
-@pytest.mark.parametrize("case", ["base diverged", "flat base", "no run beyond 4 B_crit", "within noise"])
-def test_judge_inconclusive(case):
+@pytest.mark.parametrize("case, guard", [("base diverged", "diverged"), ("flat base", "base_decay_in_window"),
+                                         ("no run beyond 4 B_crit", "ladder_sides"),
+                                         ("within noise", "undecided_below"),
+                                         ("within noise beyond 4 B_crit", "undecided_above")])
+def test_judge_inconclusive(case, guard):
     gaps, kwargs = _gaps(0.01, 0.3), {}
     if case == "base diverged":
         record = _record(gaps)
-        record["loss/0"].y[0, -1] = np.nan
+        record[key("loss", 0)].y[0, -1] = np.nan
+    elif case == "within noise beyond 4 B_crit":  # the one run beyond at 5%, its members 10% apart
+        record = _record(_gaps(0.01, 0.05))
+        record[key("loss", len(BATCHES) - 1)].y[:] *= np.exp(0.05 * (-1.0) ** np.arange(CFG.seeds))[:, None]
     else:
         if case == "flat base":
             kwargs = {"base_decay": False}
@@ -154,27 +170,83 @@ def test_judge_inconclusive(case):
         record = _record(gaps, **kwargs)
     v = _judge(record)
     assert v.status == "inconclusive", (case, v)
+    assert v.metric == next(g.metric for g in RULES.guards if g.key == guard)
     assert np.isfinite(v.value) and np.isfinite(v.threshold)
+
+
+def _decision_tree(summary) -> tuple[str, float]:
+    """The rule as the claim stated it before it was data: the first branch that applies decides."""
+    D = np.array([summary[key("D", b)] for b in BATCHES])
+    err = np.array([summary[key("D_err", b)] for b in BATCHES])
+    crit = summary["B_crit"]
+    if summary["diverged"] > 0 or not np.isfinite(crit) or summary["base_decay_in_window"] < CFG.min_decay:
+        return "inconclusive", np.nan
+    below, above = (BATCHES <= crit) & (BATCHES > CFG.base_batch), BATCHES >= 4 * crit
+    if not below.any() or not above.any():
+        return "inconclusive", np.nan
+    over, unsure = D > 0.05 + 2 * err, np.abs(D - 0.05) <= 2 * err
+    if over[below].any():
+        return "fails", BATCHES[below & over][0] / crit
+    if unsure[below].any():
+        return "inconclusive", np.nan
+    if over[above].any():
+        return "holds", np.nan
+    return ("inconclusive", np.nan) if unsure[above].any() else ("fails", np.max(D[above]))
+
+
+def test_rules_decide_as_the_decision_tree():
+    """Random ladders mixing agreement, disagreement, undecided and diverged runs: same status (and the
+    same headline where the tree names one) from the rules as from the tree."""
+    rng = np.random.default_rng(5)
+    statuses = set()
+    for case in range(48):
+        choices, weights = [0.01, 0.045, 0.055, 0.12, np.nan], [0.7, 0.1, 0.05, 0.1, 0.05]  # mostly agreeing
+        gaps = [0.0] + list(rng.choice(choices, len(BATCHES) - 1, p=weights))
+        record = _record(gaps, b_crit=float(rng.choice([700.0, 1000.0, 1500.0])),
+                         offsets=float(rng.choice([0.002, 0.02])), seed=case)
+        summary = summarize(CFG, CLAIM.predict(CFG), record)
+        status, value = _decision_tree(summary)
+        v = CLAIM.decide(summary)
+        assert v.status == status, (case, gaps, v)
+        if np.isfinite(value):
+            assert v.value == pytest.approx(value)
+        statuses.add(status)
+    assert statuses == {"holds", "fails", "inconclusive"}
+
+
+def test_summary_holds_the_figure_curve_and_scalars_only():
+    summary = summarize(CFG, CLAIM.predict(CFG), _record(_gaps(0.01, 0.3)))
+    assert isinstance(summary["b_simple"], Curve) and summary["b_simple"].y.shape == (1, summary["b_simple"].x.size)
+    assert all(isinstance(v, float) for k, v in summary.items() if k != "b_simple")
+    assert [summary[key("D", b)] for b in BATCHES][0] == 0.0  # the base run against itself
+
+
+def test_ladders_start_at_one_and_increase():
+    for ks, problem in (((2, 4), "start at 1"), ((1, 4, 4), "strictly increasing"), ((1,), "at least 2")):
+        with pytest.raises(ValidationError, match=problem):
+            CLAIM.make_config("quick", {"ks": ks})
+    with pytest.raises(ValidationError, match="start at 1"):
+        CLAIM.make_config("full", {"adam_ks": (2, 4)})
 
 
 # ---------------------------------------------------------------------------------------------
 # The coupled-stream member: k micro-batches averaged = one SGD step at batch k B0
 
 
-def test_stream_program_is_sgd_at_batch_k_b0_on_the_shared_stream():
-    n, d, b0, eta = 40, 3, 3, 0.1
+def test_stream_with_accumulation_is_sgd_at_batch_k_b0_on_the_shared_stream():
+    """All k in one driver ensemble (k and eta k linked on one axis) against a numpy SGD on the stream."""
+    n, d, b0, eta, ks = 40, 3, 3, 0.1, (1, 2, 4)
     rng = np.random.default_rng(1)
     X, Y = rng.standard_normal((n, d)), rng.standard_normal((n, 1))
-    data = (jnp.asarray(X), jnp.asarray(Y))
 
     def loss(w, batch):
         return 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)
 
-    program = StreamProgram(lambda key: jnp.zeros((d, 1)), loss, OptimizerSpec("sgd", {"learning_rate": eta}),
-                            batch_size=b0, accumulator_dtype="float64")
-    start, advance = jax.jit(program.start), jax.jit(program.advance)  # k is traced: one compile for all k
-    key = jax.random.key(7)
-    _, stream_key = jax.random.split(key)  # MemberProgram.start: (init key, batch key)
+    result = train(init=lambda key: jnp.zeros((d, 1)), loss=loss, data=(jnp.asarray(X), jnp.asarray(Y)),
+                   optimizer=OptimizerSpec("sgd", {"learning_rate": eta}), seeds=[7],
+                   grid={"k": {"k": np.asarray(ks, np.int32), "learning_rate": eta * np.asarray(ks, float)}},
+                   steps=[4], batch_size=b0, sampling="stream", accumulate="k")  # 4 micro-batches = 4 / k steps
+    _, stream_key = jax.random.split(jax.random.key(7))  # MemberProgram.start: (init key, batch key)
     draw = jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(stream_key, p), (), 0, n))
     index = np.asarray(draw(jnp.arange(4 * b0))).tolist()  # stream position p -> training example
 
@@ -182,13 +254,11 @@ def test_stream_program_is_sgd_at_batch_k_b0_on_the_shared_stream():
         xb, yb = X[[index[p] for p in positions]], Y[[index[p] for p in positions]]
         return w - lr * xb.T @ (xb @ w - yb) / len(positions)
 
-    for k in (1, 2, 4):
-        hp = {"learning_rate": jnp.asarray(eta * k), "k": jnp.asarray(k, jnp.int32)}
-        state = advance(start(key, hp, data), hp, data, 4)  # 4 micro-batches = 4 / k steps
+    for i, k in enumerate(ks):
         w = np.zeros((d, 1))
         for step in range(4 // k):
             w = sgd(w, range(step * k * b0, (step + 1) * k * b0), eta * k)
-        np.testing.assert_allclose(np.asarray(state.params), w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(result.params[i, 0], w, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from learnmech.observe.curvature import (
     top_eigenvalues,
 )
 from learnmech.observe.ensemble_curvature import LAYOUTS, _AUTO_MAP_PARAMETERS, _auto_layout, ensemble_sharpness
+from learnmech.observe.probes import ntk_probe, sharpness_probe
+from learnmech.train import OptimizerSpec, train
 
 # Tolerances (float64 unless stated). Exact-arithmetic identities (HVP vs dense Hessian, Lanczos with
 # iterations = P, the Adam update) are met to rounding: RTOL_EXACT. Iterative estimates stopped at a
@@ -331,3 +333,21 @@ def test_bad_inputs_raise_naming_the_field():
     for field, call in cases:
         with pytest.raises(ValueError, match=f"^{field}:"):
             call()
+
+
+# ------------------------------------------------------------------------------ probes for the trainer
+
+
+def test_probe_builders_run_in_the_trainer_with_their_layout_rules():
+    """Sharpness of a quadratic is lambda_max(A) = 3 at every step; the NTK of f(x) = x.w is X X^T."""
+    a = quad_matrix([3.0, 1.0, -0.5])
+    probes = [sharpness_probe(quad_loss, method="power", iterations=500, tol=1e-12, every=5),
+              sharpness_probe(quad_loss, name="lanczos", method="lanczos", iterations=3, every=5),
+              ntk_probe(lambda p, x: x @ p["w"][:, None], 2 * jnp.eye(3), steps=[10])]
+    assert (probes[0].map_from, probes[1].map_from) == (0, _AUTO_MAP_PARAMETERS["lanczos"])
+    r = train(params0={"w": jnp.ones((1, 3))}, loss=quad_loss, data=a, seeds=[0], steps=[0, 10], probes=probes,
+              optimizer=OptimizerSpec("sgd", {"learning_rate": 0.1}))
+    np.testing.assert_array_equal(r.probes["sharpness"].steps, [0, 5, 10])
+    np.testing.assert_allclose(r.probes["sharpness"].values, 3.0, rtol=RTOL_ITER)
+    np.testing.assert_allclose(r.probes["lanczos"].values, 3.0, rtol=RTOL_EXACT)
+    np.testing.assert_allclose(r.probes["ntk"].values[0, 0], 4 * np.eye(3), atol=1e-12)

@@ -14,6 +14,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +22,11 @@ from jax.flatten_util import ravel_pytree
 
 from learnmech.nets import MLP
 from learnmech.observe import mse_loss, parameter_norms
+from learnmech.observe.probes import preconditioned_sharpness_probe, sharpness_probe
 from learnmech.train import (
+    OneOf,
     OptimizerSpec,
+    Probe,
     build_optimizer,
     ensemble_members,
     linear_schedule,
@@ -202,31 +206,40 @@ def test_map_layout_equals_vmap_layout(run_quadratic_sgd):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
+def _heavy_ball_reference(lr, beta):
+    """x_k of optax's heavy ball on the quadratic: v <- beta v + grad; x <- x - eta v (optax trace)."""
+    x, v, ref = X0.copy(), np.zeros(3), {0: X0.copy()}
+    for k in range(1, QSTEPS[-1] + 1):
+        v = beta * v + A @ x
+        x = x - lr * v
+        ref[k] = x
+    return np.array([ref[k] for k in QSTEPS])
+
+
+def _adam_reference(lr, b1=0.9, b2=0.999, eps=1e-8):
+    """x_k and Adam's P_k = (1 - b1^k)(sqrt(v_k / (1 - b2^k)) + eps) (Kingma & Ba 2015, Alg. 1; eps outside the root)."""
+    x, m, v, ref, P = X0.copy(), np.zeros(3), np.zeros(3), {0: X0.copy()}, {0: np.full(3, np.nan)}
+    for k in range(1, QSTEPS[-1] + 1):
+        g = A @ x
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        x = x - lr * (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
+        ref[k], P[k] = x, (1 - b1**k) * (np.sqrt(v / (1 - b2**k)) + eps)
+    return np.array([ref[k] for k in QSTEPS]), np.array([P[k] for k in QSTEPS])
+
+
 def test_momentum_matches_heavy_ball_recursion():
     lr, betas = 0.1, [0.5, 0.9]
     r = _train_quadratic(OptimizerSpec("momentum"), {"learning_rate": [lr], "momentum": betas})
     for j, beta in enumerate(betas):
-        x, v, ref = X0.copy(), np.zeros(3), {0: X0.copy()}
-        for k in range(1, QSTEPS[-1] + 1):  # v <- beta v + grad;  x <- x - eta v  (optax trace)
-            v = beta * v + A @ x
-            x = x - lr * v
-            ref[k] = x
-        np.testing.assert_allclose(r["x"][0, j, 0, :, 0], [ref[k] for k in QSTEPS], rtol=1e-12)
+        np.testing.assert_allclose(r["x"][0, j, 0, :, 0], _heavy_ball_reference(lr, beta), rtol=1e-12)
 
 
 def test_adam_matches_hand_written_adam():
-    lrs = [0.05, 0.2]
-    b1, b2, eps = 0.9, 0.999, 1e-8  # optax defaults, as in OPTIMIZERS
+    lrs = [0.05, 0.2]  # b1, b2, eps: optax defaults, as in OPTIMIZERS
     r = _train_quadratic(OptimizerSpec("adam", {"learning_rate": 1.0}), {"learning_rate": lrs})
     for i, lr in enumerate(lrs):
-        x, m, v, ref = X0.copy(), np.zeros(3), np.zeros(3), {0: X0.copy()}
-        for k in range(1, QSTEPS[-1] + 1):  # Kingma & Ba 2015, Algorithm 1 (eps outside the root)
-            g = A @ x
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g**2
-            x = x - lr * (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
-            ref[k] = x
-        np.testing.assert_allclose(r["x"][i, 0, :, 0], [ref[k] for k in QSTEPS], rtol=1e-12)  # (lr, seed, T, leaf, 3)
+        np.testing.assert_allclose(r["x"][i, 0, :, 0], _adam_reference(lr)[0], rtol=1e-12)  # (lr, seed, T, leaf, 3)
 
 
 # ---------------------------------------------------------------- minibatches
@@ -373,3 +386,103 @@ def test_a_member_trained_alone_equals_its_place_in_the_ensemble(run_stable):
     alone = _train_mlp([LRS[1]], seeds=[SEEDS[1]])
     np.testing.assert_allclose(alone["loss"][0, 0], run_stable["loss"][1, 1], rtol=1e-6, atol=1e-12)
     np.testing.assert_allclose(alone["flat"][0, 0], run_stable["flat"][1, 1], rtol=1e-6, atol=1e-12)
+
+
+# ---------------------------------------------------------------- probes, update rules as data
+
+LAM_MAX = float(np.linalg.eigvalsh(A)[-1])
+
+
+def test_probes_run_on_their_own_schedule_and_members(run_stable):
+    """Lanczos over all P = 50 parameters is exact: the probe equals eigvalsh of the dense Hessian. The extra
+    stops (7, 10, 20) leave the observations as they were, bit for bit."""
+    norm = Probe("norm", lambda p, P, d: jnp.linalg.norm(ravel_pytree(p)[0]), steps=[7, 30], members=[1, 3])
+    sharp = sharpness_probe(LOSS, method="lanczos", iterations=50, every=10)
+    r = train(init=INIT, loss=LOSS, data=DATA, optimizer=OptimizerSpec("sgd"), seeds=SEEDS[:2],
+              grid={"learning_rate": LRS}, steps=STEPS, observe=OBSERVE, probes=[norm, sharp])
+    np.testing.assert_array_equal(r["flat"], run_stable["flat"][:, :2])
+    s = r.probes["sharpness"]
+    np.testing.assert_array_equal(s.steps, [0, 10, 20, 30])
+    assert s.values.shape == (4, 4) and r.probes["norm"].values.shape == (2, 2)
+    hessian = jax.jit(jax.hessian(lambda v: LOSS(UNRAVEL(v), DATA)))
+    for m, (g, i) in enumerate(itertools.product(range(2), range(2))):  # members grid-major: (lr, seed)
+        for t, step in ((0, 0), (3, 30)):
+            flat = r["flat"][g, i, STEPS.index(step)]
+            assert s.values[m, t] == pytest.approx(np.linalg.eigvalsh(hessian(flat))[-1], rel=1e-9)
+    for k, m in enumerate([1, 3]):  # (lr 0.1, seed 1), (lr 0.3, seed 1)
+        assert r.probes["norm"].values[k, 1] == pytest.approx(np.linalg.norm(r["flat"][m // 2, m % 2, -1]), rel=1e-12)
+
+
+def test_probe_values_after_divergence_are_nan_and_multipliers_precondition():
+    """Leaf multipliers (1, 0, 2) make P = 1 / m, so lambda_max(P^-1 H) = 2 lambda_max(A); lr 1.5 diverges."""
+    lanczos = {"method": "lanczos", "iterations": 9}
+    probes = [sharpness_probe(_quadratic, every=1, **lanczos),
+              preconditioned_sharpness_probe(_quadratic, name="preconditioned", steps=[0, 1, 10], **lanczos)]
+    r = train(init=lambda key: [jnp.asarray(X0)] * 3, loss=_quadratic, data=A, optimizer=OptimizerSpec("sgd"),
+              seeds=[0], grid={"learning_rate": [0.1, 1.5]}, steps=QSTEPS, lr_multipliers=Q_MULTIPLIERS, probes=probes)
+    d = r.diverged_step[1, 0]
+    assert r.diverged_step[0, 0] == -1 and 0 <= d < 9
+    s = r.probes["sharpness"].values  # (2, 11)
+    np.testing.assert_allclose(s[0], LAM_MAX, rtol=1e-10)
+    np.testing.assert_allclose(s[1, : d + 1], LAM_MAX, rtol=1e-10)
+    assert np.isnan(s[1, d + 1:]).all()
+    np.testing.assert_allclose(r.probes["preconditioned"].values[0], 2 * LAM_MAX, rtol=1e-10)
+
+
+def test_adam_preconditioner_is_handed_to_probes_and_one_of_mixes_rules():
+    """One ensemble: GD, heavy ball (0.5) and Adam per member (OneOf); each equals its hand-written recursion,
+    and the probe sees Adam's P from its state (NaN before the first update), ones for the others."""
+    rule = OneOf((OptimizerSpec("momentum", {"learning_rate": 0.1, "momentum": 0.0}), OptimizerSpec("adam")))
+    grid = {"run": {"rule": [0, 0, 1], "momentum": [0.0, 0.5, 0.0], "learning_rate": [0.1, 0.1, 0.2]}}
+    probe = Probe("P", lambda p, P, d: P[0], steps=QSTEPS)
+    r = train(init=lambda key: [jnp.asarray(X0)], loss=_quadratic, data=A, optimizer=rule, seeds=[0], grid=grid,
+              steps=QSTEPS, observe=lambda p, p0: {"x": p[0]}, probes=[probe])
+    assert r.shape == (3, 1) and set(r.grid) == {"rule", "momentum", "learning_rate"}
+    np.testing.assert_allclose(r["x"][0, 0], [np.linalg.matrix_power(np.eye(3) - 0.1 * A, k) @ X0 for k in QSTEPS],
+                               rtol=1e-12)
+    np.testing.assert_allclose(r["x"][1, 0], _heavy_ball_reference(0.1, 0.5), rtol=1e-12)
+    x_adam, P_adam = _adam_reference(0.2)
+    np.testing.assert_allclose(r["x"][2, 0], x_adam, rtol=1e-12)
+    np.testing.assert_allclose(r.probes["P"].values[2], P_adam, rtol=1e-12)  # NaN at step 0 on both sides
+    np.testing.assert_array_equal(r.probes["P"].values[:2], 1.0)
+
+
+def test_params0_step_loss_custom_transforms_schedules_and_weight_decay():
+    """x_k = prod_t (I - eta_t (A + wd I)) x0 from the given start; the step loss is the loss before each step."""
+    schedule = optax.linear_schedule(0.3, 0.05, 10)  # eta_t, t = 0 .. 9
+    rules = {"factory": lambda hp: optax.sgd(hp["learning_rate"]), "transform": optax.sgd(schedule),
+             "decay": OptimizerSpec("sgd", {"learning_rate": 0.1, "weight_decay": 0.5})}
+    start = np.stack([X0, -X0])  # (seeds, 3): seed s starts at start[s]
+    for name, rule in rules.items():
+        r = train(params0=start, loss=lambda x, a: 0.5 * x @ a @ x, data=A, optimizer=rule, seeds=[0, 1],
+                  grid={"learning_rate": [0.1]}, steps=[0, 10], step_loss=True, record_loss=False, observe=None)
+        eta = [float(jax.jit(schedule)(jnp.int32(t))) if name == "transform" else 0.1 for t in range(10)]  # float32
+        wd = 0.5 if name == "decay" else 0.0
+        for s in range(2):
+            x, losses = start[s], []
+            for t in range(10):
+                losses.append(0.5 * x @ A @ x)
+                x = x - eta[t] * (A @ x + wd * x)
+            np.testing.assert_allclose(r.params[0, s], x, rtol=1e-12)
+            np.testing.assert_allclose(r.step_loss[0, s], losses, rtol=1e-12)
+        assert r.observations == {}
+
+
+def test_probes_and_rules_reject_bad_input():
+    fn = lambda p, P, d: 0.0  # noqa: E731
+    for bad in [dict(), dict(every=2, steps=[1]), dict(every=0), dict(layout="tiles")]:
+        with pytest.raises(ValueError, match="probe"):
+            Probe("p", fn, **bad)
+    kwargs = dict(loss=_quadratic, data=A, optimizer=OptimizerSpec("sgd", {"learning_rate": 0.1}), steps=[0, 2])
+    init = lambda key: [jnp.asarray(X0)]  # noqa: E731
+    for probes, match in [([Probe("p", fn, steps=[5])], "past the last"),
+                          ([Probe("p", fn, every=1, members=[1])], "members"),
+                          ([Probe("p", fn, every=1), Probe("p", fn, every=2)], "distinct")]:
+        with pytest.raises(ValueError, match=match):
+            train(init=init, probes=probes, **kwargs)
+    with pytest.raises(ValueError, match="exactly one"):
+        train(init=init, params0=[X0[None]], **kwargs)
+    with pytest.raises(ValueError, match="rule"):
+        train(init=init, **{**kwargs, "optimizer": OneOf((OptimizerSpec("sgd"),))})
+    with pytest.raises(ValueError, match="two axes"):
+        train(init=init, grid={"a": [1.0], "b": {"a": [2.0]}}, **kwargs)

@@ -11,6 +11,11 @@ compare summary scalars with thresholds:
   every guard passes, the verdict ``holds`` if every check passes and ``fails`` otherwise, naming
   the first failing check as its metric.
 
+A claim whose checks judge only the parts of a run that could be judged (the members that reached
+a regime) may set ``Rules(decisive_failures=True)``: a check that fails on a number (not NaN) then
+makes the verdict ``fails`` before the guards are looked at, since the parts judged already
+refute the claim whatever the others would show.
+
 The verdict's reason lists every check with its value, so a reader sees all of them, not only the
 first that failed; its details are the summary's scalars. A value that is NaN passes nothing.
 A threshold is a number or the summary key that holds it (a tolerance computed from the config).
@@ -77,6 +82,7 @@ class Rules:
 
     checks: tuple[Check, ...]
     guards: tuple[Guard, ...] = ()
+    decisive_failures: bool = False  # a check failing on a number decides before the guards
 
     def __post_init__(self):
         if not self.checks:
@@ -101,12 +107,13 @@ def _details(summary: Mapping) -> dict[str, float]:
 def decide(rules: Rules, summary: Mapping) -> Verdict:
     """The verdict of ``rules`` on ``summary`` (see the module docstring)."""
     details = _details(summary)
-    for guard in rules.guards:
+    failing = [c for c in rules.checks if not c.passes(summary)]
+    decisive = [c for c in failing if not math.isnan(c.value(summary))] if rules.decisive_failures else []
+    for guard in () if decisive else rules.guards:
         if not guard.passes(summary):
             return Verdict(status="inconclusive", metric=guard.metric, value=guard.value(summary),
                            threshold=guard.limit(summary), reason=f"{guard.advice} ({guard.describe(summary)})",
                            details=details)
-    failing = [c for c in rules.checks if not c.passes(summary)]
     head = failing[0] if failing else rules.checks[0]
     return Verdict(status="fails" if failing else "holds", metric=head.metric, value=head.value(summary),
                    threshold=head.limit(summary), reason="; ".join(c.describe(summary) for c in rules.checks),

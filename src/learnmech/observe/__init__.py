@@ -28,10 +28,8 @@ from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, sel
 from learnmech.observe.rank import numerical_rank, singular_values
 from learnmech.observe.representation import debiased_cka, linear_cka, mutual_knn, rbf_cka
 from learnmech.observe.spectra import (
-    PowerLawFit,
     covariance_spectrum,
     cumulative_power,
-    fit_power_law,
     kernel_spectrum,
     linear_kernel_eigensystem,
     target_power,
@@ -63,14 +61,12 @@ __all__ = [
     "mse_loss",
     "noise_scale_from_batch_sizes",
     "noise_scale_two_batch",
-    "PowerLawFit",
     "debiased_cka",
     "linear_cka",
     "mutual_knn",
     "rbf_cka",
     "covariance_spectrum",
     "cumulative_power",
-    "fit_power_law",
     "kernel_spectrum",
     "linear_kernel_eigensystem",
     "target_power",

@@ -14,8 +14,9 @@ forms ``H``: every method only multiplies it with vectors (HVPs), one HVP costin
 - :func:`learnmech.observe.ensemble_curvature.ensemble_sharpness`: the same for every member of an
   ensemble in one compiled program (its own module).
 - :func:`top_eigenvalues`: the ``k`` largest Ritz values of Lanczos with full reorthogonalisation.
-- :func:`preconditioned_sharpness`: ``lambda_max(P^{-1} H)`` for a diagonal positive ``P``, and
-  :func:`adam_preconditioner`, the ``P`` of Adam (Cohen et al. 2022, arXiv:2207.14484).
+- :func:`preconditioned_sharpness`: ``lambda_max(P^{-1} H)`` for a diagonal positive ``P``, e.g. the ``P``
+  of Adam (:func:`learnmech.theory.stability.adam_preconditioner`, re-exported here; Cohen et al. 2022,
+  arXiv:2207.14484).
 
 Everything is jittable and vmappable over ``params`` (e.g. over the members of an ensemble): loops are
 ``lax.while_loop`` / ``lax.fori_loop`` with static bounds, and the arguments checked in Python (``method``,
@@ -31,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
+
+from learnmech.theory.stability import adam_preconditioner
 
 __all__ = [
     "METHODS",
@@ -375,37 +378,3 @@ def preconditioned_sharpness(
     steps = _lanczos_steps(method, iterations, params)
     v0 = _start_vector(params, key)
     return _preconditioned(loss, params, batch, preconditioner, v0, iterations, tol, method=method, steps=steps)
-
-
-def adam_preconditioner(nu, step, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
-    """Adam's diagonal preconditioner ``P = (1 - b1^t) (sqrt(nu / (1 - b2^t)) + eps)`` (a pytree like ``nu``).
-
-    Derivation (Cohen et al. 2022, "Adaptive gradient methods at the edge of stability", arXiv:2207.14484).
-    optax's ``adam`` keeps ``mu_t = b1 mu_{t-1} + (1 - b1) g_t`` and ``nu_t = b2 nu_{t-1} + (1 - b2) g_t^2`` and
-    updates ``w <- w - eta mu_hat / (sqrt(nu_hat) + eps)`` with ``mu_hat = mu_t / (1 - b1^t)``,
-    ``nu_hat = nu_t / (1 - b2^t)`` (``eps`` outside the square root, optax's default ``eps_root = 0``). Hence
-    the update is exactly ``-eta P^{-1} mu_t``: ``P`` is optax's denominator ``sqrt(nu_hat) + eps`` times
-    ``(1 - b1^t)``, which moves the momentum bias correction into ``P`` and leaves ``mu_t`` as a plain EMA.
-    Freezing ``P`` on a quadratic with Hessian ``H``, the EMA recursion is heavy-ball momentum ``b1`` with step
-    ``eta (1 - b1)`` on ``P^{-1} H``, stable iff ``eta (1 - b1) lambda < 2 + 2 b1`` for every eigenvalue
-    ``lambda`` of ``P^{-1} H``: the threshold ``lambda_max(P^{-1} H) < (2 + 2 b1) / ((1 - b1) eta)``.
-
-    Args:
-      nu: optax's second moment ``nu_t`` (``ScaleByAdamState.nu``), a pytree.
-      step: ``t``, the number of updates taken (``ScaleByAdamState.count`` after the update), ``>= 1``.
-      b1, b2: Adam's decay rates, in ``[0, 1)``.
-      eps: optax's ``eps``, ``>= 0``.
-    """
-    for name, value in (("b1", b1), ("b2", b2)):
-        if not 0 <= value < 1:
-            raise ValueError(f"{name}: must be in [0, 1), got {value}")
-    if not eps >= 0:
-        raise ValueError(f"eps: must be >= 0, got {eps}")
-    if isinstance(step, (int, float)) and step < 1:
-        raise ValueError(f"step: must be >= 1, got {step}")
-
-    def leaf(n):
-        t = jnp.asarray(step, n.dtype)
-        return (1 - b1**t) * (jnp.sqrt(n / (1 - b2**t)) + eps)
-
-    return jax.tree_util.tree_map(leaf, nu)

@@ -31,6 +31,7 @@ __all__ = [
     "NoiseScale",
     "average_noise_scale",
     "gradient_noise_scale",
+    "noise_scale_blocks",
     "noise_scale_from_batch_sizes",
     "noise_scale_two_batch",
     "per_example_gradients",
@@ -174,3 +175,27 @@ def average_noise_scale(estimates: NoiseScale, axis: int | tuple[int, ...] | Non
     trace_cov = jnp.mean(estimates.trace_cov, axis=axis)
     grad_sq_norm = jnp.mean(estimates.grad_sq_norm, axis=axis)
     return NoiseScale(trace_cov / grad_sq_norm, trace_cov, grad_sq_norm)
+
+
+def noise_scale_blocks(loss: Callable, params, data, block: int) -> NoiseScale:
+    """``tr(Sigma)`` and ``|G|^2`` on a finite training set by the two-batch estimator over its blocks.
+
+    Small batches: the ``n / b`` disjoint blocks of ``b = block`` consecutive examples of ``data`` (for
+    i.i.d. data the blocks are random batches); big batch: all ``n``. The estimator of McCandlish et al.
+    (2018, arXiv:1812.06162, App. A.1; :func:`noise_scale_from_batch_sizes`) assumes batches drawn from an
+    infinite population, ``E |G_b|^2 = |G|^2 + tr(Sigma) / b``; for blocks of a finite set
+    ``E |G_b|^2 = |G|^2 + tr(Sigma) (1/b - 1/n)``, which leaves its ``tr(Sigma)`` unbiased (for the
+    per-example covariance with ``1/(n-1)`` normalisation) and its ``|G|^2`` short by ``tr(Sigma) / n``,
+    added back here: ``grad_sq_norm`` is then exactly the squared norm of the full training gradient.
+    ``block`` must divide ``n`` (static int). Jit-friendly.
+    """
+    n = _batch_size(data, "data")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block < n or n % block:
+        raise ValueError(f"block: must be an int that divides n = {n} and is smaller, got {block!r}")
+    blocks = jax.tree.map(lambda a: a.reshape(n // block, block, *a.shape[1:]), data)
+    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, blocks)  # leaves (n / b, *leaf)
+    small = sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads))  # (n / b,)
+    full = sum(jnp.sum(g**2) for g in jax.tree.leaves(jax.grad(loss)(params, data)))  # |G_n|^2
+    est = noise_scale_from_batch_sizes(jnp.mean(small), full, block, n)
+    grad_sq_norm = est.grad_sq_norm + est.trace_cov / n
+    return NoiseScale(est.trace_cov / grad_sq_norm, est.trace_cov, grad_sq_norm)

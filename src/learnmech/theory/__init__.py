@@ -1,7 +1,7 @@
 """Predictions as pure functions: no training, no I/O, no randomness, nothing else of learnmech."""
 
 from learnmech.theory.batch_scaling import SCALING_RULES, scaled_hyperparameters
-from learnmech.theory.batch_tradeoff import fit_steps, run_average, steps_hyperbola
+from learnmech.theory.batch_tradeoff import run_average, steps_hyperbola
 from learnmech.theory.dln import (
     mode_trajectory,
     mode_trajectory_two_layer,
@@ -55,7 +55,6 @@ __all__ = [
     "predict_scaling",
     "SCALING_RULES",
     "scaled_hyperparameters",
-    "fit_steps",
     "run_average",
     "steps_hyperbola",
     "b_crit_linear",

@@ -1,6 +1,7 @@
-"""The steps-examples trade-off of minibatch SGD: ``S = S_min (1 + B_noise / B)`` and its fit.
+"""The steps-examples trade-off of minibatch SGD: ``S = S_min (1 + B_noise / B)``.
 
-Contract: pure float64 numpy/scipy functions, no randomness.
+Contract: pure float64 numpy functions, no randomness, no fits (the hyperbola is fitted to a sweep by
+:class:`learnmech.fit.StepsHyperbola`).
 
 Statement (McCandlish, Kaplan, Amodei et al. 2018, "An empirical model of large-batch training",
 arXiv:1812.06162): the number of optimiser steps ``S`` and of examples ``E = B S`` needed to reach
@@ -20,19 +21,14 @@ average over the steps of training when it changes along the way (:func:`run_ave
 Finite training set. Batches drawn i.i.d. (with replacement) from ``n`` training examples have
 ``Cov G_B = Sigma_n / B`` with ``Sigma_n = ((n-1)/n) Sigma`` (``Sigma`` normalised by ``1/(n-1)``, as
 the two-batch estimator gives it): the hyperbola is the paper's up to the factor ``(n-1)/n``, which
-:func:`steps_hyperbola` and :func:`fit_steps` carry when given ``n_train``. The fit is least
-squares on ``log S`` (relative errors: the steps span decades and their scatter is
-multiplicative), profiled over ``log B_noise``; ``E_min = B_noise S_min``.
+:func:`steps_hyperbola` carries when given ``n_train``; ``E_min = B_noise S_min``.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy.optimize import minimize_scalar
 
-__all__ = ["fit_steps", "run_average", "steps_hyperbola"]
+__all__ = ["run_average", "steps_hyperbola"]
 
 
 def steps_hyperbola(batch, s_min: float, b_noise: float, n_train: float | None = None) -> np.ndarray:
@@ -46,37 +42,6 @@ def steps_hyperbola(batch, s_min: float, b_noise: float, n_train: float | None =
     """
     inv = 1.0 / np.asarray(batch, np.float64) * (1.0 if n_train is None else (n_train - 1.0) / n_train)
     return s_min * (1.0 + b_noise * inv)
-
-
-def fit_steps(batch, steps, n_train: float | None = None) -> tuple[float, float, float]:
-    """Least-squares fit of :func:`steps_hyperbola` in ``log S``: ``(S_min, B_noise, rms)``.
-
-    For a given ``B_noise`` the best ``log S_min`` is the mean residual, so the fit is a 1-D
-    minimisation over ``log B_noise`` (grid, then bounded Brent) within ``[B_min / 1e3, 1e3 B_max]``;
-    ``rms`` is the root mean square residual in ``log S`` (McCandlish et al. 2018, arXiv:1812.06162).
-    ``batch`` and ``steps`` are ``(K,)``, ``K >= 2``, finite and ``> 0`` (ValueError otherwise).
-    """
-    b, s = np.asarray(batch, np.float64), np.asarray(steps, np.float64)
-    if b.ndim != 1 or b.size < 2:
-        raise ValueError(f"batch: need a 1-D array of at least 2 batch sizes (S_min and B_noise), got shape {b.shape}")
-    if s.shape != b.shape:
-        raise ValueError(f"steps: must have one value per batch size {b.shape}, got shape {s.shape}")
-    for name, v in (("batch", b), ("steps", s)):
-        if not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{name}: must be finite and > 0")
-    x = steps_hyperbola(b, 1.0, 1.0, n_train) - 1.0  # (K,): S / S_min - 1 per unit B_noise
-    log_s = np.log(s)
-
-    def sse(u):  # u: scalar or (G, 1) log B_noise
-        r = log_s - np.log1p(np.exp(u) * x)  # (K,) or (G, K)
-        return np.sum((r - r.mean(axis=-1, keepdims=True)) ** 2, axis=-1)
-
-    grid = np.linspace(math.log(b.min() / 1e3), math.log(b.max() * 1e3), 400)
-    i = int(np.argmin(sse(grid[:, None])))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    b_noise = math.exp(minimize_scalar(sse, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}).x)
-    residual = log_s - np.log1p(b_noise * x)
-    return float(math.exp(residual.mean())), b_noise, float(np.std(residual))
 
 
 def run_average(t, values, stop: float) -> float:

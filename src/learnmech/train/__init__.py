@@ -1,24 +1,42 @@
-"""The vectorised trainer: ensembles over seeds and hyperparameters in one compiled program."""
+"""The ensemble driver: ensembles over seeds and hyperparameters in one compiled program.
 
-from learnmech.train.member import MemberProgram, MemberState
-from learnmech.train.optimizers import OPTIMIZERS, OptimizerSpec, build_optimizer, scale_by_multipliers
-from learnmech.train.stream import StreamProgram, advance_ensemble
+- :func:`train` (:mod:`.trainer`): the one driver; :class:`TrainResult`.
+- :class:`Probe` (:mod:`.probes`): costly measurements on their own schedule; ready-made probe
+  functions are in :mod:`learnmech.observe.probes`.
+- Update rules as data (:mod:`.optimizers`, :mod:`.member`, :mod:`.sampling`): :class:`OptimizerSpec`
+  or any optax transformation; full batch, minibatches with or without replacement, a shared stream
+  with gradient accumulation.
+- Members (:mod:`.ensemble`) and observation schedules (:mod:`.schedule`).
+"""
+
+from learnmech.train.ensemble import TrainResult, ensemble_members
+from learnmech.train.member import SAMPLINGS, MemberProgram, MemberState
+from learnmech.train.optimizers import (OPTIMIZERS, OneOf, OptimizerSpec, UpdateRule, build_optimizer, preconditioner,
+                                        scale_by_multipliers)
+from learnmech.train.probes import Probe, ProbeSeries
 from learnmech.train.schedule import linear_schedule, log_schedule, validate_schedule
-from learnmech.train.trainer import TrainResult, ensemble_members, train
+from learnmech.train.trainer import train
 
 __all__ = [
+    # the driver
+    "Probe",
+    "ProbeSeries",
+    "TrainResult",
+    "train",
+    # update rules
     "MemberProgram",
     "MemberState",
     "OPTIMIZERS",
+    "OneOf",
     "OptimizerSpec",
-    "TrainResult",
+    "SAMPLINGS",
+    "UpdateRule",
     "build_optimizer",
+    "preconditioner",
+    "scale_by_multipliers",
+    # members and schedules
     "ensemble_members",
     "linear_schedule",
     "log_schedule",
-    "scale_by_multipliers",
-    "StreamProgram",
-    "advance_ensemble",
-    "train",
     "validate_schedule",
 ]

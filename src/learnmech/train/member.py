@@ -1,9 +1,11 @@
 """One ensemble member: its state and the jit-able step that advances it.
 
 Contract. A member is one (seed, hyperparameter point) pair. Its state is a small immutable
-pytree; ``member_step`` is a pure function of ``(state, hp, data)`` and is the single piece of
-numerics that both the vectorised trainer and a plain per-seed loop run, so the two agree
-member for member.
+pytree; ``MemberProgram.step`` is a pure function of ``(state, hp, data)`` and is the single piece
+of numerics that both the vectorised trainer and a plain per-seed loop run, so the two agree
+member for member. The program is the update rule as data: the model (``init``, ``loss``), the
+optimiser (:mod:`learnmech.train.optimizers`), learning-rate multipliers, how a step draws its
+batch (:mod:`learnmech.train.sampling`) and gradient accumulation.
 
 Divergence: after each step the member checks that the loss it just evaluated is finite and at
 most ``blowup`` times its initial loss, and that the updated parameters are finite. The first
@@ -22,17 +24,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from learnmech.train.optimizers import OptimizerSpec, build_optimizer
+from learnmech.train.optimizers import UpdateRule, build_optimizer, preconditioner
+from learnmech.train.sampling import SAMPLINGS, draw_batch
 
 __all__ = ["SAMPLINGS", "MemberState", "MemberProgram", "call_with_hp"]
-
-SAMPLINGS = ("without_replacement", "with_replacement")
 
 
 class MemberState(NamedTuple):
     params: Any
     opt_state: Any
-    step: jax.Array  # int32 scalar: steps taken
+    step: jax.Array  # int32 scalar: steps taken (micro-steps under gradient accumulation)
     key: jax.Array  # PRNG key for minibatches
     loss0: jax.Array  # loss at initialisation (for the blow-up test)
     diverged: jax.Array  # bool scalar
@@ -73,41 +74,67 @@ class MemberProgram:
     """Everything a member needs to start and to take a step.
 
     Attributes:
-      init: ``init(key)`` or ``init(key, hp) -> params``.
+      init: ``init(key)`` or ``init(key, hp) -> params`` (unused when the trainer is given ``params0``).
       loss: ``loss(params, batch)`` or ``loss(params, batch, hp) -> scalar``.
-      optimizer: name and default hyperparameters; ``hp`` entries with matching names override.
+      optimizer: the update rule (:data:`~learnmech.train.optimizers.UpdateRule`); ``hp`` entries
+        with matching names override an :class:`OptimizerSpec`'s defaults.
       lr_multipliers: pytree prefix of ``params`` (per-parameter learning-rate multipliers).
       batch_size: ``None`` for full batch, else examples per step, drawn along the leading axis
-        of every leaf of the data.
-      sampling: how a step draws its ``batch_size`` examples: ``"without_replacement"`` (a
-        random subset; the draw sorts all ``n`` examples, ``O(n log n)`` per step) or
-        ``"with_replacement"`` (i.i.d. indices, ``O(batch_size)`` per step: the choice for small
-        batches from a large set, where the sort would dominate the step).
+        of every leaf of the data as ``sampling`` says (:func:`~learnmech.train.sampling.draw_batch`).
       blowup: a loss above ``blowup * loss0`` counts as divergence (``None``: only non-finite).
+      sampling: ``"without_replacement" | "with_replacement" | "stream"``.
+      accumulate: gradient accumulation (``optax.MultiSteps``): ``None``, a number of steps, or the
+        name of the hyperparameter holding it per member. ``k`` micro-batch gradients are averaged,
+        then applied: one update at batch ``k batch_size``. A "step" of the trainer is a micro-step.
     """
 
-    init: Callable
+    init: Callable | None
     loss: Callable
-    optimizer: OptimizerSpec
+    optimizer: UpdateRule
     lr_multipliers: Any = None
     batch_size: int | None = None
     blowup: float | None = 1e6
     sampling: str = "without_replacement"
+    accumulate: int | str | None = None
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling: must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
+        if self.sampling == "stream" and self.batch_size is None:
+            raise ValueError("batch_size: a stream is read batch_size examples at a time; give it")
+        if isinstance(self.accumulate, bool) or not (self.accumulate is None or isinstance(self.accumulate, str)
+                                                     or (isinstance(self.accumulate, int) and self.accumulate >= 1)):
+            raise ValueError(f"accumulate: must be None, an int >= 1 or a hyperparameter name, got {self.accumulate!r}")
 
     def tx(self, hp) -> optax.GradientTransformation:
-        return build_optimizer(self.optimizer, hp, self.lr_multipliers)
+        inner = build_optimizer(self.optimizer, hp, self.lr_multipliers)
+        if self.accumulate is None:
+            return inner
+        every = hp[self.accumulate] if isinstance(self.accumulate, str) else self.accumulate
+
+        def multi(tree):  # the accumulator in the parameters' dtype (optax's default is float32)
+            dtype = jnp.result_type(*jax.tree.leaves(tree))
+            return optax.MultiSteps(inner, every_k_schedule=lambda _: every, accumulator_dtype=dtype)
+
+        def update(updates, state, params=None):
+            return multi(updates).update(updates, state, params)
+
+        return optax.GradientTransformation(lambda params: multi(params).init(params), update)
 
     def loss_value(self, params, batch, hp):
         return call_with_hp(self.loss, params, batch, hp=hp)
 
-    def start(self, seed_key: jax.Array, hp, data) -> MemberState:
-        """Initial state of a member from its seed's key (init key and batch key split from it)."""
+    def preconditioner(self, state: MemberState, hp):
+        """Diagonal ``P`` of the member's update (:func:`learnmech.train.optimizers.preconditioner`)."""
+        return preconditioner(self.optimizer, state.opt_state, state.params, hp, self.lr_multipliers)
+
+    def start(self, seed_key: jax.Array, hp, data, params=None) -> MemberState:
+        """Initial state of a member from its seed's key (init key and batch key split from it).
+
+        ``params``: start from these parameters instead of ``init`` (the batch key is the same).
+        """
         k_init, k_batch = jax.random.split(seed_key)
-        params = call_with_hp(self.init, k_init, hp=hp)
+        params = call_with_hp(self.init, k_init, hp=hp) if params is None else params
         loss0 = self.loss_value(params, data, hp)
         return MemberState(
             params=params,
@@ -120,18 +147,10 @@ class MemberProgram:
         )
 
     def batch(self, state: MemberState, data):
-        if self.batch_size is None:
-            return data
-        n = jax.tree.leaves(data)[0].shape[0]
-        key = jax.random.fold_in(state.key, state.step)
-        if self.sampling == "with_replacement":
-            idx = jax.random.randint(key, (self.batch_size,), 0, n)
-        else:
-            idx = jax.random.choice(key, n, (self.batch_size,), replace=False)
-        return jax.tree.map(lambda a: jnp.asarray(a)[idx], data)  # numpy leaves cannot take a traced index
+        return draw_batch(self.sampling, self.batch_size, state.key, state.step, data)
 
-    def step(self, state: MemberState, hp, data) -> MemberState:
-        """One optimiser step with per-member divergence detection and freezing."""
+    def step(self, state: MemberState, hp, data) -> tuple[MemberState, jax.Array]:
+        """One optimiser step with divergence detection and freezing; also returns the step's loss."""
         loss, grads = jax.value_and_grad(self.loss_value)(state.params, self.batch(state, data), hp)
         updates, opt_state = self.tx(hp).update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -140,7 +159,7 @@ class MemberProgram:
             ok = ok & (loss <= self.blowup * jnp.maximum(state.loss0, jnp.finfo(loss.dtype).tiny))
         newly = ~ok & ~state.diverged
         diverged = state.diverged | ~ok
-        return MemberState(
+        state = MemberState(
             params=_select(diverged, state.params, params),
             opt_state=_select(diverged, state.opt_state, opt_state),
             step=state.step + 1,
@@ -149,7 +168,21 @@ class MemberProgram:
             diverged=diverged,
             diverged_step=jnp.where(newly, state.step, state.diverged_step),
         )
+        return state, loss
 
-    def advance(self, state: MemberState, hp, data, n_steps) -> MemberState:
-        """``n_steps`` steps (``n_steps`` may be traced: one compiled loop serves every chunk)."""
-        return jax.lax.fori_loop(0, n_steps, lambda _, s: self.step(s, hp, data), state)
+    def advance(self, state: MemberState, hp, data, n_steps, trace: int | None = None):
+        """``n_steps`` steps (``n_steps`` may be traced: one compiled loop serves every chunk).
+
+        ``trace = L`` (static, ``>= n_steps``) also returns the loss of each step, ``(L,)`` (entries past
+        ``n_steps`` are zero): ``(state, losses)``. ``trace = None`` returns the state alone.
+        """
+        if trace is None:
+            return jax.lax.fori_loop(0, n_steps, lambda _, s: self.step(s, hp, data)[0], state)
+
+        def body(i, carry):
+            state, losses = carry
+            state, loss = self.step(state, hp, data)
+            return state, losses.at[i].set(loss)
+
+        losses = jnp.zeros(trace, jnp.result_type(state.loss0))
+        return jax.lax.fori_loop(0, n_steps, body, (state, losses))

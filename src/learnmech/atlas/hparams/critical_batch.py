@@ -11,7 +11,7 @@ example's gradient).
 Where the hyperbola comes from (their Sec. 2), and the factor ``(n-1)/n`` that batches drawn with
 replacement from ``n`` training examples put on ``B_noise``: :mod:`learnmech.theory.batch_tradeoff`.
 The form fitted is ``S(B) = S_min (1 + B_noise (n-1) / (n B))``, least squares on ``log S``
-(:func:`~learnmech.theory.batch_tradeoff.fit_steps`); ``E_min = B_noise S_min``.
+(:class:`learnmech.fit.StepsHyperbola`); ``E_min = B_noise S_min``.
 
 Measuring ``B_simple``. The two-batch-size estimator (their App. A.1,
 :func:`learnmech.observe.noise_scale_from_batch_sizes`) takes the squared norms of gradients over
@@ -20,7 +20,7 @@ the ``n / b`` disjoint blocks of the training set and the big batch is the whole
 ``E |G_b|^2 = |G|^2 + tr(Sigma) / b`` holds for batches drawn from an infinite population; for
 blocks of a finite set ``E |G_b|^2 = |G|^2 + tr(Sigma) (1/b - 1/n)``, which leaves the trace
 estimate unbiased and shifts the ``|G|^2`` estimate by ``-tr(Sigma) / n``; adding that back gives
-exactly the squared norm of the full training gradient (:func:`noise_observables`).
+exactly the squared norm of the full training gradient (:func:`learnmech.observe.noise.noise_scale_blocks`).
 ``B_simple = tr(Sigma) / |G|^2`` is measured at every observation point of every run (numerator and
 denominator averaged over seeds before the ratio, as the paper pools them; the error quoted is the
 jackknife over seeds).
@@ -43,7 +43,7 @@ runs 1.2-1.7, along the largest-batch run 0.65-2.0, at initialisation 1.5-3.0, a
 0.3-0.7: the pooled average is the steadiest, and the value at initialisation only just passes for
 some draws.
 
-Task (exactly solvable). Linear regression ``y = w*.x + sigma xi``, ``x ~ N(0, Lambda)`` with a
+Task (exactly solvable; :mod:`learnmech.data.noisy_linear`). Linear regression ``y = w*.x + sigma xi``, ``x ~ N(0, Lambda)`` with a
 power-law spectrum ``lambda_k ~ k^(-spectrum_exponent)``, ``k = 1..d``, normalised to mean 1 (the
 shape of real data's covariance spectra), ``w*`` a random unit vector, label noise ``sigma``; the
 model ``f(x) = w.x`` from ``w = 0`` (every seed starts at the same point; seeds differ in the
@@ -85,7 +85,8 @@ rates; a batch size is *tuned* when its best learning rate lies strictly inside 
 Verdict (CLAIMS.md): the fitted ``B_noise`` is within a factor 3 of the measured ``B_simple``:
 ``1/3 <= B_noise / B_simple <= 3``. Inconclusive when fewer than ``min_batches`` batch sizes are
 tuned and reach the target, or when the fitted knee is not bracketed by the grid (some tuned batch
-at most ``B_noise / 4`` and some at least ``4 B_noise``).
+at most ``B_noise / 4`` and some at least ``4 B_noise``: ``knee_margin = min(B_noise / B_min, B_max / B_noise)
+>= 4`` over the tuned batches).
 """
 
 from __future__ import annotations
@@ -93,15 +94,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from pydantic import Field, model_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.hparams.critical_batch_figure import plot_noise, plot_pareto, plot_steps
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import indexed, key
 from learnmech.atlas.metrics import log_window_mean, steps_to_target
-from learnmech.data import gaussian_inputs, power_law_spectrum
-from learnmech.observe import noise_scale_from_batch_sizes
-from learnmech.report import finish_figure, new_figure
-from learnmech.theory.batch_tradeoff import fit_steps, run_average
+from learnmech.atlas.rules import Check, Guard, Rules, reached
+from learnmech.data.noisy_linear import (least_squares_floor, mse_linear, noisy_linear_regression,
+                                         power_law_variances, unit_teacher)
+from learnmech.fit.batch_tradeoff import StepsHyperbola
+from learnmech.increasing import Increasing
+from learnmech.observe.noise import noise_scale_blocks
+from learnmech.report import COLORS, finish_figure, new_figure, theory_line
+from learnmech.theory.batch_tradeoff import run_average, steps_hyperbola
 from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
 from learnmech.train import OptimizerSpec, log_schedule, train
 
@@ -110,8 +116,6 @@ __all__ = [
     "Config",
     "dataset",
     "input_spectrum",
-    "loss_floor",
-    "mse_linear",
     "noise_observables",
     "teacher",
 ]
@@ -120,6 +124,7 @@ RATIO_MAX = 3.0  # CLAIMS.md: B_noise (fit) within a factor 3 of B_simple (measu
 KNEE_MARGIN = 4.0  # the knee is bracketed when tuned batches reach B_noise / 4 and 4 B_noise
 
 DTYPE = "float32"  # losses span ~2 decades above the floor; float32 resolves them to ~1e-6
+BatchSizes = Increasing(int, 3, "batch sizes")  # at least 3: S_min, B_noise and a check of the form
 
 
 class Config(ClaimConfig):
@@ -128,7 +133,7 @@ class Config(ClaimConfig):
     spectrum_exponent: float = Field(1.0, ge=0.0, le=3.0, description="input covariance eigenvalues ~ k^-exponent")
     noise: float = Field(0.3, ge=0.0, le=10.0, description="label noise standard deviation sigma (|w*| = 1)")
     n_train: int = Field(1024, ge=16, le=1_000_000, description="training examples n")
-    batches: tuple[int, ...] = Field(tuple(2**k for k in range(9)), description="batch sizes (log2 grid)")
+    batches: BatchSizes = Field(tuple(2**k for k in range(9)), description="batch sizes (log2 grid)")
     lr_max: float = Field(1.0, gt=0.0, le=100.0, description="largest learning rate of the grid")
     lr_octaves: int = Field(6, ge=1, le=30, description="the grid spans lr_max 2^-octaves .. lr_max")
     lr_per_octave: int = Field(1, ge=1, le=8, description="learning rates per factor 2")
@@ -140,13 +145,6 @@ class Config(ClaimConfig):
     noise_batch: int = Field(4, ge=1, le=4096, description="small batch b of the two-batch noise estimator")
     min_batches: int = Field(5, ge=3, le=64, description="tuned batch sizes needed for a verdict")
     data_seed: int = 0
-
-    @field_validator("batches")
-    @classmethod
-    def _increasing(cls, b: tuple[int, ...]) -> tuple[int, ...]:
-        if len(b) < 3 or b[0] < 1 or any(x >= y for x, y in zip(b, b[1:])):
-            raise ValueError("must be at least 3 strictly increasing positive batch sizes")
-        return b
 
     @model_validator(mode="after")
     def _sizes(self):
@@ -166,66 +164,32 @@ class Config(ClaimConfig):
 
 
 # ---------------------------------------------------------------------------------------------
-# Task
+# Task (:mod:`learnmech.data.noisy_linear`)
 
 
 def input_spectrum(cfg: Config) -> np.ndarray:
-    """``lambda_k ~ k^-exponent``, ``k = 1..d``, scaled to mean 1 (``E |x|^2 = d``), float64 ``(d,)``."""
-    lam = np.arange(1, cfg.dim + 1, dtype=np.float64) ** -cfg.spectrum_exponent
-    return lam * cfg.dim / lam.sum()
+    """``lambda_k ~ k^-exponent``, ``k = 1..d``, scaled to mean 1, float64 ``(d,)``."""
+    return power_law_variances(cfg.dim, cfg.spectrum_exponent)
 
 
 def teacher(cfg: Config) -> np.ndarray:
-    """A random unit vector ``w*`` ``(d,)`` (the initial error is ``e_0 = -w*``)."""
-    w = np.random.default_rng(cfg.data_seed).standard_normal(cfg.dim)
-    return w / np.linalg.norm(w)
+    """The unit vector ``w*`` ``(d,)`` (the initial error is ``e_0 = -w*``)."""
+    return unit_teacher(cfg.data_seed, cfg.dim)
 
 
 def dataset(cfg: Config, n: int | None = None, seed: int | None = None):
-    """``X (n, d)`` ``~ N(0, diag(input_spectrum))`` and ``Y = X w* + sigma xi`` ``(n, 1)``, DTYPE numpy.
-
-    ``n`` defaults to ``cfg.n_train``, ``seed`` (of the draw; ``w*`` is always the config's) to ``cfg.data_seed``.
-    """
-    n = cfg.n_train if n is None else n
-    key_x, key_xi = jax.random.split(jax.random.key(cfg.data_seed if seed is None else seed))
-    scale = float(input_spectrum(cfg)[0])
-    X = np.asarray(gaussian_inputs(key_x, n, power_law_spectrum(cfg.dim, cfg.spectrum_exponent, scale=scale,
-                                                                 dtype=DTYPE), dtype=DTYPE))  # (n, d)
-    xi = np.asarray(jax.random.normal(key_xi, (n, 1), DTYPE))  # (n, 1)
-    Y = (X.astype(np.float64) @ teacher(cfg))[:, None] + cfg.noise * xi  # (n, 1)
-    return X, Y.astype(DTYPE)
+    """``X (n, d)``, ``Y (n, 1)`` of the config's task; ``n`` defaults to ``n_train``, the draw's ``seed`` to
+    ``data_seed`` (``w*`` is always the config's)."""
+    key = jax.random.key(cfg.data_seed if seed is None else seed)
+    return noisy_linear_regression(key, cfg.n_train if n is None else n, teacher(cfg), cfg.spectrum_exponent,
+                                   cfg.noise, dtype=DTYPE)
 
 
-def loss_floor(X, Y) -> float:
-    """``min_w (1/2n) |X w - Y|^2`` (least squares on the training set)."""
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    w, *_ = np.linalg.lstsq(X, Y, rcond=None)
-    return float(0.5 * np.mean((X @ w - Y) ** 2))
-
-
-def mse_linear(params, batch):
-    """``(1/2B) sum_i (w.x_i - y_i)^2`` of the linear model ``params = {"w": (d, 1)}``."""
-    x, y = batch  # (B, d), (B, 1)
-    return 0.5 * jnp.mean((x @ params["w"] - y) ** 2)
-
-
-def noise_observables(loss, params, data, noise_batch: int) -> dict:
-    """``tr(Sigma)`` and ``|G|^2`` of ``loss`` on the training set ``data`` by the two-batch estimator.
-
-    Small batches: the ``n / b`` disjoint blocks of ``b = noise_batch`` consecutive examples (the
-    data are i.i.d., so the blocks are random batches); big batch: all ``n``. The estimator of
-    McCandlish et al. (2018, arXiv:1812.06162, App. A.1; :func:`noise_scale_from_batch_sizes`) gives
-    ``tr(Sigma)`` unbiased for the per-example covariance with ``1/(n-1)`` normalisation; its
-    ``|G|^2`` is short by ``tr(Sigma) / n`` for blocks of a finite set (module docstring), added back
-    here, which makes it the squared norm of the full training gradient. Jit-friendly.
-    """
-    n = jax.tree.leaves(data)[0].shape[0]
-    blocks = jax.tree.map(lambda a: a.reshape(n // noise_batch, noise_batch, *a.shape[1:]), data)
-    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0))(params, blocks)  # leaves (n / b, *leaf)
-    small = sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads))  # (n / b,)
-    full = sum(jnp.sum(g**2) for g in jax.tree.leaves(jax.grad(loss)(params, data)))  # |G_n|^2
-    est = noise_scale_from_batch_sizes(jnp.mean(small), full, noise_batch, n)
-    return {"trace_cov": est.trace_cov, "grad_sq": est.grad_sq_norm + est.trace_cov / n}
+def noise_observables(params, data, cfg: Config) -> dict:
+    """``tr(Sigma)`` and ``|G|^2`` (of the full training gradient) by the two-batch estimator over the
+    training set's blocks of ``noise_batch`` (:func:`learnmech.observe.noise.noise_scale_blocks`)."""
+    est = noise_scale_blocks(mse_linear, params, data, cfg.noise_batch)
+    return {"trace_cov": est.trace_cov, "grad_sq": est.grad_sq_norm}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,20 +216,19 @@ def predict(cfg: Config):
     target = cfg.target_fraction * 0.5 * float(lam @ m0)  # excess-loss target
     S, runs = _tuned_theory(cfg, lam, m0, target)
     ok = np.isfinite(S)
-    s_min, b_noise, _ = fit_steps(np.asarray(cfg.batches)[ok], S[ok])
+    hyp = StepsHyperbola().fit(np.asarray(cfg.batches)[ok], S[ok])  # fresh examples: no n_train
     t = np.arange(cfg.steps + 1)
     pooled = {}
     for name, fn in (("b_simple", b_simple_linear), ("b_crit", b_crit_linear)):
         total = sum(run_average(t, fn(lam, np.sqrt(m), cfg.noise), s) * s for s, m, o in zip(S, runs, ok) if o)
         pooled[name] = total / S[ok].sum()
-    scalar = lambda v: Curve(np.zeros(1), np.array([[v]]))  # noqa: E731
     out = {
         "steps": Curve(np.asarray(cfg.batches, np.float64), S),  # tuned steps-to-target, NaN: not reached
-        "s_min": scalar(s_min),
-        "b_noise": scalar(b_noise),
-        "b_simple": scalar(pooled["b_simple"]),  # averaged over the steps of the tuned runs
-        "b_crit": scalar(pooled["b_crit"]),
-        "b_simple_init": scalar(float(b_simple_linear(lam, w, cfg.noise))),
+        "s_min": hyp.s_min_,
+        "b_noise": hyp.b_noise_,
+        "b_simple": float(pooled["b_simple"]),  # averaged over the steps of the tuned runs
+        "b_crit": float(pooled["b_crit"]),
+        "b_simple_init": float(b_simple_linear(lam, w, cfg.noise)),
     }
     for i, (s, m) in enumerate(zip(S, runs)):  # B_simple against the expected excess loss, up to the target
         keep = t <= (s if np.isfinite(s) else cfg.steps)
@@ -273,7 +236,7 @@ def predict(cfg: Config):
         # one point per loss value, in increasing loss (the store keeps a curve's points sorted by x; a run
         # whose loss has stopped changing repeats its last state, and so its last point, exactly)
         loss, first = np.unique(loss, return_index=True)
-        out[f"path/{i}"] = Curve(loss, b[first])
+        out[key("path", i)] = Curve(loss, b[first])
     return out
 
 
@@ -306,7 +269,7 @@ def _run_ensemble(cfg: Config, data, schedule: np.ndarray) -> dict[str, np.ndarr
         init=lambda key: {"w": jnp.zeros((cfg.dim, 1), DTYPE)}, loss=_masked_loss(cfg.batches[-1]), data=data,
         optimizer=OptimizerSpec("sgd", {"learning_rate": 0.1}), seeds=list(range(cfg.seeds)),
         grid={"batch": [float(b) for b in cfg.batches], "learning_rate": list(cfg.learning_rates)},
-        steps=schedule, observe=lambda params, params0: noise_observables(mse_linear, params, data, cfg.noise_batch),
+        steps=schedule, observe=lambda params, params0: noise_observables(params, data, cfg),
         batch_size=cfg.batches[-1], sampling="with_replacement", layout="vmap",
     )
     return {name: np.asarray(values, np.float64) for name, values in result.observations.items()}
@@ -321,40 +284,29 @@ def measure(cfg: Config, progress=None):
     if progress is not None:
         progress("hparams.critical-batch", 1, 1)
     t = schedule.astype(np.float64)
-    out = {"floor": Curve(np.zeros(1), np.array([[loss_floor(X, Y)]]))}
+    out = {"floor": float(least_squares_floor(X, Y))}
     for i in range(len(cfg.batches)):
         for name in ("loss", "trace_cov", "grad_sq"):
-            out[f"{name}/{i}"] = Curve(t, obs[name][i].reshape(-1, t.size))  # members lr-major: (L seeds, T)
-    s = _summary(cfg, out)  # derived records, for the store (the verdict recomputes them from the above)
-    batches = np.asarray(cfg.batches, np.float64)
-    out["steps_to_target"] = Curve(batches, s["steps"])  # NaN: not reached
-    out["steps_per_seed"] = Curve(batches, s["steps_seed"].T)  # (seeds, K) at the tuned lr
-    out["steps_per_lr"] = Curve(cfg.learning_rates, s["steps_lr"])  # (K, L), NaN: not reached or diverged
-    out["b_simple_jackknife"] = Curve(np.zeros(1), s["b_simple_jackknife"][:, None])  # leave-one-seed-out, (seeds, 1)
+            out[key(name, i)] = Curve(t, obs[name][i].reshape(-1, t.size))  # members lr-major: (L seeds, T)
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# Verdict and figure
+# Summary and verdict
 
 
-def _tuned_noise(cfg: Config, measurement, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-    """``tr(Sigma)`` and ``|G|^2`` of member ``(batch i, lr j)``, ``(seeds, T)`` each."""
-    L = len(cfg.learning_rates)
-    return tuple(measurement[f"{name}/{i}"].y.reshape(L, cfg.seeds, -1)[j] for name in ("trace_cov", "grad_sq"))
+def _at_lr(cfg: Config, curve: Curve, j: int) -> np.ndarray:
+    """The ``(seeds, T)`` members of learning rate ``j`` (a curve's members are lr-major, ``(L seeds, T)``)."""
+    return curve.y.reshape(len(cfg.learning_rates), cfg.seeds, -1)[j]
 
 
-def _summary(cfg: Config, measurement) -> dict:
-    """Everything the verdict and the figure read, recomputed from the raw curves."""
-    lrs, K, L = cfg.learning_rates, len(cfg.batches), len(cfg.learning_rates)
-    batches = np.asarray(cfg.batches, np.float64)
-    floor = float(measurement["floor"].y[0, 0])
-    t = measurement["loss/0"].x
-    loss0 = float(np.nanmean(measurement["loss/0"].y[:, 0]))
-    target = cfg.target_fraction * (loss0 - floor)  # on the excess loss L - L_floor
+def _steps_to_target(cfg: Config, losses: list[Curve], floor: float, target: float):
+    """Per batch: steps per learning rate ``(K, L)`` (seed mean; NaN: not reached, or a seed diverged),
+    the best learning rate's index ``(K,)`` and the steps of each seed at it ``(K, seeds)``."""
+    t, K, L = losses[0].x, len(losses), len(cfg.learning_rates)
     steps_lr, steps_seed, best = np.full((K, L), np.nan), np.full((K, cfg.seeds), np.nan), np.zeros(K, int)
-    for i in range(K):
-        excess = measurement[f"loss/{i}"].y.reshape(L, cfg.seeds, -1) - floor  # (L, seeds, T)
+    for i, loss in enumerate(losses):
+        excess = loss.y.reshape(L, cfg.seeds, -1) - floor  # (L, seeds, T)
         for j in range(L):
             if not np.isnan(excess[j]).any():  # a diverged seed puts this learning rate out
                 steps_lr[i, j] = steps_to_target(t, log_window_mean(t, excess[j].mean(0), cfg.smoothing), target)
@@ -362,82 +314,159 @@ def _summary(cfg: Config, measurement) -> dict:
             best[i] = int(np.nanargmin(steps_lr[i]))
             smooth = log_window_mean(t, excess[best[i]], cfg.smoothing)  # (seeds, T)
             steps_seed[i] = [steps_to_target(t, smooth[s], target) for s in range(cfg.seeds)]
-    steps = steps_lr[np.arange(K), best]
+    return steps_lr, best, steps_seed
+
+
+def _pooled(t, ratios, steps) -> float:
+    """``B_simple`` averaged over every step of the runs ``ratios`` (each up to its ``steps``); NaN for none."""
+    return sum(run_average(t, r, s) * s for r, s in zip(ratios, steps)) / np.sum(steps) if len(steps) else np.nan
+
+
+def summarize(cfg: Config, prediction, measurement):
+    """Steps to the target per batch size (learning rate tuned), the hyperbola's fit, ``B_simple`` pooled
+    over the tuned runs (jackknife error over seeds), the guards' numbers, and the tuned runs' ``B_simple``
+    and excess loss along training (the figure's)."""
+    batches, lrs, L = np.asarray(cfg.batches, np.float64), cfg.learning_rates, len(cfg.learning_rates)
+    losses, floor = indexed(measurement, "loss"), float(measurement["floor"])
+    t = losses[0].x
+    target = cfg.target_fraction * (float(np.nanmean(losses[0].y[:, 0])) - floor)  # on the excess loss L - L_floor
+    steps_lr, best, steps_seed = _steps_to_target(cfg, losses, floor, target)
+    steps = steps_lr[np.arange(batches.size), best]
     tuned = np.isfinite(steps) & (best > 0) & (best < L - 1)
-
-    def pooled(ratio):  # B_simple averaged over every step of every tuned run
-        total = sum(run_average(t, ratio(*_tuned_noise(cfg, measurement, i, best[i])), steps[i]) * steps[i]
-                    for i in np.flatnonzero(tuned))
-        return total / steps[tuned].sum() if tuned.any() else np.nan
-
-    out = {"batch": batches, "steps": steps, "steps_lr": steps_lr, "best": best, "best_lr": lrs[best],
-           "tuned": tuned, "steps_seed": steps_seed, "floor": floor, "target": target,
-           "b_simple": pooled(lambda tr, g2: tr.mean(0) / g2.mean(0)),  # ratio of seed means at each point
-           "b_simple_jackknife": np.array([pooled(lambda tr, g2, s=s: np.delete(tr, s, 0).mean(0) /
-                                                  np.delete(g2, s, 0).mean(0)) for s in range(cfg.seeds)])}
-    loo = out["b_simple_jackknife"]  # leave-one-seed-out values, (seeds,)
-    out["b_simple_stderr"] = float(np.sqrt((loo.size - 1) * np.mean((loo - loo.mean()) ** 2))) if loo.size > 1 else np.nan
-    if tuned.sum() >= 2:
-        out["s_min"], out["b_noise"], out["rms"] = fit_steps(batches[tuned], steps[tuned], cfg.n_train)
-        i0, i1 = np.flatnonzero(tuned)[[0, -1]]
-        ratio = lambda i: np.divide(*[a.mean(0) for a in _tuned_noise(cfg, measurement, i, best[i])])  # noqa: E731
-        out["b_simple_init"] = float(ratio(i0)[0])
-        out["b_simple_smallest"] = run_average(t, ratio(i0), steps[i0])
-        out["b_simple_largest"] = run_average(t, ratio(i1), steps[i1])
-        out["b_simple_target"] = float(np.interp(steps[i1], t, ratio(i1)))
+    noise = [(_at_lr(cfg, tr, j), _at_lr(cfg, g2, j))  # tr(Sigma), |G|^2 of each batch's best run, (seeds, T) each
+             for tr, g2, j in zip(indexed(measurement, "trace_cov"), indexed(measurement, "grad_sq"), best)]
+    ratio = [tr.mean(0) / g2.mean(0) for tr, g2 in noise]  # ratio of seed means at each point, (T,) per batch
+    idx = np.flatnonzero(tuned)
+    loo = np.array([_pooled(t, [np.delete(noise[i][0], s, 0).mean(0) / np.delete(noise[i][1], s, 0).mean(0)
+                                for i in idx], steps[idx]) for s in range(cfg.seeds)])  # leave one seed out
+    out = {"steps": Curve(batches, steps), "steps_per_seed": Curve(batches, steps_seed.T),  # (seeds, K)
+           "steps_per_lr": Curve(lrs, steps_lr), "best_lr": Curve(batches, lrs[best]),  # (K, L); (K,)
+           "tuned": Curve(batches, tuned.astype(np.float64)), "target": target,
+           "tuned_batches": float(tuned.sum()), "min_batches": float(cfg.min_batches),
+           "b_simple": float(_pooled(t, [ratio[i] for i in idx], steps[idx])),
+           "b_simple_stderr": float(np.sqrt((loo.size - 1) * np.mean((loo - loo.mean()) ** 2))) if loo.size > 1
+           else np.nan}
+    out.update({"theory_b_noise": float(prediction["b_noise"]), "theory_s_min": float(prediction["s_min"]),
+                "theory_b_simple": float(prediction["b_simple"]), "theory_b_crit": float(prediction["b_crit"])})
+    for i, j in enumerate(best):
+        out[key("excess_run", i)] = Curve(t, _at_lr(cfg, losses[i], j).mean(0) - floor)
+        out[key("b_simple_run", i)] = Curve(t, ratio[i])
+    fitted = dict.fromkeys(("s_min", "b_noise", "e_min", "fit_rms_log", "ratio", "knee_margin", "b_simple_init",
+                            "b_simple_smallest_run", "b_simple_largest_run", "b_simple_target"), np.nan)
+    if idx.size >= 2:
+        hyp = StepsHyperbola(n_train=cfg.n_train).fit(batches[idx], steps[idx])
+        i0, i1 = idx[[0, -1]]
+        fitted.update(s_min=hyp.s_min_, b_noise=hyp.b_noise_, e_min=hyp.e_min_, fit_rms_log=hyp.rms_,
+                      ratio=hyp.b_noise_ / out["b_simple"],
+                      knee_margin=min(hyp.b_noise_ / batches[i0], batches[i1] / hyp.b_noise_),  # >= 4: bracketed
+                      b_simple_init=float(ratio[i0][0]), b_simple_smallest_run=run_average(t, ratio[i0], steps[i0]),
+                      b_simple_largest_run=run_average(t, ratio[i1], steps[i1]),
+                      b_simple_target=float(np.interp(steps[i1], t, ratio[i1])))
+    out.update({name: float(v) for name, v in fitted.items()})
     return out
 
 
-def _finite(details: dict) -> dict[str, float]:
-    """The finite entries (a stored verdict is JSON; e.g. no jackknife error with a single seed)."""
-    return {k: float(v) for k, v in details.items() if np.isfinite(v)}
+RULES = Rules(
+    guards=(reached("tuned batch sizes reaching the target", "tuned_batches", "min_batches",
+                    "too few batch sizes reached the target with their best learning rate inside the grid; "
+                    "train longer or widen the learning-rate grid"),
+            Guard("knee bracketed by tuned batches", "knee_margin", ">=", KNEE_MARGIN, fmt=".3g",
+                  advice=f"the tuned batches do not reach B_noise / {KNEE_MARGIN:g} and {KNEE_MARGIN:g} B_noise "
+                         "(knee_margin: the smaller factor they reach); widen the batch grid")),
+    checks=(Check("B_noise (fit) / B_simple (measured)", "ratio", "<=", RATIO_MAX, fmt=".3f"),
+            Check("B_noise (fit) / B_simple (measured)", "ratio", ">=", 1.0 / RATIO_MAX, fmt=".3f")),
+)
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    s = _summary(cfg, measurement)
-    n_tuned = int(s["tuned"].sum())
-    reached = np.isfinite(s["steps"])
-    details = {f"steps/B={b:g}": float(v) for b, v, ok in zip(cfg.batches, s["steps"], reached) if ok}
-    details.update({f"best_lr/B={b:g}": float(v) for b, v, ok in zip(cfg.batches, s["best_lr"], reached) if ok})
-    details.update({"tuned_batches": float(n_tuned), "theory_b_noise": float(prediction["b_noise"].y[0, 0]),
-                    "theory_s_min": float(prediction["s_min"].y[0, 0]),
-                    "theory_b_simple": float(prediction["b_simple"].y[0, 0]),
-                    "theory_b_crit": float(prediction["b_crit"].y[0, 0])})
-    if n_tuned < cfg.min_batches:
-        return Verdict(status="inconclusive", metric="tuned batch sizes reaching the target", value=float(n_tuned),
-                       threshold=float(cfg.min_batches), details=_finite(details),
-                       reason=f"only {n_tuned} batch sizes reached the target with their best learning rate inside "
-                              "the grid; train longer or widen the learning-rate grid")
-    ratio = s["b_noise"] / s["b_simple"]
-    details.update({"b_noise": s["b_noise"], "s_min": s["s_min"], "e_min": s["s_min"] * s["b_noise"],
-                    "fit_rms_log": s["rms"], "ratio": ratio, "b_simple": float(s["b_simple"]),
-                    "b_simple_stderr": s["b_simple_stderr"],
-                    "b_simple_init": s["b_simple_init"],
-                    "b_simple_target": s["b_simple_target"], "b_simple_largest_run": s["b_simple_largest"],
-                    "b_simple_smallest_run": s["b_simple_smallest"]})
-    reason = (f"fit S = S_min (1 + B_noise / B) over {n_tuned} tuned batch sizes: S_min = {s['s_min']:.2f}, "
-              f"B_noise = {s['b_noise']:.1f} (rms {s['rms']:.3f} in log S; exact theory {details['theory_b_noise']:.1f}); "
-              f"B_simple averaged over the tuned runs = {s['b_simple']:.1f} +/- {s['b_simple_stderr']:.1f} (jackknife over "
-              f"seeds; init {s['b_simple_init']:.1f}, at target {s['b_simple_target']:.1f}); "
-              f"ratio {ratio:.2f}, want within [1/{RATIO_MAX:g}, {RATIO_MAX:g}]")
-    tuned_b = s["batch"][s["tuned"]]
-    if not (tuned_b.min() * KNEE_MARGIN <= s["b_noise"] <= tuned_b.max() / KNEE_MARGIN):
-        return Verdict(status="inconclusive", metric="knee bracketed by tuned batches", value=s["b_noise"],
-                       threshold=KNEE_MARGIN, details=_finite(details),
-                       reason=reason + f"; but the tuned batches {tuned_b.min():g}..{tuned_b.max():g} do not reach "
-                                       f"B_noise / {KNEE_MARGIN:g} and {KNEE_MARGIN:g} B_noise")
-    status = "holds" if 1.0 / RATIO_MAX <= ratio <= RATIO_MAX else "fails"
-    return Verdict(status=status, metric="B_noise (fit) / B_simple (measured)", value=float(ratio),
-                   threshold=RATIO_MAX, reason=reason, details=_finite(details))
+# ---------------------------------------------------------------------------------------------
+# Figure
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
-    s = _summary(cfg, measurement)
-    fig, (ax_s, ax_p, ax_n) = new_figure(3, title="hparams.critical-batch: SGD on linear regression, "
-                                                  "learning rate tuned per batch size")
-    plot_steps(ax_s, cfg, prediction, s)
-    plot_pareto(ax_p, cfg, prediction, s)
-    plot_noise(ax_n, cfg, prediction, measurement, s, lambda i, j: _tuned_noise(cfg, measurement, i, j))
+def _label_125(ax):
+    """Log axes spanning a decade or two: label 1-2-5 ticks in plain numbers, no minor labels."""
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _plot_steps(ax, cfg: Config, prediction, summary):
+    """Steps to target against the batch size: measured (tuned lr), exact theory, fitted hyperbola, knees."""
+    b, steps, tuned = summary["steps"].x, summary["steps"].y[0], summary["tuned"].y[0] > 0
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanmin(summary["steps_per_seed"].y, axis=0), np.nanmax(summary["steps_per_seed"].y, axis=0)
+    bars = np.maximum(0.0, [steps - lo, hi - steps])  # single seeds may all cross before their mean
+    ax.errorbar(b, steps, yerr=bars, fmt="o", color=COLORS[0], capsize=2,
+                label="measured, lr tuned (bars: single seeds)")
+    untuned = np.isfinite(steps) & ~tuned
+    if untuned.any():
+        ax.plot(b[untuned], steps[untuned], "x", color=COLORS[3], label="best lr at grid edge (not fitted)")
+    theory_line(ax, prediction["steps"].x, prediction["steps"].y[0], color="black",
+                label=f"exact theory (its fit: B_noise = {prediction['b_noise']:.1f})")
+    if np.isfinite(summary["b_noise"]):
+        bb = np.geomspace(b[0], b[-1], 200)
+        ax.plot(bb, steps_hyperbola(bb, summary["s_min"], summary["b_noise"], cfg.n_train), color=COLORS[0],
+                linewidth=1.2, label="fit S_min (1 + B_noise / B)")
+        ax.axvline(summary["b_noise"], color=COLORS[0], linestyle=":", linewidth=1.4,
+                   label=f"B_noise fit = {summary['b_noise']:.1f}")
+    b_simple, err = summary["b_simple"], summary["b_simple_stderr"]
+    ax.axvline(b_simple, color=COLORS[1], linewidth=1.4, label=f"B_simple measured = {b_simple:.1f}")
+    if np.isfinite(err):
+        ax.axvspan(b_simple - 2 * err, b_simple + 2 * err, color=COLORS[1], alpha=0.15, linewidth=0,
+                   label="B_simple +/- 2 s.e. (jackknife over seeds)")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B (examples)", ylabel="steps to target S")
+    ax.legend(fontsize=7)
+
+
+def _plot_pareto(ax, cfg: Config, prediction, summary):
+    """Examples ``E = B S`` against steps ``S``: the hyperbola ``(S / S_min - 1)(E / E_min - 1) = 1``."""
+    b, steps = summary["steps"].x, summary["steps"].y[0]
+    ax.plot(steps, b * steps, "o", color=COLORS[0], label="measured, lr tuned")
+    for bi, si in zip(b, steps):
+        if np.isfinite(si):
+            ax.annotate(f"B={bi:g}", (si, bi * si), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    theory_line(ax, prediction["steps"].y[0], prediction["steps"].x * prediction["steps"].y[0], color="black",
+                label="exact theory")
+    if np.isfinite(summary["b_noise"]):
+        bb = np.geomspace(b[0] / 4, b[-1] * 4, 200)
+        sf = steps_hyperbola(bb, summary["s_min"], summary["b_noise"], cfg.n_train)
+        ax.plot(sf, bb * sf, color=COLORS[0], linewidth=1.2, label="fit: (S/S_min - 1)(E/E_min - 1) = 1")
+        ax.axvline(summary["s_min"], color="gray", linewidth=0.8, linestyle=":", label="S_min and E_min (fit)")
+        ax.axhline(summary["e_min"], color="gray", linewidth=0.8, linestyle=":")
+    ax.set(xscale="log", yscale="log", xlabel="steps to target S", ylabel="examples to target E = B S")
+    _label_125(ax)
+    ax.legend(fontsize=7)
+
+
+def _plot_noise(ax, cfg: Config, prediction, summary):
+    """``B_simple`` against the excess loss along the smallest, knee and largest tuned runs."""
+    b, steps = summary["steps"].x, summary["steps"].y[0]
+    tuned = np.flatnonzero(summary["tuned"].y[0] > 0)
+    if tuned.size:
+        knee = tuned[np.argmin(np.abs(np.log(b[tuned] / summary["b_simple"])))]
+        for k, i in enumerate(sorted({tuned[0], knee, tuned[-1]})):
+            excess, ratio = summary[key("excess_run", i)], summary[key("b_simple_run", i)]
+            keep = excess.x <= steps[i]
+            ax.plot(excess.y[0, keep], ratio.y[0, keep], "o-", markersize=2, linewidth=1.0, color=COLORS[2 + k],
+                    label=f"measured, B = {b[i]:g} (seed mean)")
+            path = prediction[key("path", i)]
+            theory_line(ax, path.x, path.y[0], color=COLORS[2 + k], label=f"exact theory, B = {b[i]:g}")
+    ax.axhline(summary["b_simple"], color=COLORS[1], linewidth=1.4, label="B_simple, averaged over tuned runs")
+    if np.isfinite(summary["b_noise"]):
+        ax.axhline(summary["b_noise"], color=COLORS[0], linestyle=":", linewidth=1.4, label="B_noise (fit)")
+    ax.axvline(summary["target"], color="gray", linewidth=0.8, label="target")
+    ax.set(xscale="log", yscale="log", xlabel="excess training loss L - L_floor (falls to the right)",
+           ylabel="B_simple = tr(Sigma) / |G|^2")
+    _label_125(ax)
+    ax.invert_xaxis()
+    ax.legend(fontsize=6)
+
+
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
+    fig, axes = new_figure(3, title="hparams.critical-batch: SGD on linear regression, "
+                                    "learning rate tuned per batch size")
+    for ax, panel in zip(axes, (_plot_steps, _plot_pareto, _plot_noise)):
+        panel(ax, cfg, prediction, summary)
     return finish_figure(fig, verdict)
 
 
@@ -449,10 +478,12 @@ CLAIM = Claim(
     references=("McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162",),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "dim": 4, "n_train": 256, "batches": (1, 2, 8, 32, 128), "min_batches": 3,
+                 "lr_octaves": 4, "steps": 40, "points": 15},
         "quick": {},
         "full": {"seeds": 16, "n_train": 2048, "batches": tuple(2**k for k in range(10)), "lr_per_octave": 2,
                  "steps": 500, "points": 150},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("noise", "batch-size"),
 )

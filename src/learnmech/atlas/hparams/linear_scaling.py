@@ -16,21 +16,18 @@ stability edge ``eta_k ~ 2 / lambda_max``. :func:`learnmech.theory.sgd_linear.sg
 the exact version of this for linear regression.
 
 Experiment. A teacher-student regression with label noise: ``x ~ N(0, I_d)``,
-``y = f*(x) + sigma xi`` with ``f*`` a random two-layer tanh teacher (:mod:`learnmech.data`),
+``y = f*(x) + sigma xi`` with ``f*`` a random two-layer tanh teacher (:mod:`learnmech.data.noisy_teacher`),
 ``n_train`` training examples; the student, a two-layer tanh MLP (SP), is trained by plain SGD on
 ``L = (1/2n) sum_i (f(x_i) - y_i)^2``. All runs read the *same stream of examples*: stream position
 ``p`` of seed ``s`` is training example ``randint(fold_in(key_s, p), n_train)`` (i.i.d. draws with
 replacement), read in batches of ``k B0``. A step at batch ``k B0`` is ``k`` micro-batches of ``B0``
 whose gradients ``optax.MultiSteps`` averages before one update with learning rate ``k eta0`` --
 exactly SGD at batch ``k B0`` -- so every ``k`` lives in one vectorised ensemble advancing in
-micro-batches (one compiled program for all batch sizes;
-:class:`learnmech.train.stream.StreamProgram`). The shared
-stream and initialisation are common random numbers: two curves differ by the effect of batching,
-not by a different draw of the noise, and a few seeds resolve ``D_k`` to a small fraction of 5%
-(its jackknife error over seeds is in the details). The trainer's own minibatches
-(:func:`learnmech.train.train`) draw without replacement by sorting the data set every step, which
-on a CPU costs milliseconds per step at batch sizes of a few; this claim therefore drives
-:class:`learnmech.train.MemberProgram` (the trainer's member step) with its own sampler.
+micro-batches (one compiled program for all batch sizes: the ensemble driver
+:func:`learnmech.train.train` with ``sampling="stream"`` and ``accumulate="k"``,
+:mod:`learnmech.train.sampling`). The shared stream and initialisation are common random numbers: two
+curves differ by the effect of batching, not by a different draw of the noise, and a few seeds resolve
+``D_k`` to a small fraction of 5% (its jackknife error over seeds is in the details).
 
 Conventions. Examples seen ``e = steps x batch``. The compared loss is the excess risk
 ``L_ex = (1/2) E_x (f(x) - f*(x))^2`` on ``n_test`` held-out inputs with clean targets: the
@@ -43,12 +40,13 @@ Discrepancy ("area between the log-loss curves"). On the window ``[e0, E]``, ``e
     D_k = (1 / log(E / e0)) int_{log e0}^{log E} | log Lbar_k(e) - log Lbar_1(e) | d(log e),
 
 with ``Lbar_k`` the mean over seeds of run ``k`` (:func:`learnmech.atlas.metrics.log_discrepancy`),
-by the trapezoid rule in ``log e`` over the window's observation points where run ``k`` is between steps (the points are multiples of ``e0``,
-so all of them when ``k B0`` divides ``e0``; a coarser subset for the one larger batch). It is the average of
-``|log(L_k / L_1)|`` over the window, uniformly in ``log e``, and relative on purpose: the loss spans
-decades, an absolute difference would see only the early, large losses, and
-``|log(L_k / L_1)| ~ |L_k / L_1 - 1|``, so ``D_k <= 0.05`` reads "run ``k`` stays within about 5% of
-the base run across the window". A diverged member makes ``D_k`` infinite.
+by the trapezoid rule in ``log e`` over the window's observation points where run ``k`` is between
+steps (the points are multiples of ``e0``, so all of them when ``k B0`` divides ``e0``; a coarser
+subset for the one larger batch). It is the average of ``|log(L_k / L_1)|`` over the window,
+uniformly in ``log e``, and relative on purpose: the loss spans decades, an absolute difference
+would see only the early, large losses, and ``|log(L_k / L_1)| ~ |L_k / L_1 - 1|``, so
+``D_k <= 0.05`` reads "run ``k`` stays within about 5% of the base run across the window". A
+diverged member makes ``D_k`` infinite.
 
 Critical batch. ``B_simple(e)`` is measured on the base run at every observation with the
 two-batch-size estimator (:func:`learnmech.observe.noise.noise_scale_two_batch`: ``B_small = noise_batch``,
@@ -64,8 +62,9 @@ diverged run has separated). A ``D_k`` decides only when it is more than two jac
 ``B_simple`` was not resolved (a pooled ``|G|^2`` estimate not positive), the base excess risk fell
 by less than ``min_decay`` over the window, or the ladder has no run on one of the two sides. The
 ladder ``k = 1, 2, 4, 8, 12, 16, 24, 32`` (steps of 1.33-2 near the top) samples the range just
-below ``B_crit``; ``k = 192`` is the run beyond ``4 B_crit``. When the agreement part fails, the
-headline is ``k B0 / B_crit`` of the first run that disagrees (it must exceed 1).
+below ``B_crit``; ``k = 192`` is the run beyond ``4 B_crit``. :data:`RULES`: these cases as guards, in
+this order (:func:`summarize` says when an undecided ``D_k`` counts), then the headline ``k B0 / B_crit``
+of the first run with ``D_k`` resolved above 5% (it must exceed 1), ``max D_k`` below and beyond.
 
 Learning rates. The base run is in the small-learning-rate (SDE) regime: ``eta0 / B0 = 5e-4``
 (quick: ``B0 = 64, eta0 = 0.032``; full: ``B0 = 8, eta0 = 0.004``), a step 1/20 (quick) to 1/170
@@ -73,66 +72,55 @@ Learning rates. The base run is in the small-learning-rate (SDE) regime: ``eta0 
 2.4-3.2 over the seeds, measured once with :func:`learnmech.observe.sharpness`). The two presets
 give the same curves: the micro-batch ``B0`` does not matter below ``B_crit``, as the rule says.
 
-What the measurement shows (quick; full within a few % of it, 12 seeds). ``D_k`` grows about
-linearly with ``k`` (0.001 at ``k B0 = 128``, 0.01 at 512, 0.039 at 1024) and then jumps: the run at
-1536 (learning rate 0.77) blows up transiently (``D = 0.51``), the run at 2048 diverges. That is the
-stability edge of the scaled learning rate, ``k B0 = 2 B0 / (eta0 lambda_max) ~ 1300``. ``B_simple``
-rises from ~13 at initialisation (the student's initial offset is a large, easily learned error) to
-a plateau of ~2000-2500, and ``B_crit ~ 2000``: the rule fails at ``0.74 B_crit``. The plateau is set
-by the learning rate, not by the task: once the fast directions are in balance with the noise,
+What bounds the rule. ``D_k`` grows about linearly with ``k`` and then jumps where the scaled learning
+rate meets the stability edge, ``k B0 ~ 2 B0 / (eta0 lambda_max)``. ``B_simple`` rises from its value
+at initialisation (the student's initial offset is a large, easily learned error) to a plateau set by
+the learning rate, not by the task: once the fast directions are in balance with the noise,
 ``|G|^2 ~ (eta / 2) tr(H Sigma) / B``, so ``B_simple ~ 2 (B / eta) / h`` with
-``h = tr(H Sigma) / tr(Sigma)`` (halving ``eta0 / B0`` doubles it, measured). At ``k B0 = B_simple``
-the linearly scaled learning rate is then ``2 / h``, beyond the edge ``2 / lambda_max`` because
-``h <= lambda_max``: measured along such a run, ``B_simple`` cannot mark where the rule stops
-holding; it sits a factor ``lambda_max / h`` (here ~1.6) above the edge. Early in training
-``B_simple`` is 100 times smaller and the rule holds far beyond it. So the verdict *fails*, because
-the simple noise scale along the run and the critical batch of the rule differ by a factor set by
-the curvature, while the rule itself (``D_k`` of a few 1e-3 up to a quarter of the edge, 4% at three
-quarters of it) is well obeyed by plain SGD. Adam with the square-root rule (full preset, ``B0 = 8``,
-``eta0 = 3.5e-4``) agrees within 5% only up to ``k = 2`` (``D = 0.025`` at 16, 0.07 at 32, 0.15 at
-64): its preconditioner ``v ~ G^2 + Sigma / B`` is noise-dominated coordinate by coordinate only at
-much smaller batches (at ``B0 = 64`` already ``D = 0.08`` at ``k = 2``), a condition of the Adam SDE
-of Malladi et al. 2022.
+``h = tr(H Sigma) / tr(Sigma)`` (halving ``eta0 / B0`` doubles it). At ``k B0 = B_simple`` the linearly
+scaled learning rate is then ``2 / h``, beyond the edge ``2 / lambda_max`` because ``h <= lambda_max``:
+measured along such a run, ``B_simple`` cannot mark where the rule stops holding; it sits a factor
+``lambda_max / h`` above the edge, so the rule can fail below ``B_crit`` while plain SGD obeys it
+closely up to near the edge. Adam's square-root rule needs a preconditioner ``v ~ G^2 + Sigma / B``
+that is noise-dominated coordinate by coordinate, which holds only at much smaller batches (a
+condition of the Adam SDE of Malladi et al. 2022).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
-from learnmech.atlas.hparams.linear_scaling_figure import plot_curves, plot_discrepancy, plot_noise_scale
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.keys import indexed, key
 from learnmech.atlas.metrics import log_average, log_discrepancy
-from learnmech.data import teacher_mlp_regression
+from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged, reached
+from learnmech.data.noisy_teacher import iid_groups, noisy_teacher_split
+from learnmech.increasing import Increasing
 from learnmech.nets import MLP
 from learnmech.observe import mse
-from learnmech.observe.noise import noise_scale_two_batch
-from learnmech.report import finish_figure, new_figure
+from learnmech.observe.probes import noise_scale_probe
+from learnmech.report import COLORS, finish_figure, new_figure, theory_line
 from learnmech.theory.batch_scaling import scaled_hyperparameters
-from learnmech.train import OptimizerSpec, ensemble_members
-from learnmech.train.stream import StreamProgram, advance_ensemble
+from learnmech.train import OptimizerSpec, train
 
-__all__ = [
-    "CLAIM",
-    "Config",
-    "example_grid",
-]
+__all__ = ["CLAIM", "Config", "RULES", "example_grid", "summarize"]
 
 AGREE = 0.05  # CLAIMS.md: curves agree within 5% (D_k, area between log-loss curves) for k B0 <= B_crit
 SEPARATE_FACTOR = 4.0  # operational "beyond it": some k B0 >= 4 B_crit must disagree by more than 5%
 NOISE_SIGMAS = 2.0  # a D_k within this many jackknife errors of 5% cannot decide the verdict
 DTYPE = "float32"  # the smallest judged differences (~1e-3 in log L) are far above float32 rounding
 ADAM_BASE = {"b1": 0.99, "b2": 0.9999, "eps": 1e-8}  # k (1 - b1) < 1 up to k = 99
+Ladder = Increasing(int, 2, "batch multipliers")  # and from 1 (Config._shapes)
+
 
 class Config(ClaimConfig):
     seeds: int = Field(4, ge=2, le=256, description="initialisations and example streams (>= 2: jackknife)")
-    ks: tuple[int, ...] = Field((1, 2, 4, 8, 12, 16, 24, 32, 192),
-                                description="batch multipliers k, from 1: batch k B0, learning rate k eta0")
+    ks: Ladder = Field((1, 2, 4, 8, 12, 16, 24, 32, 192),
+                       description="batch multipliers k, from 1: batch k B0, learning rate k eta0")
     base_batch: int = Field(64, ge=1, le=4096, description="B0: batch of the base run and micro-batch of all")
     eta0: float = Field(0.032, gt=0, le=1.0, description="base SGD learning rate at B0 (small-learning-rate regime)")
     window_start: int = Field(6144, ge=1, description="e0: the compared window [e0, e0 2^octaves] starts here")
@@ -150,15 +138,8 @@ class Config(ClaimConfig):
     min_decay: float = Field(2.0, gt=1.0, description="the base excess risk must fall by this factor over the window")
     adam: bool = Field(False, description="also run Adam with the square-root rule (reported, not judged)")
     adam_eta0: float = Field(3.5e-4, gt=0, le=1.0, description="base Adam learning rate at B0 (chosen for B0 = 8)")
-    adam_ks: tuple[int, ...] = Field((1, 2, 4, 8, 16, 32, 64), description="k of the Adam runs (k (1 - b1) < 1)")
+    adam_ks: Ladder = Field((1, 2, 4, 8, 16, 32, 64), description="k of the Adam runs (k (1 - b1) < 1)")
     data_seed: int = 0
-
-    @field_validator("ks", "adam_ks")
-    @classmethod
-    def _ladder(cls, ks: tuple[int, ...]) -> tuple[int, ...]:
-        if len(ks) < 2 or ks[0] != 1 or any(a >= b for a, b in itertools.pairwise(ks)):
-            raise ValueError("must start at 1 and increase strictly, at least 2 values")
-        return ks
 
     @property
     def examples(self) -> int:
@@ -167,6 +148,8 @@ class Config(ClaimConfig):
 
     @model_validator(mode="after")
     def _shapes(self):
+        if self.ks[0] != 1 or self.adam_ks[0] != 1:
+            raise ValueError("ks, adam_ks: must start at 1 (the base run)")
         grid = example_grid(self.window_start, self.octaves, self.per_octave, self.base_batch)
         window = grid[grid >= self.window_start]
         for k in self.ks + (self.adam_ks if self.adam else ()):
@@ -212,8 +195,8 @@ def predict(cfg: Config):
     if cfg.adam:
         adam_batch = np.asarray(cfg.adam_ks, np.float64) * cfg.base_batch
         adam_lr = scaled_hyperparameters("adam", {"learning_rate": cfg.adam_eta0}, cfg.adam_ks)["learning_rate"]
-        out["adam/discrepancy"] = Curve(adam_batch, np.zeros_like(adam_batch))
-        out["adam/learning_rate"] = Curve(adam_batch, adam_lr)
+        out[key("adam", "discrepancy")] = Curve(adam_batch, np.zeros_like(adam_batch))
+        out[key("adam", "learning_rate")] = Curve(adam_batch, adam_lr)
     return out
 
 
@@ -221,19 +204,8 @@ def predict(cfg: Config):
 # Experiment
 
 
-def _task(cfg: Config):
-    """Training set ``(n_train, d)``, ``(n_train, 1)``; held-out inputs with clean and noisy targets."""
-    X, F, _ = teacher_mlp_regression(jax.random.key(cfg.data_seed), cfg.n_train + cfg.n_test, cfg.d_in,
-                                     width=cfg.teacher_width, depth=2, activation="tanh", dtype=DTYPE)
-    X, F = np.asarray(X), np.asarray(F)  # (n, d), (n, 1) clean teacher outputs
-    noise = np.random.default_rng(cfg.data_seed).standard_normal(F.shape).astype(DTYPE)  # (n, 1)
-    Y = F + cfg.noise * noise  # y = f*(x) + sigma xi
-    n = cfg.n_train
-    return (jnp.asarray(X[:n]), jnp.asarray(Y[:n])), (jnp.asarray(X[n:]), jnp.asarray(F[n:]), jnp.asarray(Y[n:]))
-
-
-def _loss_observer(net: MLP):
-    def observe(params, test):
+def _loss_observer(net: MLP, test):
+    def observe(params, params0):
         x, clean, noisy = test
         out = net.apply(params, x)  # (n_test, 1)
         return {"excess": mse(out, clean), "test_loss": mse(out, noisy)}
@@ -241,39 +213,36 @@ def _loss_observer(net: MLP):
     return observe
 
 
-def _noise_groups(cfg: Config, train_set):
-    """``n_probe`` training examples drawn with replacement (i.i.d. from the training set), in groups."""
-    index = np.random.default_rng(cfg.data_seed + 1).integers(0, cfg.n_train, cfg.n_probe)  # (P,)
-    G = cfg.n_probe // cfg.noise_batch
-    return jax.tree.map(lambda a: jnp.asarray(a)[index].reshape(G, cfg.noise_batch, *a.shape[1:]), train_set)
-
-
 def _run(cfg: Config, optimizer: str, ks, eta0: float, with_noise: bool):
     """One ensemble over ``ks x seeds``: examples ``(T,)``, losses ``(K, seeds, T)``, noise ``(seeds, T)``.
 
-    With ``with_noise`` the base run's (``k = 1``) gradient noise is measured at every point.
+    On the driver (:func:`learnmech.train.train`): every member reads its seed's stream in micro-batches
+    of ``B0`` and updates every ``k`` of them (``sampling="stream"``, ``accumulate="k"``), ``k`` and the
+    scaled hyperparameters linked on one grid axis. With ``with_noise`` the base run's (``k = 1``)
+    gradient noise is a probe at every point.
     """
     net = MLP((cfg.d_in, cfg.width, 1), "tanh", "sp", dtype=DTYPE)
-    train_set, test = _task(cfg)
+    train_set, test = noisy_teacher_split(jax.random.key(cfg.data_seed), cfg.n_train, cfg.n_test, cfg.d_in,
+                                          noise=cfg.noise, noise_seed=cfg.data_seed, width=cfg.teacher_width,
+                                          dtype=DTYPE)  # (X, Y); held out: (X, f*(X), Y)
 
     def loss(params, batch):
         return mse(net.apply(params, batch[0]), batch[1])
 
     base = {"learning_rate": eta0, **(ADAM_BASE if optimizer == "adam" else {})}
-    hp_np, seed_index = ensemble_members({"k": list(ks)}, list(range(cfg.seeds)))  # grid-major: k = 1 first
-    hp = {name: jnp.asarray(v, DTYPE) for name, v in scaled_hyperparameters(optimizer, base, hp_np["k"]).items()}
-    hp["k"] = jnp.asarray(hp_np["k"], jnp.int32)
-    program = StreamProgram(net.init, loss, OptimizerSpec(optimizer, base), batch_size=cfg.base_batch)
+    scaled = scaled_hyperparameters(optimizer, base, np.asarray(ks))
+    axis = {"k": np.asarray(ks, np.int32), **{name: np.asarray(v, DTYPE) for name, v in scaled.items()}}
     e = np.concatenate([[0], example_grid(cfg.window_start, cfg.octaves, cfg.per_octave, cfg.base_batch)])
-
-    def noise(params, groups):
-        ns = noise_scale_two_batch(loss, params, groups)
-        return {"trace_cov": ns.trace_cov, "grad_sq_norm": ns.grad_sq_norm}
-
-    probe = (np.arange(cfg.seeds), noise, _noise_groups(cfg, train_set)) if with_noise else None
-    obs = advance_ensemble(program, hp, seed_index, train_set, test, e // cfg.base_batch, _loss_observer(net), probe)
-    losses = {name: obs[name].reshape(len(ks), cfg.seeds, -1) for name in ("excess", "test_loss")}
-    return e.astype(np.float64), losses, {name: obs[name] for name in ("trace_cov", "grad_sq_norm") if name in obs}
+    micro_steps = e // cfg.base_batch
+    probes = [noise_scale_probe(loss, iid_groups(train_set, cfg.n_probe, cfg.noise_batch, seed=cfg.data_seed + 1),
+                                steps=micro_steps, members=range(cfg.seeds))] if with_noise else []
+    result = train(init=net.init, loss=loss, data=train_set, optimizer=OptimizerSpec(optimizer, base),
+                   seeds=list(range(cfg.seeds)), grid={"k": axis}, steps=micro_steps,
+                   observe=_loss_observer(net, test), batch_size=cfg.base_batch, sampling="stream",
+                   accumulate="k", probes=probes, record_loss=False)
+    losses = {name: result[name] for name in ("excess", "test_loss")}  # (K, seeds, T)
+    noise = {name: result.probes[name].values for name in ("trace_cov", "grad_sq_norm") if name in result.probes}
+    return e.astype(np.float64), losses, noise
 
 
 def _own_points(e: np.ndarray, batch: int) -> np.ndarray:
@@ -292,8 +261,8 @@ def measure(cfg: Config, progress=None):
     out = {}
     for i, k in enumerate(cfg.ks):
         own = _own_points(e, k * cfg.base_batch)
-        out[f"loss/{i}"] = Curve(e[own], sgd["excess"][i][:, own])  # excess risk, (seeds, T_k)
-        out[f"test_loss/{i}"] = Curve(e[own], sgd["test_loss"][i][:, own])  # noisy held-out loss
+        out[key("loss", i)] = Curve(e[own], sgd["excess"][i][:, own])  # excess risk, (seeds, T_k)
+        out[key("test_loss", i)] = Curve(e[own], sgd["test_loss"][i][:, own])  # noisy held-out loss
     out["trace_cov"] = Curve(e, noise["trace_cov"])  # base run, (seeds, T)
     out["grad_sq_norm"] = Curve(e, noise["grad_sq_norm"])
     if cfg.adam:
@@ -302,20 +271,22 @@ def measure(cfg: Config, progress=None):
         report("hparams.linear-scaling (adam)", 1)
         for i, k in enumerate(cfg.adam_ks):
             own = _own_points(e_adam, k * cfg.base_batch)
-            out[f"adam/loss/{i}"] = Curve(e_adam[own], adam["excess"][i][:, own])
-    summary = _summary(cfg, out)
-    out["discrepancy"] = Curve(summary["batch"], summary["D"])  # (1, K); inf where a run diverged
-    out["b_simple"] = Curve(e, summary["b_simple_curve"])  # pooled over seeds, (1, T)
+            out[key("adam_loss", i)] = Curve(e_adam[own], adam["excess"][i][:, own])
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# Verdict and figure
+# Summary and verdict
 
 
 def _mean(y: np.ndarray) -> np.ndarray:
     """Mean over seeds (axis 0); NaN (a diverged member) stays NaN."""
     return np.mean(y, axis=0)
+
+
+def _batches(cfg: Config, ks) -> np.ndarray:
+    """The batch ``k B0`` of each run of a ladder, ``(K,)``."""
+    return np.asarray(ks, np.float64) * cfg.base_batch
 
 
 def _in_window(cfg: Config, curve: Curve):
@@ -324,16 +295,15 @@ def _in_window(cfg: Config, curve: Curve):
     return curve.x[inside], curve.y[:, inside]
 
 
-def _discrepancy(cfg: Config, measurement, name: str, i: int) -> tuple[float, float]:
-    """``D`` of run ``i`` against run 0 on run ``i``'s points of the window, and its jackknife error over seeds."""
-    e, run = _in_window(cfg, measurement[f"{name}/{i}"])
-    base = measurement[f"{name}/0"]
-    at = np.searchsorted(base.x, e)
-    if not np.array_equal(base.x[np.minimum(at, base.x.size - 1)], e):
-        raise ValueError(f"{name}/{i}: a point of run {i} is not a point of the base run")
-    base = base.y[:, at]  # (seeds, T_i)
+def _discrepancy(cfg: Config, runs: list[Curve], i: int) -> tuple[float, float]:
+    """``D`` of ``runs[i]`` against ``runs[0]`` on run ``i``'s points of the window, and its jackknife error."""
+    e, run = _in_window(cfg, runs[i])
+    at = np.searchsorted(runs[0].x, e)
+    if not np.array_equal(runs[0].x[np.minimum(at, runs[0].x.size - 1)], e):
+        raise ValueError(f"a point of run {i} is not a point of the base run")
+    base = runs[0].y[:, at]  # (seeds, T_i)
     if not np.all(np.isfinite(_mean(base))):
-        return float("nan"), 0.0  # the base run diverged: nothing to compare with (the judge says so)
+        return float("nan"), 0.0  # the base run diverged: nothing to compare with (a guard says so)
     D = log_discrepancy(e, _mean(run), _mean(base))
     S = run.shape[0]
     drop = np.array([log_discrepancy(e, _mean(np.delete(run, j, 0)), _mean(np.delete(base, j, 0))) for j in range(S)])
@@ -341,29 +311,15 @@ def _discrepancy(cfg: Config, measurement, name: str, i: int) -> tuple[float, fl
     return D, err
 
 
-def _b_simple(cfg: Config, measurement) -> tuple[np.ndarray, float]:
-    """Pooled ``B_simple(e)`` of the base run ``(T,)`` and its geometric mean over the window (log-e trapezoid)."""
+def _b_simple(cfg: Config, measurement) -> tuple[Curve, float]:
+    """Pooled ``B_simple(e)`` of the base run ``(1, T)`` and its geometric mean over the window (log-e trapezoid)."""
     tr, g2 = measurement["trace_cov"], measurement["grad_sq_norm"]  # (seeds, T)
     with np.errstate(all="ignore"):
-        curve = np.mean(tr.y, axis=0) / np.mean(g2.y, axis=0)  # ratio of seed means (McCandlish et al.)
-    e, inside = _in_window(cfg, Curve(tr.x, curve))
+        curve = Curve(tr.x, np.mean(tr.y, axis=0) / np.mean(g2.y, axis=0))  # ratio of seed means (McCandlish et al.)
+    e, inside = _in_window(cfg, curve)
     if not np.all(np.isfinite(inside) & (inside > 0)):
         return curve, float("nan")
     return curve, float(np.exp(log_average(e, np.log(inside[0]))))
-
-
-def _summary(cfg: Config, measurement) -> dict:
-    K = len(cfg.ks)
-    D, err = np.array([_discrepancy(cfg, measurement, "loss", i) for i in range(K)]).T  # (K,), (K,)
-    noisy = np.array([_discrepancy(cfg, measurement, "test_loss", i)[0] for i in range(K)])
-    curve, crit = _b_simple(cfg, measurement)
-    base = _mean(_in_window(cfg, measurement["loss/0"])[1])
-    out = {"batch": np.asarray(cfg.ks, np.float64) * cfg.base_batch, "D": D, "D_err": err, "D_noisy": noisy,
-           "b_crit": crit, "b_simple_curve": curve, "decay": float(base[0] / base[-1])}
-    if cfg.adam:
-        adam = np.array([_discrepancy(cfg, measurement, "adam/loss", i) for i in range(len(cfg.adam_ks))]).T
-        out["D_adam"], out["D_adam_err"] = adam
-    return out
 
 
 def _first_apart(batch: np.ndarray, D: np.ndarray) -> tuple[float, float]:
@@ -375,72 +331,144 @@ def _first_apart(batch: np.ndarray, D: np.ndarray) -> tuple[float, float]:
     return (float(batch[i - 1]) if i > 0 else float("nan")), float(batch[i])
 
 
-def judge(cfg: Config, prediction, measurement) -> Verdict:
-    s = _summary(cfg, measurement)
-    batch, D, err, crit = s["batch"], s["D"], s["D_err"], s["b_crit"]
-    last_agree, first_apart = _first_apart(batch, D)
-    details = {"B_crit": crit, "B_simple_at_init": float(s["b_simple_curve"][0]),
-               "B_simple_at_end": float(s["b_simple_curve"][-1]), "base_decay_in_window": s["decay"],
-               "scaled_lr_at_B_crit": cfg.eta0 * crit / cfg.base_batch,
-               "last_batch_within_5pct": last_agree, "first_batch_beyond_5pct": first_apart}
-    for b, d, de, dn in zip(batch, D, err, s["D_noisy"]):
-        details.update({f"D/{b:g}": float(d), f"D_err/{b:g}": float(de), f"D_noisy_loss/{b:g}": float(dn)})
-    if cfg.adam:
-        for k, d in zip(cfg.adam_ks, s["D_adam"]):
-            details[f"adam_D/{k * cfg.base_batch:g}"] = float(d)
+def summarize(cfg: Config, prediction, measurement):
+    """``D_k`` of every run (its jackknife error; the same on the noisy loss), ``B_simple(e)`` and
+    ``B_crit``, and the quantities of the rule: sides of the ladder, resolved and undecided runs.
 
-    def inconclusive(metric, value, threshold, reason):
-        return Verdict(status="inconclusive", metric=metric, value=float(value), threshold=float(threshold),
-                       reason=reason, details=details)
-
-    if np.any(np.isnan(measurement["loss/0"].y)):
-        return inconclusive("diverged members of the base run", 1.0, 0.0, "the base run diverged; lower eta0")
-    if not math.isfinite(crit):
-        return inconclusive("B_simple resolved in the window", 0.0, 1.0,
-                            "a pooled estimate of |G|^2 was not positive in the window; raise n_probe or seeds")
-    if s["decay"] < cfg.min_decay:
-        return inconclusive("base excess-risk decay over the window", s["decay"], cfg.min_decay,
-                            "the base run barely trained in the window; train longer")
-    below = (batch <= crit) & (batch > cfg.base_batch)
+    A run's ``D_k`` is *resolved* above 5% when it exceeds it by more than ``NOISE_SIGMAS`` jackknife
+    errors (a diverged run: ``D = inf``) and *undecided* when it is within them. An undecided run
+    below ``B_crit`` counts only when no run there is resolved above (that fails the claim); one at
+    ``k B0 >= 4 B_crit`` only when no run below or there is (those decide first).
+    """
+    runs, batch = indexed(measurement, "loss"), _batches(cfg, cfg.ks)
+    D, err = np.array([_discrepancy(cfg, runs, i) for i in range(len(runs))]).T  # (K,), (K,)
+    noisy = [_discrepancy(cfg, indexed(measurement, "test_loss"), i)[0] for i in range(len(runs))]
+    b_simple, crit = _b_simple(cfg, measurement)
+    base = _mean(_in_window(cfg, runs[0])[1])
+    below = (batch <= crit) & (batch > cfg.base_batch)  # 1 < k, k B0 <= B_crit (none when B_crit is NaN)
     above = batch >= SEPARATE_FACTOR * crit
-    if not below.any() or not above.any():
-        return inconclusive("ladder sides covered", float(below.any()) + float(above.any()), 2.0,
-                            f"B_crit = {crit:.0f}: need a run with 1 < k and k B0 <= B_crit and one with k B0 >= "
-                            f"{SEPARATE_FACTOR:g} B_crit; batches {batch.tolist()}")
-    # A D_k decides only when it is more than NOISE_SIGMAS jackknife errors from the threshold.
     over = D > AGREE + NOISE_SIGMAS * err  # resolved disagreement (a diverged run: D = inf, err = 0)
     unsure = np.abs(D - AGREE) <= NOISE_SIGMAS * err
-    agree, apart = float(np.max(D[below])), float(np.max(D[above]))
-    details.update({"D_below_max": agree, "D_above_max": apart})
-    reason = (f"B_crit = {crit:.0f} (B_simple, window geometric mean; {details['B_simple_at_init']:.1f} at init); "
-              f"max D over 1 < k, k B0 <= B_crit: {agree:.4g} (want <= {AGREE:g}); max D over k B0 >= "
-              f"{SEPARATE_FACTOR:g} B_crit: {apart:.4g} (want > {AGREE:g}); D first exceeds 5% between "
-              f"k B0 = {last_agree:g} and {first_apart:g}")
-    if over[below].any():  # headline: how far below B_crit the first resolved disagreement sits (finite)
-        first = float(batch[below & over][0] / crit)
-        details["first_resolved_disagreement_over_B_crit"] = first
-        return Verdict(status="fails", metric="k B0 / B_crit of the first run with D_k > 5%, k B0 <= B_crit",
-                       value=first, threshold=1.0, reason=reason, details=details)
-    if unsure[below].any():
-        return inconclusive("max D_k, 1 < k, k B0 <= B_crit", agree, AGREE,
-                            f"a D_k below B_crit is within {NOISE_SIGMAS:g} jackknife errors of 5%: {reason}")
-    if over[above].any():
-        return Verdict(status="holds", metric="max D_k, 1 < k, k B0 <= B_crit", value=agree, threshold=AGREE,
-                       reason=reason, details=details)
-    if unsure[above].any():
-        return inconclusive(f"max D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", apart, AGREE,
-                            f"a D_k above {SEPARATE_FACTOR:g} B_crit is within {NOISE_SIGMAS:g} jackknife errors "
-                            f"of 5%: {reason}")
-    return Verdict(status="fails", metric=f"max D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", value=apart,
-                   threshold=AGREE, reason=reason, details=details)
+    last_agree, first_apart = _first_apart(batch, D)
+    out = {"diverged": count_diverged(runs[0]), "b_simple_resolved": float(math.isfinite(crit)), "B_crit": crit,
+           "B_simple_at_init": float(b_simple.y[0, 0]), "B_simple_at_end": float(b_simple.y[0, -1]),
+           "base_decay_in_window": float(base[0] / base[-1]), "min_decay": cfg.min_decay,
+           "scaled_lr_at_B_crit": cfg.eta0 * crit / cfg.base_batch,
+           "last_batch_within_5pct": last_agree, "first_batch_beyond_5pct": first_apart,
+           "ladder_sides": float(below.any()) + float(above.any()),
+           "undecided_below": 0.0 if over[below].any() else float(np.sum(unsure & below)),
+           "undecided_above": 0.0 if over[below | above].any() else float(np.sum(unsure & above)),
+           # the first resolved disagreement: at or below B_crit it fails the rule (inf: none)
+           "first_resolved_disagreement_over_B_crit": float(batch[over][0] / crit) if over.any() else math.inf,
+           "D_below_max": float(np.max(D[below])) if below.any() else math.nan,
+           "D_above_max": float(np.max(D[above])) if above.any() else math.nan, "b_simple": b_simple}
+    for b, d, de, dn in zip(batch.astype(int), D, err, noisy):
+        out.update({key("D", b): float(d), key("D_err", b): float(de), key("D_noisy_loss", b): float(dn)})
+    if cfg.adam:
+        adam = indexed(measurement, "adam_loss")
+        for i, b in enumerate(_batches(cfg, cfg.adam_ks).astype(int)):
+            out[key("adam_D", b)] = float(_discrepancy(cfg, adam, i)[0])
+    return out
 
 
-def plot(cfg: Config, prediction, measurement, verdict=None):
+RULES = Rules(
+    guards=(diverged("the base run diverged; lower eta0"),
+            Guard("B_simple resolved in the window", "b_simple_resolved", ">=", 1.0, fmt="g",
+                  advice="a pooled estimate of |G|^2 was not positive in the window; raise n_probe or seeds"),
+            reached("base excess-risk decay over the window", "base_decay_in_window", "min_decay",
+                    "the base run barely trained in the window; train longer"),
+            Guard("ladder sides covered", "ladder_sides", ">=", 2.0, fmt="g",
+                  advice=f"need a run with 1 < k and k B0 <= B_crit and one with k B0 >= {SEPARATE_FACTOR:g} B_crit"),
+            Guard("undecided D_k, 1 < k, k B0 <= B_crit", "undecided_below", "<=", 0.0, fmt="g",
+                  advice=f"a D_k below B_crit is within {NOISE_SIGMAS:g} jackknife errors of 5%; raise seeds"),
+            Guard(f"undecided D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", "undecided_above", "<=", 0.0, fmt="g",
+                  advice=f"a D_k above {SEPARATE_FACTOR:g} B_crit is within {NOISE_SIGMAS:g} jackknife errors of "
+                         "5%; raise seeds")),
+    checks=(Check("k B0 / B_crit of the first run with D_k > 5%, k B0 <= B_crit",
+                  "first_resolved_disagreement_over_B_crit", ">", 1.0),
+            Check("max D_k, 1 < k, k B0 <= B_crit", "D_below_max", "<=", AGREE),
+            Check(f"max D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", "D_above_max", ">", AGREE)),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure
+
+
+def _per_batch(summary, name: str, batch: np.ndarray) -> np.ndarray:
+    """The summary's ``name/<k B0>`` scalars over ``batch``, ``(K,)``."""
+    return np.array([summary[key(name, b)] for b in batch.astype(int)])
+
+
+def _plot_curves(ax, cfg: Config, measurement):
+    """Mean over seeds of each run's excess risk; the base run dashed (the rule puts every run on it)."""
+    import matplotlib.pyplot as plt
+
+    runs = indexed(measurement, "loss")
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(runs)))  # one per k
+    for i, (k, run) in enumerate(zip(cfg.ks[1:], runs[1:]), start=1):
+        mean = _mean(run.y)
+        keep = (run.x > 0) & np.isfinite(mean)
+        label = f"k B0 = {k * cfg.base_batch}" + ("" if keep.sum() == (run.x > 0).sum() else " (diverged)")
+        ax.plot(run.x[keep], mean[keep], color=colors[i], linewidth=1.1, label=label)
+    keep = runs[0].x > 0
+    reference = _mean(runs[0].y)[keep]
+    theory_line(ax, runs[0].x[keep], reference, color="black",
+                label=f"B0 = {cfg.base_batch}, eta0 = {cfg.eta0:g}: the rule puts every run here")
+    ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
+    finite = reference[np.isfinite(reference)]
+    if finite.size:  # runs that blow up leave the frame instead of squashing the others
+        ax.set_ylim(0.5 * finite.min(), 8 * finite.max())
+    ax.set(xscale="log", yscale="log", xlabel="examples seen e",
+           ylabel="excess risk (1/2) E (f - f*)^2, mean over seeds")
+    ax.legend(fontsize=5.5, ncol=2)
+
+
+def _plot_discrepancy(ax, cfg: Config, summary):
+    """``D_k`` against the batch ``k B0``, the 5% threshold and the region ``k B0 >= 4 B_crit``."""
+    batch, crit = _batches(cfg, cfg.ks)[1:], summary["B_crit"]
+    D, err = _per_batch(summary, "D", batch), _per_batch(summary, "D_err", batch)
+    finite = np.isfinite(D)
+    top = max(0.2, float(np.max(D[finite], initial=0.2)))
+    ax.errorbar(batch[finite], D[finite], yerr=err[finite], fmt="o-", color=COLORS[0], markersize=4,
+                label="SGD, learning rate k eta0 (measured; jackknife error)")
+    if (~finite).any():
+        ax.plot(batch[~finite], np.full((~finite).sum(), 2 * top), "x", color=COLORS[3], label="diverged")
+    ax.plot(batch, _per_batch(summary, "D_noisy_loss", batch), ".:", color=COLORS[2],
+            label="same, noisy test loss (not judged)")
+    if cfg.adam:
+        adam_batch = _batches(cfg, cfg.adam_ks)[1:]
+        Da = _per_batch(summary, "adam_D", adam_batch)
+        ok = np.isfinite(Da)
+        ax.plot(adam_batch[ok], Da[ok], "s--", color=COLORS[1], markersize=4,
+                label="Adam, square-root rule (not judged)")
+    theory_line(ax, batch, np.full(batch.size, 1e-4), color="gray", label="rule's prediction D = 0 (drawn at 1e-4)")
+    ax.axhline(AGREE, color="black", linewidth=1.0, label="5%: agreement threshold")
+    ax.axvline(crit, color=COLORS[3], linewidth=1.0, label=f"B_crit = B_simple = {crit:.0f}")
+    ax.axvspan(SEPARATE_FACTOR * crit, max(batch[-1], SEPARATE_FACTOR * crit) * 1.5,
+               color=COLORS[3], alpha=0.08, label=f">= {SEPARATE_FACTOR:g} B_crit: must separate")
+    ax.set(xscale="log", yscale="log", ylim=(5e-5, 4 * top), xlabel="batch size k B0 (learning rate k eta0)",
+           ylabel="D_k: mean |log L_k - log L_1| over the window")
+    ax.legend(fontsize=5.5, loc="lower right")
+
+
+def _plot_noise_scale(ax, cfg: Config, summary):
+    """The pooled ``B_simple(e)`` of the base run and its window geometric mean ``B_crit``."""
+    b_simple = summary["b_simple"]
+    keep = b_simple.x > 0
+    ax.plot(b_simple.x[keep], b_simple.y[0, keep], "o-", color=COLORS[4], markersize=3,
+            label="B_simple = tr(Sigma) / |G|^2, base run (seeds pooled)")
+    ax.axhline(summary["B_crit"], color=COLORS[3], linewidth=1.0, label="B_crit: geometric mean over the window")
+    ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
+    ax.set(xscale="log", yscale="log", xlabel="examples seen e", ylabel="simple noise scale (examples)")
+    ax.legend(fontsize=6)
+
+
+def plot(cfg: Config, prediction, measurement, summary, verdict=None):
     fig, (ax_l, ax_d, ax_b) = new_figure(3, title="hparams.linear-scaling: SGD at (k eta0, k B0), noisy tanh teacher")
-    s = _summary(cfg, measurement)
-    plot_curves(ax_l, cfg, measurement)
-    plot_discrepancy(ax_d, cfg, s, AGREE, SEPARATE_FACTOR)
-    plot_noise_scale(ax_b, cfg, measurement, s)
+    _plot_curves(ax_l, cfg, measurement)
+    _plot_discrepancy(ax_d, cfg, summary)
+    _plot_noise_scale(ax_b, cfg, summary)
     return finish_figure(fig, verdict)
 
 
@@ -454,10 +482,13 @@ CLAIM = Claim(
                 "Li, Malladi & Arora 2021, arXiv:2102.12470", "Malladi et al. 2022, arXiv:2205.10287"),
     config=Config,
     presets={
+        "tiny": {"seeds": 2, "ks": (1, 2, 4), "base_batch": 8, "eta0": 0.004, "window_start": 64, "octaves": 2,
+                 "per_octave": 2, "d_in": 4, "width": 8, "teacher_width": 8, "n_train": 256, "n_test": 64,
+                 "n_probe": 256, "noise_batch": 16, "adam": True, "adam_ks": (1, 2)},
         "quick": {},
         "full": {"seeds": 12, "base_batch": 8, "eta0": 0.004, "per_octave": 8, "adam": True,
                  "ks": (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 1536)},
     },
-    predict=predict, measure=measure, judge=judge, plot=plot,
+    predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
     tags=("sgd", "batch size", "noise"),
 )

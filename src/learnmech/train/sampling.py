@@ -1,0 +1,52 @@
+"""Minibatch sampling: which training examples a member's step reads.
+
+Contract. ``draw_batch(sampling, batch_size, key, step, data)`` returns the batch of step ``step``
+(a pytree like ``data``, every leaf indexed along its leading axis of ``n`` examples). It depends
+only on the member's batch ``key`` and the step count, so a member's batches do not depend on its
+neighbours in an ensemble, and two members with the same seed read the same examples.
+
+- ``batch_size=None``: the full batch, ``data`` itself.
+- ``"without_replacement"``: a uniformly random subset of ``batch_size`` distinct examples, drawn
+  afresh every step from ``fold_in(key, step)`` (``jax.random.choice`` sorts all ``n`` keys,
+  ``O(n log n)`` per step).
+- ``"with_replacement"``: ``batch_size`` i.i.d. indices from ``fold_in(key, step)``, ``O(batch_size)``
+  per step: the choice for small batches from a large set, where the sort would dominate the step.
+- ``"stream"``: one fixed stream of examples per seed, read ``batch_size`` at a time: step ``s`` reads
+  stream positions ``s B .. s B + B - 1``, position ``p`` being example ``randint(fold_in(key, p), n)``.
+  With gradient accumulation over ``k`` steps (``MemberProgram.accumulate``) an update at batch
+  ``k B`` reads positions ``[t k B, (t + 1) k B)``, so members with different ``k`` but the same seed
+  see the same examples in the same order: batch sizes compared on common random numbers (the device
+  of the linear-scaling rule, Goyal et al. 2017, arXiv:1706.02677).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["SAMPLINGS", "draw_batch"]
+
+SAMPLINGS = ("without_replacement", "with_replacement", "stream")
+
+
+def _examples(data) -> int:
+    return jax.tree.leaves(data)[0].shape[0]
+
+
+def _indices(sampling: str, batch_size: int, key: jax.Array, step: jax.Array, n: int) -> jax.Array:
+    """Example indices ``(batch_size,)`` of step ``step``."""
+    if sampling == "stream":
+        positions = step * batch_size + jnp.arange(batch_size)  # (B,)
+        return jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(key, p), (), 0, n))(positions)
+    step_key = jax.random.fold_in(key, step)
+    if sampling == "with_replacement":
+        return jax.random.randint(step_key, (batch_size,), 0, n)
+    return jax.random.choice(step_key, n, (batch_size,), replace=False)
+
+
+def draw_batch(sampling: str, batch_size: int | None, key: jax.Array, step: jax.Array, data):
+    """The batch of step ``step`` (see the module docstring); ``data`` itself when ``batch_size`` is None."""
+    if batch_size is None:
+        return data
+    index = _indices(sampling, batch_size, key, step, _examples(data))
+    return jax.tree.map(lambda a: jnp.asarray(a)[index], data)  # numpy leaves cannot take a traced index
