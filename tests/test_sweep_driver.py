@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from learnmech import __version__
-from learnmech.atlas.contract import Claim, ClaimConfig, Curve, Verdict
+from learnmech.atlas.contract import Claim, ClaimConfig, Curve
+from learnmech.atlas.rules import Check, Rules
 from learnmech.atlas.execute import execute_run
 from learnmech.store import Store, run_id
 from learnmech.sweep import LocalExecutor, SweepPoint, TaskLost, run_sweep
@@ -95,10 +96,10 @@ def _measure(cfg, progress):
 
 
 BROKEN = Claim(id="test.broken", pillar="tests", statement="s", references=("r",), config=_Config,
-               presets={"quick": {}, "full": {}}, predict=lambda cfg: {"y": Curve(np.arange(3.0), np.ones(3))},
-               measure=_measure, judge=lambda cfg, p, m: Verdict(status="holds", metric="m", value=1.0,
-                                                                 threshold=0.0, reason="r"),
-               plot=lambda cfg, p, m, v: __import__("learnmech.report", fromlist=["new_figure"]).new_figure(1)[0])
+               presets={"tiny": {}, "quick": {}, "full": {}},
+               predict=lambda cfg: {"y": Curve(np.arange(3.0), np.ones(3))}, measure=_measure,
+               summarize=lambda cfg, p, m: {"m": 1.0}, rules=Rules(checks=(Check("m", "m", ">=", 0.0),)),
+               plot=lambda cfg, p, m, s, v: __import__("learnmech.report", fromlist=["new_figure"]).new_figure(1)[0])
 
 
 def test_execute_run_returns_a_crash_as_a_failed_payload():

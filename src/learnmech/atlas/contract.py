@@ -127,12 +127,7 @@ class ClaimConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Claim:
-    """One entry of the atlas. See the module docstring for the contract.
-
-    ``judge(config, prediction, measurement)`` is built from ``summarize`` and ``rules``; a claim
-    still on the first contract passes its own ``judge`` and no ``summarize``/``rules`` (and its
-    ``plot`` takes no summary) until it is converted.
-    """
+    """One entry of the atlas. See the module docstring for the contract."""
 
     id: str
     pillar: str
@@ -142,26 +137,18 @@ class Claim:
     presets: Mapping[str, Mapping[str, Any]]
     predict: Callable[[Any], Record]
     measure: Callable[[Any, Progress | None], Record]
-    plot: Callable[..., Any]
-    summarize: Callable[[Any, Record, Record], Record] | None = None
-    rules: "Rules | None" = None
-    judge: Callable[[Any, Record, Record], Verdict] | None = None
+    summarize: Callable[[Any, Record, Record], Record]
+    rules: "Rules"
+    plot: Callable[[Any, Record, Record, Record, Verdict | None], Any]
     tags: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
         family, _, name = self.id.partition(".")
         if not family or not name:
             raise ValueError(f"claim id must look like 'family.name', got {self.id!r}")
-        missing = {"quick", "full"} - set(self.presets)
+        missing = set(PRESETS) - set(self.presets)
         if missing:
             raise ValueError(f"claim {self.id}: presets {sorted(missing)} missing")
-        if self.summarize is not None:
-            if self.rules is None or self.judge is not None:
-                raise ValueError(f"claim {self.id}: give summarize and rules, not judge")
-            object.__setattr__(self, "judge", lambda config, prediction, measurement: self.decide(
-                self.summarize(config, prediction, measurement)))
-        elif self.judge is None:
-            raise ValueError(f"claim {self.id}: summarize and rules missing")
 
     def make_config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; pydantic validates every field."""
@@ -174,16 +161,16 @@ class Claim:
         return decide(self.rules, summary)
 
     def evaluate(self, config, prediction: Record, measurement: Record) -> tuple[Record, Verdict]:
-        """The summary (empty for a claim on the first contract) and the verdict of one run."""
-        if self.summarize is None:
-            return {}, self.judge(config, prediction, measurement)
+        """The summary and the verdict of one run."""
         summary = self.summarize(config, prediction, measurement)
         return summary, self.decide(summary)
 
+    def judge(self, config, prediction: Record, measurement: Record) -> Verdict:
+        """The verdict of one run: summarize, then decide."""
+        return self.evaluate(config, prediction, measurement)[1]
+
     def figure(self, config, prediction: Record, measurement: Record, summary: Record, verdict: Verdict | None):
         """The claim's figure for one run."""
-        if self.summarize is None:
-            return self.plot(config, prediction, measurement, verdict)
         return self.plot(config, prediction, measurement, summary, verdict)
 
 

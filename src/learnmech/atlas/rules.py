@@ -107,13 +107,14 @@ def _details(summary: Mapping) -> dict[str, float]:
 def decide(rules: Rules, summary: Mapping) -> Verdict:
     """The verdict of ``rules`` on ``summary`` (see the module docstring)."""
     details = _details(summary)
-    failing = [c for c in rules.checks if not c.passes(summary)]
-    decisive = [c for c in failing if not math.isnan(c.value(summary))] if rules.decisive_failures else []
+    decisive = rules.decisive_failures and any(
+        c.key in summary and not c.passes(summary) and not math.isnan(c.value(summary)) for c in rules.checks)
     for guard in () if decisive else rules.guards:
         if not guard.passes(summary):
             return Verdict(status="inconclusive", metric=guard.metric, value=guard.value(summary),
                            threshold=guard.limit(summary), reason=f"{guard.advice} ({guard.describe(summary)})",
                            details=details)
+    failing = [c for c in rules.checks if not c.passes(summary)]
     head = failing[0] if failing else rules.checks[0]
     return Verdict(status="fails" if failing else "holds", metric=head.metric, value=head.value(summary),
                    threshold=head.limit(summary), reason="; ".join(c.describe(summary) for c in rules.checks),
