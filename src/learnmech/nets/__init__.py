@@ -5,20 +5,26 @@ from learnmech.nets.masked_mlp import MaskedMLP
 from learnmech.nets.mlp import ACTIVATIONS, MLP
 from learnmech.nets.mup import LeafScaling, MuP, classify_leaf, mup, scale_by_multipliers
 from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_kind, layer_scalings
+from learnmech.nets.students import MUP_VS_SP, Student, one_draw_init
 
 __all__ = [
-    "ACTIVATIONS",
+    # models
     "DeepLinear",
-    "LayerScaling",
-    "LeafScaling",
-    "MLP",
     "MaskedMLP",
-    "MuP",
-    "PARAMETERIZATIONS",
+    "MLP",
+    "MUP_VS_SP",
+    "one_draw_init",
+    "Student",
+    # parameterisations and muP for any pytree
+    "ACTIVATIONS",
     "classify_leaf",
     "end_to_end",
     "layer_kind",
     "layer_scalings",
+    "LayerScaling",
+    "LeafScaling",
     "mup",
+    "MuP",
+    "PARAMETERIZATIONS",
     "scale_by_multipliers",
 ]

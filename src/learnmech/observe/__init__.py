@@ -1,32 +1,38 @@
-"""Aggregate statistics of training, for any JAX pytree model given its apply function."""
+"""Aggregate statistics of training, for any JAX pytree model given its apply function.
+
+Cheap observables run at every observation point of the driver; the costly ones are also
+ready as :class:`learnmech.train.Probe` s (:mod:`.probes`) that the driver runs on their own schedule.
+"""
 
 from learnmech.observe.activations import activation_change_rms, activation_rms
-from learnmech.observe.coords import CoordCheck, CoordModel, coord_check, layer_coordinates, minibatch_indices
+from learnmech.observe.coords import coord_check, CoordCheck, CoordModel, layer_coordinates, minibatch_indices
 from learnmech.observe.curvature import (
-    SharpnessEstimate,
     adam_preconditioner,
     hvp,
     preconditioned_sharpness,
     sharpness,
+    SharpnessEstimate,
     top_eigenvalues,
 )
-from learnmech.observe.loss import mse, mse_loss
-from learnmech.observe.modes import input_output_map, mode_strengths
-from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
 from learnmech.observe.ensemble_curvature import ensemble_sharpness
 from learnmech.observe.kernel_metrics import kernel_alignment, ntk_drift
+from learnmech.observe.loss import mse, mse_loss
+from learnmech.observe.modes import input_output_map, mode_strengths
+from learnmech.observe.nngp import empirical_nngp, readout_nngp
 from learnmech.observe.noise import (
-    NoiseScale,
     average_noise_scale,
     gradient_noise_scale,
+    noise_scale_blocks,
     noise_scale_from_batch_sizes,
     noise_scale_two_batch,
+    NoiseScale,
     per_example_gradients,
 )
-from learnmech.observe.nngp import empirical_nngp, readout_nngp
+from learnmech.observe.norms import leaf_names, parameter_norms, relative_movement
 from learnmech.observe.ntk import empirical_ntk, mlp_ntk, ntk_full_jacobian, select_ntk_strategy
+from learnmech.observe.probes import noise_scale_probe, ntk_probe, preconditioned_sharpness_probe, sharpness_probe
 from learnmech.observe.rank import numerical_rank, singular_values
-from learnmech.observe.representation import debiased_cka, linear_cka, mutual_knn, rbf_cka
+from learnmech.observe.representation import debiased_cka, lazy_linear_cka, linear_cka, mutual_knn, rbf_cka
 from learnmech.observe.spectra import (
     covariance_spectrum,
     cumulative_power,
@@ -36,50 +42,64 @@ from learnmech.observe.spectra import (
 )
 
 __all__ = [
-    "CoordCheck",
-    "CoordModel",
-    "coord_check",
-    "layer_coordinates",
-    "minibatch_indices",
-    "NoiseScale",
-    "SharpnessEstimate",
-    "activation_change_rms",
-    "activation_rms",
-    "adam_preconditioner",
-    "average_noise_scale",
-    "empirical_nngp",
-    "ensemble_sharpness",
-    "empirical_ntk",
-    "gradient_noise_scale",
-    "hvp",
+    # loss and parameters
     "input_output_map",
-    "kernel_alignment",
     "leaf_names",
-    "mlp_ntk",
     "mode_strengths",
     "mse",
     "mse_loss",
+    "numerical_rank",
+    "parameter_norms",
+    "relative_movement",
+    "singular_values",
+    # activations and the coordinate check
+    "activation_change_rms",
+    "activation_rms",
+    "coord_check",
+    "CoordCheck",
+    "CoordModel",
+    "layer_coordinates",
+    "minibatch_indices",
+    # curvature
+    "adam_preconditioner",
+    "ensemble_sharpness",
+    "hvp",
+    "preconditioned_sharpness",
+    "sharpness",
+    "SharpnessEstimate",
+    "top_eigenvalues",
+    # kernels of a network
+    "empirical_nngp",
+    "empirical_ntk",
+    "kernel_alignment",
+    "mlp_ntk",
+    "ntk_drift",
+    "ntk_full_jacobian",
+    "readout_nngp",
+    "select_ntk_strategy",
+    # gradient noise
+    "average_noise_scale",
+    "gradient_noise_scale",
+    "noise_scale_blocks",
     "noise_scale_from_batch_sizes",
     "noise_scale_two_batch",
+    "NoiseScale",
+    "per_example_gradients",
+    # representations
     "debiased_cka",
+    "lazy_linear_cka",
     "linear_cka",
     "mutual_knn",
     "rbf_cka",
+    # spectra
     "covariance_spectrum",
     "cumulative_power",
     "kernel_spectrum",
     "linear_kernel_eigensystem",
     "target_power",
-    "ntk_drift",
-    "ntk_full_jacobian",
-    "numerical_rank",
-    "parameter_norms",
-    "per_example_gradients",
-    "preconditioned_sharpness",
-    "readout_nngp",
-    "relative_movement",
-    "select_ntk_strategy",
-    "sharpness",
-    "singular_values",
-    "top_eigenvalues",
+    # probes for the driver's schedule
+    "noise_scale_probe",
+    "ntk_probe",
+    "preconditioned_sharpness_probe",
+    "sharpness_probe",
 ]

@@ -1,40 +1,33 @@
-"""Predictions as pure functions: no training, no I/O, no randomness, nothing else of learnmech."""
+"""Predictions as pure functions: no training, no I/O, no randomness, nothing else of learnmech.
+"""
 
-from learnmech.theory.batch_scaling import SCALING_RULES, scaled_hyperparameters
+from learnmech.theory.batch_scaling import scaled_hyperparameters, SCALING_RULES
 from learnmech.theory.batch_tradeoff import run_average, steps_hyperbola
-from learnmech.theory.dln import (
-    mode_trajectory,
-    mode_trajectory_two_layer,
-    predicted_loss,
-    t_half,
-    t_half_two_layer,
+from learnmech.theory.coord_exponents import init_exponents, update_exponents
+from learnmech.theory.dln import mode_trajectory, mode_trajectory_two_layer, predicted_loss, t_half, t_half_two_layer
+from learnmech.theory.dual import (
+    Activation,
+    ACTIVATIONS,
+    arc_cosine,
+    arc_cosine_j,
+    DualActivation,
+    gauss_hermite,
+    get_activation,
+    named_activation,
 )
-from learnmech.theory.dual import DualActivation, arc_cosine, arc_cosine_j, gauss_hermite, get_activation
 from learnmech.theory.eigenlearning import (
-    EigenlearningPrediction,
-    KernelEigensystem,
     effective_regularization,
+    EigenlearningPrediction,
     kernel_eigensystem,
+    KernelEigensystem,
     learnabilities,
     learning_curve,
     overfitting_coefficient,
     target_coefficients,
 )
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
-from learnmech.theory.parameterization import (
-    KINDS,
-    PARAMETERIZATIONS,
-    Exponents,
-    Parameterization,
-    get_parameterization,
-    shift,
-)
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
-from learnmech.theory.scaling_forms import FORMS, ScalingForm, get_form, user_form
-from learnmech.theory.scaling_forms import predict as predict_scaling
-from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
-from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
-from learnmech.theory.spectral import predicted_learning_curve_exponent
+from learnmech.theory.lazy_rich import angle_to_nearest, isotropic_alignment, linearised_movement
 from learnmech.theory.linearized import (
     linearized_loss,
     linearized_loss_gd,
@@ -43,57 +36,91 @@ from learnmech.theory.linearized import (
     linearized_train_outputs,
     linearized_train_outputs_gd,
 )
+from learnmech.theory.lr_transfer import ADAM_LR_SLOPES, predicted_lr_shift
+from learnmech.theory.parameterization import (
+    Exponents,
+    get_parameterization,
+    KINDS,
+    Parameterization,
+    PARAMETERIZATIONS,
+    shift,
+)
+from learnmech.theory.scaling_forms import FORMS, get_form, ScalingForm, user_form
+from learnmech.theory.scaling_forms import predict as predict_scaling
+from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
+from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
+from learnmech.theory.spectral import predicted_learning_curve_exponent
+from learnmech.theory.stability import adam_preconditioner, stability_threshold
 
 __all__ = [
-    "compute_optimal",
-    "frontier_problem",
-    "tokens_per_parameter",
-    "FORMS",
-    "ScalingForm",
-    "get_form",
-    "user_form",
-    "predict_scaling",
-    "SCALING_RULES",
-    "scaled_hyperparameters",
-    "run_average",
-    "steps_hyperbola",
-    "b_crit_linear",
-    "b_simple_linear",
-    "sgd_second_moments",
-    "predicted_learning_curve_exponent",
-    "KINDS",
-    "PARAMETERIZATIONS",
-    "Exponents",
-    "Parameterization",
-    "get_parameterization",
-    "shift",
-    "DualActivation",
-    "Kernels",
+    # deep linear networks
+    "mode_trajectory",
+    "mode_trajectory_two_layer",
+    "predicted_loss",
+    "t_half",
+    "t_half_two_layer",
+    # activations and their duals; infinite-width kernels
+    "Activation",
+    "ACTIVATIONS",
     "arc_cosine",
     "arc_cosine_j",
+    "DualActivation",
     "gauss_hermite",
     "get_activation",
+    "Kernels",
     "layer_coefficients",
+    "named_activation",
     "nngp_ntk",
-    "EigenlearningPrediction",
-    "KernelEigensystem",
+    # kernel regression and eigenlearning
     "effective_regularization",
+    "EigenlearningPrediction",
     "kernel_eigensystem",
     "kernel_ridge",
     "kernel_ridge_path",
+    "KernelEigensystem",
     "learnabilities",
     "learning_curve",
     "overfitting_coefficient",
+    "predicted_learning_curve_exponent",
     "target_coefficients",
+    # linearised training and the lazy/rich limits
+    "angle_to_nearest",
+    "isotropic_alignment",
+    "linearised_movement",
     "linearized_loss",
     "linearized_loss_gd",
     "linearized_test_outputs",
     "linearized_test_outputs_gd",
     "linearized_train_outputs",
     "linearized_train_outputs_gd",
-    "mode_trajectory",
-    "mode_trajectory_two_layer",
-    "predicted_loss",
-    "t_half",
-    "t_half_two_layer",
+    # parameterisations (SP, NTK, muP) and what they predict
+    "ADAM_LR_SLOPES",
+    "Exponents",
+    "get_parameterization",
+    "init_exponents",
+    "KINDS",
+    "Parameterization",
+    "PARAMETERIZATIONS",
+    "predicted_lr_shift",
+    "shift",
+    "update_exponents",
+    # optimisation: stability, batch size, SGD noise
+    "adam_preconditioner",
+    "b_crit_linear",
+    "b_simple_linear",
+    "run_average",
+    "scaled_hyperparameters",
+    "SCALING_RULES",
+    "sgd_second_moments",
+    "stability_threshold",
+    "steps_hyperbola",
+    # scaling laws (the forms; fits live in learnmech.fit)
+    "compute_optimal",
+    "FORMS",
+    "frontier_problem",
+    "get_form",
+    "predict_scaling",
+    "ScalingForm",
+    "tokens_per_parameter",
+    "user_form",
 ]
