@@ -24,7 +24,7 @@ import scipy.optimize
 
 from learnmech.data.tables import read_table, shared_data_dir
 from learnmech.report.figures import figure_bytes
-from learnmech.report.scaling_figure import MAX_DRAWN, plot_scaling_fit
+from learnmech.report.scaling import MAX_DRAWN, plot_scaling_fit
 from learnmech.fit import ScalingLaw
 from learnmech.fit import scaling_solver as sf  # the solver calls the fits make
 from learnmech.fit.scaling_fit import (

@@ -306,7 +306,7 @@ def scaling(
         fail_input(str(exc))
 
     from learnmech.fit import ScalingLaw
-    from learnmech.report.scaling_figure import plot_scaling_fit
+    from learnmech.report.scaling import plot_scaling_fit
 
     law = ScalingLaw(form=form, delta=delta, n_bootstrap=n_boot, seed=seed_value)
     table = {**inputs, "loss": losses} | ({"flops": compute} if compute is not None else {})
