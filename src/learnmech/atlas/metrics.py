@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from learnmech.increasing import increasing
+
 __all__ = [
     "r_squared",
     "crossing_time",
@@ -134,8 +136,7 @@ def log_discrepancy(examples, loss_k, loss_1) -> float:
     e, lk, l1 = (np.asarray(a, np.float64) for a in (examples, loss_k, loss_1))
     if not (e.shape == lk.shape == l1.shape) or e.ndim != 1 or e.size == 0:
         raise ValueError(f"need three (T,) arrays, got {e.shape}, {lk.shape}, {l1.shape}")
-    if np.any(e <= 0) or np.any(np.diff(e) <= 0):
-        raise ValueError("examples: must be positive and increasing")
+    increasing(e.tolist(), at_least=1, name="examples", what="example counts")
     if not np.all(np.isfinite(l1) & (l1 > 0)):
         raise ValueError("loss_1: the reference curve must be finite and positive")
     if not np.all(np.isfinite(lk) & (lk > 0)):

@@ -26,6 +26,8 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from learnmech.increasing import increasing
+
 __all__ = ["LearningRateTransfer", "TransferFit", "fit_transfer", "mean_loss", "optimal_learning_rate"]
 
 
@@ -69,12 +71,14 @@ def optimal_learning_rate(learning_rates, losses) -> tuple[float, bool]:
     >>> round(float(np.log2(eta)), 12), edge
     (-3.25, False)
     """
-    x = np.log2(np.asarray(learning_rates, np.float64))  # (K,)
+    lrs = np.asarray(learning_rates, np.float64)  # (K,)
     loss = np.asarray(losses, np.float64)  # (K,)
-    if x.ndim != 1 or x.shape != loss.shape or x.size < 3:
-        raise ValueError(f"learning_rates and losses: need two (K,) arrays with K >= 3, got {x.shape}, {loss.shape}")
-    if not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
-        raise ValueError("learning_rates: must be positive and strictly increasing")
+    if lrs.ndim != 1 or lrs.shape != loss.shape or lrs.size < 3:
+        raise ValueError(f"learning_rates and losses: need two (K,) arrays with K >= 3, got {lrs.shape}, {loss.shape}")
+    if not np.all(np.isfinite(lrs)):
+        raise ValueError("learning_rates: must be finite")
+    increasing(lrs.tolist(), at_least=3, name="learning_rates", what="learning rates")
+    x = np.log2(lrs)  # (K,)
     if np.any(loss[np.isfinite(loss)] <= 0):
         raise ValueError("losses: must be positive (NaN / inf for diverged runs)")
     with np.errstate(divide="ignore", invalid="ignore"):
