@@ -109,12 +109,19 @@ def assert_nothing_left(tag: str, grace: float = 20.0) -> None:
 
 
 def busy_worker(tag: str):
-    """A Ray worker of this sweep that is executing a run (its process title names the task)."""
-    for p in tagged(tag):
+    """A Ray worker of this sweep that is executing a run (its process title names the task).
+
+    Titles are read first (one cheap read per process) and the environment only of a busy worker:
+    reading every process's environment takes long enough on a loaded machine for the sweep to end.
+    """
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"]
+        if not cmd or not cmd[0].startswith("ray::execute_run"):
+            continue
         try:
-            if p.cmdline() and p.cmdline()[0].startswith("ray::execute_run"):
+            if p.status() != psutil.STATUS_ZOMBIE and p.environ().get("LEARNMECH_TEST_TAG") == tag:
                 return p
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return None
 
@@ -149,7 +156,7 @@ def ray_sweep(spec, tmp_path_factory):
         victim, end = None, time.monotonic() + 60
         while victim is None and time.monotonic() < end:
             victim = busy_worker(sweep.tag)
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert victim is not None, "no Ray worker was found executing a run"
         done_before = len(sweep.finished())
         pids_before = {p.pid for p in tagged(sweep.tag)}
