@@ -1,10 +1,13 @@
-"""Published-table loaders: counts, identities, the shared-data lookup and CSV/Parquet reading.
+"""Published-table loaders: counts, identities, the packaged copies (byte-identical to shared/data) and CSV/Parquet reading.
 
 Expected counts come from /work/shared/data/README.md (and the papers it cites): 245 Chinchilla
 points, 5 dropped by Besiroglu et al. 2024 (arXiv:2404.10102); 182 datablations runs (Muennighoff
 et al. 2023, arXiv:2305.16264); 1,745 isoFLOP points in 15 settings (Porian et al. 2024,
 arXiv:2406.19146).
 """
+
+import hashlib
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -18,7 +21,7 @@ from learnmech.data.tables import (
     load_porian,
     porian_settings,
     read_table,
-    shared_data_dir,
+    tables_dir,
 )
 
 
@@ -65,31 +68,36 @@ def test_porian_counts(settings):
     assert missing == 4
 
 
-def test_shared_data_dir_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("LEARNMECH_SHARED_DATA", str(tmp_path))
-    assert shared_data_dir() == tmp_path
-    monkeypatch.setenv("LEARNMECH_SHARED_DATA", str(tmp_path / "absent"))
-    with pytest.raises(FileNotFoundError, match="shared data"):
-        shared_data_dir()
+def test_tables_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEARNMECH_TABLES", str(tmp_path))
+    assert tables_dir() == tmp_path
+    monkeypatch.setenv("LEARNMECH_TABLES", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="LEARNMECH_TABLES"):
+        tables_dir()
 
 
-def test_shared_data_dir_walks_up(monkeypatch, tmp_path):
-    monkeypatch.delenv("LEARNMECH_SHARED_DATA", raising=False)
-    found = shared_data_dir()  # from this checkout: ../shared/data beside the repository
-    assert (found / "porian2024_isoflop_points.csv").is_file()
-    nested = tmp_path / "a" / "b"
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    nested.mkdir(parents=True)
-    monkeypatch.chdir(nested)
-    assert shared_data_dir() == tmp_path / "shared" / "data"  # the current directory wins
+def test_the_tables_are_packaged_with_their_licences_and_sources(monkeypatch):
+    monkeypatch.delenv("LEARNMECH_TABLES", raising=False)
+    found = tables_dir()
+    assert found == Path(tables.__file__).with_name("published")
+    names = {"chinchilla_svg_extracted_data.csv", "datablations_c4_runs_182.csv", "porian2024_isoflop_points.csv",
+             "datablations_LICENSE.md", "porian2024_LICENSE.txt", "SOURCES.md"}
+    assert {p.name for p in found.iterdir()} == names
+    sources = (found / "SOURCES.md").read_text()
+    assert all(paper in sources for paper in ("arXiv:2404.10102", "arXiv:2305.16264", "arXiv:2406.19146"))
 
 
-def test_shared_data_dir_missing(monkeypatch, tmp_path):
-    monkeypatch.delenv("LEARNMECH_SHARED_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tables, "__file__", str(tmp_path / "pkg" / "tables.py"))
-    with pytest.raises(FileNotFoundError, match="LEARNMECH_SHARED_DATA"):
-        shared_data_dir()
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # the project's originals, beside the checkout
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no shared/data beside this checkout to compare with")
+def test_the_packaged_tables_are_byte_identical_to_the_originals(monkeypatch):
+    monkeypatch.delenv("LEARNMECH_TABLES", raising=False)
+    for original in sorted(SHARED.iterdir()):
+        if original.name == "README.md":
+            continue  # the packaged sources note (SOURCES.md) stands for it
+        packaged = tables_dir() / original.name
+        assert hashlib.sha256(packaged.read_bytes()).hexdigest() == hashlib.sha256(original.read_bytes()).hexdigest()
 
 
 def test_read_table_parquet_round_trip(tmp_path):
@@ -109,7 +117,7 @@ def test_read_table_parquet_round_trip(tmp_path):
 
 
 def test_read_table_shared_csv_through_parquet(tmp_path):
-    src = shared_data_dir() / "chinchilla_svg_extracted_data.csv"
+    src = tables_dir() / "chinchilla_svg_extracted_data.csv"
     pq = tmp_path / "chinchilla.parquet"
     con = duckdb.connect()
     con.execute(f"COPY (SELECT * FROM read_csv_auto('{src}')) TO '{pq}' (FORMAT PARQUET)")

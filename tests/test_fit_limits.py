@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.optimize
 
-from learnmech.data.tables import read_table, shared_data_dir
+from learnmech.data.tables import read_table, tables_dir
 from learnmech.report.figures import figure_bytes
 from learnmech.report.scaling import MAX_DRAWN, plot_scaling_fit
 from learnmech.fit import ScalingLaw
@@ -312,7 +312,7 @@ def test_text_late_in_a_numeric_column_makes_it_text(tmp_path):
 def test_published_tables_read_as_duckdb_read_them():
     for name in ("chinchilla_svg_extracted_data.csv", "datablations_c4_runs_182.csv",
                  "porian2024_isoflop_points.csv"):
-        path = shared_data_dir() / name
+        path = tables_dir() / name
         con = duckdb.connect()
         try:
             ref = con.execute("SELECT * FROM read_csv_auto(?)", [str(path)]).fetchnumpy()

@@ -84,8 +84,8 @@ def test_judge_holds_fails_and_is_inconclusive():
     assert (beyond.value, beyond.threshold) == (pytest.approx(0.021), sf.BESIROGLU_SE["beta"])
     exact = sf.CLAIM.judge(cfg, *_records(1.0, dict(sf.BESIROGLU)))
     assert exact.status == "holds" and exact.details["chinchilla_within_printed_digits"] == 1.0
-    missing = sf.CLAIM.judge(cfg, *_records(0.5, None, porian=False))  # no shared/data: cannot judge the tables
-    assert missing.status == "inconclusive" and "shared/data" in missing.reason  # even with poor coverage
+    missing = sf.CLAIM.judge(cfg, *_records(0.5, None, porian=False))  # no tables found: cannot judge them
+    assert missing.status == "inconclusive" and "LEARNMECH_TABLES" in missing.reason  # even with poor coverage
 
 
 def test_figure_without_the_tables_has_the_coverage_panel_only():

@@ -10,7 +10,7 @@ mlxtend; dependencies of learnmech) only when called.
 - :mod:`.gaussian`: Gaussian inputs with any covariance spectrum (e.g. a power law).
 - :mod:`.teacher_mlp`: regression on a random teacher MLP.
 - :mod:`.real`: digits and the MNIST 5k subset; one-hot and centred regression targets.
-- :mod:`.tables`: the published scaling-law tables, read in place from ``shared/data``.
+- :mod:`.tables`: the published scaling-law tables, shipped as package data.
 - :mod:`.noisy_linear`, :mod:`.noisy_teacher`, :mod:`.transfer_task`: the tasks of the batch-size and
   learning-rate transfer experiments.
 """
@@ -28,7 +28,7 @@ from .tables import (
     porian_published_exponent,
     porian_settings,
     read_table,
-    shared_data_dir,
+    tables_dir,
 )
 from .teacher_mlp import ACTIVATIONS, teacher_mlp_apply, teacher_mlp_init, teacher_mlp_regression
 from .transfer_task import TEACHER, transfer_task, zero_function_loss
@@ -63,7 +63,7 @@ __all__ = [
     "load_mnist5k",
     "one_hot",
     "regression_targets",
-    # tables (published measurements, read from ../shared/data)
+    # tables (published measurements, shipped as package data)
     "load_chinchilla",
     "load_datablations",
     "load_porian",
@@ -71,5 +71,5 @@ __all__ = [
     "porian_published_exponent",
     "porian_settings",
     "read_table",
-    "shared_data_dir",
+    "tables_dir",
 ]

@@ -1,10 +1,10 @@
-"""Published scaling-law measurement tables, read in place from the shared data folder.
+"""Published scaling-law measurement tables, shipped with the package.
 
-The tables live in ``shared/data/`` beside the project checkout (``../shared/data`` from the
-repository root); they are read from there on every call and never copied into the project.
-``shared_data_dir`` finds the folder: the environment variable ``LEARNMECH_SHARED_DATA`` if set,
-else the first ``shared/data`` found walking up from the current directory, then from this
-file's location.
+The tables are package data (``learnmech/data/published/``: byte-for-byte copies of the project's
+``shared/data/`` folder, with their licences and a sources note, ``SOURCES.md``), so a fresh
+install reads them with nothing beside it. ``tables_dir`` is that folder, or the folder named by
+the environment variable ``LEARNMECH_TABLES`` when it is set (to read other copies of the same
+files).
 
 Tables (cite the source wherever one is used):
 
@@ -40,10 +40,11 @@ __all__ = [
     "porian_published_exponent",
     "porian_settings",
     "read_table",
-    "shared_data_dir",
+    "tables_dir",
 ]
 
-_ENV = "LEARNMECH_SHARED_DATA"
+_ENV = "LEARNMECH_TABLES"
+_PACKAGED = Path(__file__).with_name("published")
 _CHINCHILLA = "chinchilla_svg_extracted_data.csv"
 _DATABLATIONS = "datablations_c4_runs_182.csv"
 _PORIAN = "porian2024_isoflop_points.csv"
@@ -54,34 +55,18 @@ _SHOWN = 80  # characters of a bad row or value quoted in an error line
 PORIAN_KEYS = ("dataset", "hparams", "warmup", "decay", "param_count", "val")
 
 
-def _candidates(start: Path):
-    """``start`` and its ancestors, each joined with ``shared/data``."""
-    start = start.resolve()
-    for base in (start, *start.parents):
-        yield base / "shared" / "data"
+def tables_dir() -> Path:
+    """The folder holding the published tables: ``$LEARNMECH_TABLES`` if set, else the packaged copies.
 
-
-def shared_data_dir() -> Path:
-    """The folder holding the published tables.
-
-    Order: env ``LEARNMECH_SHARED_DATA``; else the first ``shared/data`` found walking up from
-    the current directory; else walking up from this file (which also finds the sibling
-    ``../shared/data`` of the repository root). Raises FileNotFoundError otherwise.
+    ``FileNotFoundError`` naming the variable when it points at no folder.
     """
     env = os.environ.get(_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(f"shared data: {_ENV}={env} is not a directory")
+            raise FileNotFoundError(f"tables: {_ENV}={env} is not a directory")
         return path
-    for start in (Path.cwd(), Path(__file__).parent):
-        for path in _candidates(start):
-            if path.is_dir():
-                return path
-    raise FileNotFoundError(
-        "shared data: no shared/data folder found above the current directory or the learnmech "
-        f"package; set {_ENV} to the folder holding the published tables"
-    )
+    return _PACKAGED
 
 
 def read_table(path) -> dict[str, np.ndarray]:
@@ -230,8 +215,8 @@ def _shown(value) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def _shared_table(name: str) -> dict[str, np.ndarray]:
-    return read_table(shared_data_dir() / name)
+def _published_table(name: str) -> dict[str, np.ndarray]:
+    return read_table(tables_dir() / name)
 
 
 def load_chinchilla(drop_highest: int = 5) -> dict[str, np.ndarray]:
@@ -243,7 +228,7 @@ def load_chinchilla(drop_highest: int = 5) -> dict[str, np.ndarray]:
     """
     if drop_highest < 0:
         raise ValueError(f"drop_highest: a count >= 0, got {drop_highest}")
-    raw = _shared_table(_CHINCHILLA)
+    raw = _published_table(_CHINCHILLA)
     n = raw["Model Size"].astype(np.float64)  # (245,)
     flops = raw["Training FLOP"].astype(np.float64)
     loss = raw["loss"].astype(np.float64)
@@ -260,7 +245,7 @@ def load_datablations() -> dict[str, np.ndarray]:
     Keys ``n`` (parameters), ``d`` (total training tokens), ``u`` (unique tokens), ``loss``
     (validation loss) and ``name`` (run name).
     """
-    raw = _shared_table(_DATABLATIONS)
+    raw = _published_table(_DATABLATIONS)
     return {
         "n": raw["params"].astype(np.float64),
         "d": raw["tokens"].astype(np.float64),
@@ -278,7 +263,7 @@ def load_porian() -> dict[str, np.ndarray]:
     estimates ``n_star_published``, ``d_star_published``, ``loss_star_published`` (repeated on
     every row of a budget).
     """
-    raw = _shared_table(_PORIAN)
+    raw = _published_table(_PORIAN)
     out = {key: raw[key] for key in PORIAN_KEYS}
     out.update(
         flops=raw["flops"].astype(np.float64),

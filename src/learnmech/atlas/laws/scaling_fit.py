@@ -20,7 +20,7 @@ parameter is covered when the true value lies in its interval; coverage is repor
 (the marginal rate the 95% intervals promise) and jointly.
 
 Part (ii), published. The Chinchilla table (Hoffmann et al. 2022, Figure 4, as extracted by
-Besiroglu et al. 2024; read from ``shared/data`` by :func:`learnmech.data.load_chinchilla`, the five
+Besiroglu et al. 2024; shipped with the package, read by :func:`learnmech.data.load_chinchilla`, the five
 highest losses dropped, 240 points, ``D = FLOP/(6N)``). Besiroglu et al.'s refit (their Table 1):
 ``E = 1.8172 (0.03)``, ``A = 482.01 (124.58)``, ``B = 2085.43 (1293.23)``, ``alpha = 0.3478 (0.02)``,
 ``beta = 0.3658 (0.02)``, standard errors in parentheses. The verdict tolerance for ``alpha``,
@@ -45,8 +45,8 @@ place each budget's minimum on an Akima interpolation, not a parabola, and the t
 smallest budgets, whose 7-8 points are asymmetric about the minimum. The parametric-fit verdict of
 CLAIMS.md does not cover isoFLOP exponents, so this is reported next to the verdict.
 
-Verdict (:data:`RULES`, on the :func:`summarize` of a run). Inconclusive when ``shared/data`` is not
-found: the published part cannot be judged (the synthetic part is still measured and shown).
+Verdict (:data:`RULES`, on the :func:`summarize` of a run). Inconclusive when the tables are not
+found (``LEARNMECH_TABLES`` pointing at a folder without them): the published part cannot be judged (the synthetic part is still measured and shown).
 Otherwise the claim holds when the smallest per-parameter coverage is at least 0.90 (the headline
 metric) and ``|d E|``, ``|d alpha|``, ``|d beta|`` are each within Besiroglu et al.'s standard error.
 """
@@ -84,7 +84,7 @@ class Config(ClaimConfig):
     flops_range: tuple[float, float] = Field((1e18, 1e21), description="synthetic budgets, FLOP")
     noise: float = Field(0.0075, gt=0, le=0.5, description="std of the log-loss noise")
     data_seed: int = Field(0, ge=0)
-    tables: bool = Field(True, description="judge the published tables (read from shared/data)")
+    tables: bool = Field(True, description="judge the published tables (shipped with the package)")
     holdout_flops: float = Field(1e21, gt=0, description="Chinchilla hold-out: fit runs with C <= this")
 
 
@@ -194,7 +194,7 @@ def measure(cfg: Config, progress=None):
             out |= _porian(cfg)
             tick()
         except FileNotFoundError:
-            pass  # no shared/data beside the checkout: judged inconclusive
+            pass  # LEARNMECH_TABLES names a folder without the tables: judged inconclusive
     return out
 
 
@@ -233,7 +233,7 @@ def summarize(cfg: Config, prediction, measurement):
 
 RULES = Rules(
     guards=(Guard("published tables judged", "tables_judged", ">=", 1.0, fmt="g",
-                  advice="shared/data not found: the published tables could not be judged"),),
+                  advice="the published tables were not found (LEARNMECH_TABLES): they could not be judged"),),
     checks=(Check("min coverage of 95% intervals", "min_coverage", ">=", COVERAGE, fmt=".2f"),
             *(Check(f"|d{p}| from Besiroglu et al. (vs their SE)", key("chinchilla_abs_diff", p), "<=",
                     BESIROGLU_SE[p], fmt=".4f") for p in JUDGED)),
