@@ -138,8 +138,8 @@ def _measurement(cfg, mup_vertices, sp_vertices, zero=1.0):
     return out
 
 
-def _judge(mup, sp, **kw):
-    cfg = _config(widths=(32, 64, 128, 256), seeds=2)
+def _judge(mup, sp, widths=(32, 64, 128, 256), judged_from=None, **kw):
+    cfg = _config(widths=widths, seeds=2, judged_from=judged_from)
     return mt.CLAIM.judge(cfg, mt.predict(cfg), _measurement(cfg, mup, sp, **kw))
 
 
@@ -150,7 +150,7 @@ def test_judge_holds_when_mup_is_flat_and_sp_shrinks():
     assert v.details["slope/sp"] == pytest.approx(-1.0, abs=1e-9)
     # The headline is the muP check (the first): |shift| 0.3 against 0.5.
     assert v.metric.startswith("muP") and v.value == pytest.approx(0.3, abs=1e-9) and v.threshold == 0.5
-    assert "SP slope of log2 eta* vs log2 width -1.00 <= -0.50" in v.reason  # every check is reported
+    assert "SP slope of log2 eta* vs log2 width (judged widths) -1.00 <= -0.50" in v.reason  # every check reported
 
 
 def test_judge_fails_when_mup_drifts_or_sp_does_not_shrink():
@@ -210,7 +210,86 @@ def test_plot_renders_both_parameterisations_and_the_optima():
     # the optima drawn are the summary's (no refit): muP's four eta* at log2 = -6
     markers = [line for line in fig.axes[2].lines if line.get_label() == "muP: measured eta*"]
     np.testing.assert_allclose(markers[0].get_ydata(), [-6.0] * 4, atol=1e-9)
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["SP (standard)", "muP (mup-adam, base = narrowest width)"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["SP (standard)", "muP (mup-adam, base width 32)"]
+
+
+# --------------------------------------------------------------------------------------------
+# Judged widths: the narrowest judged width is muP's base width; narrower widths are reported
+
+
+FULL_WIDTHS = (32, 64, 128, 256, 512)
+FLAT_MUP = [-5.6, -6.0, -6.1, -6.2, -6.3]  # muP: width 32 sits 0.4 octave above 64; 64..512 drift 0.3
+SP_LINE = [-5.0, -6.0, -7.0, -8.0, -9.0]  # SP: -1 octave per doubling
+
+
+def test_the_unjudged_width_is_reported_and_does_not_enter_the_verdict():
+    v = _judge(FLAT_MUP, SP_LINE, widths=FULL_WIDTHS, judged_from=64)
+    assert v.status == "holds" and v.value == pytest.approx(0.3, abs=1e-9)  # |-6.3 - (-6.0)|, 64..512
+    assert v.details["judged_from"] == 64.0
+    assert v.details["unjudged_shift/mup/32"] == pytest.approx(0.4, abs=1e-9)  # -5.6 - (-6.0)
+    assert v.details["unjudged_shift/sp/32"] == pytest.approx(1.0, abs=1e-9)
+    assert v.details["log2_eta_star/mup/32"] == pytest.approx(-5.6, abs=1e-9)
+    # the line through 64..512 only: slope of [-6.0, -6.1, -6.2, -6.3] against log2 width is -0.1
+    assert v.details["slope/mup"] == pytest.approx(-0.1, abs=1e-9)
+    slope_all = np.polyfit(np.log2(FULL_WIDTHS), FLAT_MUP, 1)[0]  # all five widths: a steeper drift
+    assert v.details["slope_all/mup"] == pytest.approx(slope_all, abs=1e-9) and slope_all < -0.15
+    # judged from 32 the same optima fail: |-6.3 - (-5.6)| = 0.7 > 0.5
+    v = _judge(FLAT_MUP, SP_LINE, widths=FULL_WIDTHS)
+    assert v.status == "fails" and v.value == pytest.approx(0.7, abs=1e-9)
+
+
+def test_an_unjudged_width_at_the_grid_edge_is_counted_but_not_inconclusive():
+    v = _judge([-12.5] + FLAT_MUP[1:], SP_LINE, widths=FULL_WIDTHS, judged_from=64)  # muP at 32: beyond 2^-12
+    assert v.status == "holds" and v.details["unjudged_edges"] == 1.0 and v.details["edges"] == 0.0
+    v = _judge(FLAT_MUP[:-1] + [-12.5], SP_LINE, widths=FULL_WIDTHS, judged_from=64)  # a judged width at the edge
+    assert v.status == "inconclusive" and v.details["edges"] == 1.0
+
+
+def test_predicted_shift_is_measured_from_the_base_width():
+    cfg = _config(widths=FULL_WIDTHS, judged_from=64)
+    p = mt.predict(cfg)
+    np.testing.assert_array_equal(p["shift/sp"].y[0], [1.0, 0.0, -1.0, -2.0, -3.0])  # -log2(n / 64)
+    np.testing.assert_array_equal(p["shift/mup"].y[0], np.zeros(5))
+    assert (cfg.base_width, cfg.judged_widths, cfg.unjudged_widths) == (64, (64, 128, 256, 512), (32,))
+    assert mt.CLAIM.make_config("full").base_width == 64 and mt.CLAIM.make_config("quick").judged_widths == (32, 256)
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"widths": (32, 64, 512), "judged_from": 128}, "judged_from: must be one of the widths"),
+    ({"widths": (32, 64, 256), "judged_from": 64}, "judged_from: the judged widths .* span at least 8x"),
+])
+def test_config_refuses_a_judged_span_that_cannot_test_the_claim(overrides, needle):
+    with pytest.raises(ValidationError, match=needle):
+        _config(**overrides)
+
+
+def test_plot_draws_the_unjudged_width_hollow_and_dotted():
+    cfg = _config(widths=FULL_WIDTHS, judged_from=64, seeds=2)
+    m = _measurement(cfg, FLAT_MUP, SP_LINE)
+    summary, verdict = mt.CLAIM.evaluate(cfg, mt.predict(cfg), m)
+    fig = mt.plot(cfg, mt.predict(cfg), m, summary, verdict)
+    lines = {line.get_label(): line for line in fig.axes[2].lines}
+    np.testing.assert_allclose(lines["muP: measured eta*"].get_ydata(), FLAT_MUP[1:], atol=1e-9)  # judged: filled
+    np.testing.assert_allclose(lines["muP: measured eta*, not judged"].get_ydata(), [-5.6], atol=1e-9)
+    assert lines["muP: measured eta*, not judged"].get_fillstyle() == "none"
+    assert "width 32 (not judged)" in [line.get_label() for line in fig.axes[1].lines]
+    assert fig.axes[1].get_title() == "muP (mup-adam, base width 64)"
+
+
+def test_the_base_width_is_trained_once_and_narrower_mup_networks_are_trained(monkeypatch):
+    trained = []
+
+    def fake_train(init, apply, loss, width, lrs, data, *, lr_multipliers, seeds, **kw):  # no training: record
+        total = float(sum(np.sum(m) for m in jax.tree.leaves(lr_multipliers)))  # the per-layer learning rates
+        trained.append((width, total))
+        return np.full((len(lrs), seeds), total)
+
+    monkeypatch.setattr(transfer_module, "_train_width", fake_train)
+    lrs = 2.0 ** np.array([-7.0, -5.0, -3.0])
+    out = mt.transfer_sweeps((4, 16), lrs, steps=2, seeds=1, batch_size=None, n_samples=16, d_in=3, base_width=16)
+    # SP at 4 and 16 (multipliers 1, 1, 1); muP at 4 only, m = 4/16: hidden and readout rates x 16/4 = 4
+    assert trained == [(4, 3.0), (16, 3.0), (4, 9.0)]
+    np.testing.assert_array_equal(out["mup"].losses[1], out["sp"].losses[1])  # the base width, reused from SP
 
 
 # --------------------------------------------------------------------------------------------

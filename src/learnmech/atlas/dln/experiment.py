@@ -54,10 +54,12 @@ def train_dln(
     grid: dict | None = None,
     progress: Progress | None = None,
     label: str = "train",
+    observe_more: Callable | None = None,
 ) -> TrainResult:
     """Train a deep-linear ensemble on the teacher's whitened sample; see the module docstring.
 
-    ``init(net, key, hp)`` builds one member's parameters.
+    ``init(net, key, hp)`` builds one member's parameters. ``observe_more(params, params0) -> {name: array}``
+    adds observables to ``"modes"`` and ``"singular_values"`` (recorded at every observation point).
     """
     net = DeepLinear(widths, dtype=DTYPE)
     X, Y = teacher.whitened_sample(jax.random.key(10_000 + n_samples), n_samples)
@@ -66,7 +68,8 @@ def train_dln(
 
     def observe(params, params0):
         W = end_to_end(params)  # (d_out, d_in)
-        return {"modes": mode_strengths(W, U, V), "singular_values": singular_values(W)}
+        out = {"modes": mode_strengths(W, U, V), "singular_values": singular_values(W)}
+        return out if observe_more is None else {**out, **observe_more(params, params0)}
 
     report = None if progress is None else (lambda done, tot: progress(label, done, tot))
     return train(
