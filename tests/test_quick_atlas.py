@@ -26,8 +26,6 @@ CLAIMS = list(all_claims().values())
 # The quick presets' verdicts as measured and reported in the README: a claim that does not hold is
 # data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
 QUICK_FAILS = {
-    # Depth-2 ReLU net: the one-network NNGP error is 3.4 width^{-1/2}, 5.35% at width 4096 (> 5%).
-    "limits.kernel-convergence",
     # SGD's (k eta, k B) rule breaks at 0.73 x B_simple: B_simple plateaus where the scaled rate meets the
     # curvature-weighted stability limit 2/h (h = tr(H Sigma)/tr Sigma <= lambda_max), just above where it breaks.
     "hparams.linear-scaling",
