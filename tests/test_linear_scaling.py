@@ -75,28 +75,41 @@ def test_scaling_rules():
 # The summary and the rules on synthetic records
 
 
-CFG = CLAIM.make_config("quick")  # batches 64 .. 2048 and 12288; window [6144, 196608]
-BATCHES = np.asarray(CFG.ks) * CFG.base_batch
+CFG = CLAIM.make_config("quick")  # k = 1 .. 48, B0 = 64, eta0 = 0.032; window [6144, 196608]
+KS = np.asarray(CFG.ks)
+SHARPEST = 3.125  # lambda_max of the sharpest seed: k_stab = 2 / (0.032 3.125) = 20
 
 
-def _record(gaps, *, b_crit=1000.0, offsets=0.002, base_decay=True, seed=0):
-    """Synthetic measurement: run k's excess risk is L_1(e) exp(gap_k) (gap NaN: diverged).
+def _curvature(x, seeds, sharpness):
+    rows = np.ones((seeds, np.size(x)))  # (seeds, T)
+    return {"sharpness": np.asarray(sharpness, float)[:, None] * rows, "trace_h": 15 * rows,
+            "trace_h_sigma": 7 * rows, "trace_sigma": 4 * rows, "grad_sq_norm": 2e-3 * rows, "g_h_g": 3e-3 * rows}
+
+
+def _record(gaps, *, b_noise=1e6, offsets=0.002, base_decay=True, floor=1e-4, seed=0,
+            sharpness=(2.5, SHARPEST, 2.8, 2.9)):
+    """Synthetic measurement: run k's excess risk is L_1(e) exp(gap_k) (gap NaN: diverged); the base run's
+    seeds have these sharpnesses; the reference path falls from 1 to ``floor`` with ``B_noise`` constant.
 
     Each member carries its own constant factor ``exp(offsets z)``: like the coupled runs of the
     experiment, members differ smoothly in ``e``, so the seed-to-seed spread moves ``D_k`` as a whole.
     """
     rng = np.random.default_rng(seed)
     e = np.concatenate([[0.0], example_grid(CFG.window_start, CFG.octaves, CFG.per_octave, CFG.base_batch)])
-    base = 0.3 * (1 + e / 300.0) ** (-0.5 if base_decay else 0.0)  # decays ~5x over the window
+    base = 0.3 * (1 + e / 300.0) ** (-0.5 if base_decay else 0.0)  # 0.065 .. 0.012 in the window
     out = {}
     for i, (k, gap) in enumerate(zip(CFG.ks, gaps)):
         own = e % (k * CFG.base_batch) == 0
         y = base[own] * np.exp(gap) * np.exp(offsets * rng.standard_normal((CFG.seeds, 1)))  # (seeds, T_k)
         out[key("loss", i)] = Curve(e[own], y)
         out[key("test_loss", i)] = Curve(e[own], y + 0.125)
-    g2 = np.exp(0.1 * rng.standard_normal((CFG.seeds, e.size)))
-    out["trace_cov"] = Curve(e, b_crit * g2)  # B_simple = tr(Sigma) / |G|^2 = b_crit at every point
-    out["grad_sq_norm"] = Curve(e, g2)
+    octaves = CFG.window_start * 2.0 ** np.arange(CFG.octaves + 1)
+    out.update({key("base", n): Curve(octaves, v) for n, v in _curvature(octaves, CFG.seeds, sharpness).items()})
+    path = np.geomspace(1e2, 2e5, 16)
+    ref = _curvature(path, 2, (2.6, 2.7))
+    ref["g_h_g"] = ref["trace_h_sigma"] / b_noise  # B_noise = tr(H Sigma) / G^T H G = b_noise everywhere
+    out.update({key("reference", n): Curve(path, v) for n, v in ref.items()})
+    out[key("reference", "excess")] = Curve(path, np.tile(np.geomspace(1.0, floor, 16), (2, 1)))
     return out
 
 
@@ -104,121 +117,118 @@ def _judge(record):
     return CLAIM.judge(CFG, CLAIM.predict(CFG), record)
 
 
-def _gaps(below: float, above: float, b_crit: float = 1000.0):
-    """Gap ``below`` for 1 < k B0 <= b_crit (0 for the base), ``above`` beyond it."""
-    return [0.0 if b == CFG.base_batch else (below if b <= b_crit else above) for b in BATCHES]
+def _gaps(agree: float, apart: float, first_apart: int = 24):
+    """Gap ``agree`` for 1 < k < first_apart (0 for the base), ``apart`` from it on."""
+    return [0.0 if k == 1 else (agree if k < first_apart else apart) for k in CFG.ks]
 
 
-def test_judge_holds_when_runs_agree_below_and_separate_above():
+def test_judge_holds_when_the_first_disagreement_is_in_the_bracket_of_the_stability_limit():
     v = _judge(_record(_gaps(0.01, 0.3)))
-    crit = v.details["B_crit"]
-    assert crit == pytest.approx(1000.0, rel=0.05)
-    # Headline: the first run resolved above 5% (k B0 = 1024, just beyond B_crit) sits above B_crit.
-    assert v.status == "holds" and v.metric == RULES.checks[0].metric and v.threshold == 1.0
-    assert v.value == pytest.approx(1024 / crit)
-    assert v.details["D_below_max"] == pytest.approx(0.01, abs=2e-3)
-    assert v.details["D_above_max"] == pytest.approx(0.3, abs=3e-3)
+    d = v.details
+    # k* from the sharpest seed (not the mean 2.83): 2 / (0.032 3.125) = 20; the noise limit 1e6 / 64 does not bind
+    assert d["lambda_max"] == pytest.approx(SHARPEST) and d["k_star"] == pytest.approx(20.0)
+    assert d["stability_binds"] == 1.0 and d["k_noise"] == pytest.approx(1e6 / 64, rel=1e-9)
+    assert v.status == "holds" and v.metric == RULES.checks[0].metric and v.value == pytest.approx(24 / 20)
+    assert d["D_low_max"] == pytest.approx(0.01, abs=2e-3) and d["last_agree_k"] == 16.0
+    assert d["ladder_gap"] == 1.5  # 12, 16, 24, 32: the ladder resolves [13.3, 30]
 
 
-def test_judge_fails_when_a_run_below_b_crit_disagrees():
+def test_judge_fails_when_the_noise_limit_binds_and_the_runs_agree_beyond_it():
+    v = _judge(_record(_gaps(0.01, 0.3), b_noise=12 * 64.0))  # k_noise = 12: bracket [8, 18], first apart 24
+    assert v.details["k_star"] == pytest.approx(12.0) and v.details["stability_binds"] == 0.0
+    assert v.status == "fails" and v.value == pytest.approx(2.0) and v.threshold == 1.5
+
+
+@pytest.mark.parametrize("gap", [0.12, np.nan])  # a disagreeing and a diverged run at k = 8 <= k*/1.5
+def test_judge_fails_when_a_run_below_the_bracket_disagrees(gap):
     gaps = _gaps(0.01, 0.3)
-    gaps[list(BATCHES).index(512)] = 0.12
+    gaps[list(CFG.ks).index(8)] = gap
     v = _judge(_record(gaps))
-    assert v.status == "fails" and v.value == pytest.approx(512 / v.details["B_crit"]) and v.threshold == 1.0
-    assert v.metric == "k B0 / B_crit of the first run with D_k > 5%, k B0 <= B_crit"
+    assert v.status == "fails" and v.value == pytest.approx(8 / 20) and v.threshold == pytest.approx(1 / 1.5)
+    assert v.details["D_low_max"] > 0.05
 
 
-def test_judge_fails_when_a_run_below_b_crit_diverged():
-    gaps = _gaps(0.01, 0.3)
-    gaps[list(BATCHES).index(768)] = np.nan
-    v = _judge(_record(gaps))
-    assert v.status == "fails" and v.value == pytest.approx(768 / v.details["B_crit"])
-    assert v.details["D/768"] == np.inf and v.details["D_err/768"] == 0.0
-
-
-def test_judge_fails_when_nothing_separates_beyond_four_b_crit():
+def test_judge_fails_when_nothing_disagrees_and_counts_a_diverged_run_as_disagreeing():
     v = _judge(_record(_gaps(0.01, 0.02)))
-    assert v.status == "fails" and v.metric.startswith("max D_k, k B0 >= 4") and v.value == pytest.approx(0.02, abs=3e-3)
-    assert v.details["first_resolved_disagreement_over_B_crit"] == np.inf  # no run is resolved above 5%
-
-
-def test_judge_counts_a_diverged_run_beyond_four_b_crit_as_separated():
+    assert v.status == "fails" and v.value == np.inf and v.details["first_apart_k"] == np.inf
     v = _judge(_record(_gaps(0.01, np.nan)))
-    assert v.status == "holds" and v.details["D_above_max"] == np.inf
+    assert v.status == "holds" and v.details["D/1536"] == np.inf
 
 
 @pytest.mark.parametrize("case, guard", [("base diverged", "diverged"), ("flat base", "base_decay_in_window"),
-                                         ("no run beyond 4 B_crit", "ladder_sides"),
-                                         ("within noise", "undecided_below"),
-                                         ("within noise beyond 4 B_crit", "undecided_above")])
+                                         ("reference too short", "noise_resolved"),
+                                         ("ladder too coarse", "ladder_gap"),
+                                         ("within noise below", "undecided_low"),
+                                         ("within noise in the bracket", "first_undecided")])
 def test_judge_inconclusive(case, guard):
     gaps, kwargs = _gaps(0.01, 0.3), {}
+    if case == "flat base":
+        kwargs = {"base_decay": False}
+    elif case == "reference too short":
+        kwargs = {"floor": 0.03}  # the reference path never reaches the window's losses below 0.03
+    elif case == "ladder too coarse":  # k* = 40: 1.5 k* = 60 is beyond the ladder (48 disagrees)
+        gaps, kwargs = _gaps(0.01, 0.3, first_apart=48), {"sharpness": (1.2, 1.4, 1.5, 1.5625)}
+    elif case == "within noise below":  # k = 8 at 5% with members 5% apart: within 2 jackknife errors of 5%
+        gaps[list(CFG.ks).index(8)], kwargs = 0.05, {"offsets": 0.05}
+    record = _record(gaps, **kwargs)
     if case == "base diverged":
-        record = _record(gaps)
         record[key("loss", 0)].y[0, -1] = np.nan
-    elif case == "within noise beyond 4 B_crit":  # the one run beyond at 5%, its members 10% apart
-        record = _record(_gaps(0.01, 0.05))
-        record[key("loss", len(BATCHES) - 1)].y[:] *= np.exp(0.05 * (-1.0) ** np.arange(CFG.seeds))[:, None]
-    else:
-        if case == "flat base":
-            kwargs = {"base_decay": False}
-        elif case == "no run beyond 4 B_crit":
-            kwargs = {"b_crit": 4000.0}  # 4 B_crit = 16000 > 12288
-            gaps = _gaps(0.01, 0.3, b_crit=4000.0)
-        else:  # runs below B_crit at 5% with members 5% apart: D within 2 jackknife errors of 5%
-            gaps, kwargs = _gaps(0.05, 0.3), {"offsets": 0.05}
-        record = _record(gaps, **kwargs)
+    if case == "within noise in the bracket":  # k = 24 (in the bracket) undecided, 32 (above it) resolved
+        record = _record(_gaps(0.01, 0.3, first_apart=32))
+        i = list(CFG.ks).index(24)
+        record[key("loss", i)].y[:] *= np.exp(0.05 + 0.05 * (-1.0) ** np.arange(CFG.seeds))[:, None]
     v = _judge(record)
     assert v.status == "inconclusive", (case, v)
     assert v.metric == next(g.metric for g in RULES.guards if g.key == guard)
-    assert np.isfinite(v.value) and np.isfinite(v.threshold)
 
 
-def _decision_tree(summary) -> tuple[str, float]:
-    """The rule as the claim stated it before it was data: the first branch that applies decides."""
-    D = np.array([summary[key("D", b)] for b in BATCHES])
-    err = np.array([summary[key("D_err", b)] for b in BATCHES])
-    crit = summary["B_crit"]
-    if summary["diverged"] > 0 or not np.isfinite(crit) or summary["base_decay_in_window"] < CFG.min_decay:
+def _decision_tree(summary, k_star) -> tuple[str, float]:
+    """The rule written as a decision tree from the ladder's D_k and errors: the first branch that applies decides."""
+    D = np.array([summary[key("D", b)] for b in KS * CFG.base_batch])
+    err = np.array([summary[key("D_err", b)] for b in KS * CFG.base_batch])
+    if summary["diverged"] > 0 or summary["base_decay_in_window"] < CFG.min_decay:
         return "inconclusive", np.nan
-    below, above = (BATCHES <= crit) & (BATCHES > CFG.base_batch), BATCHES >= 4 * crit
-    if not below.any() or not above.any():
+    over, unsure, low = D > 0.05 + 2 * err, np.abs(D - 0.05) <= 2 * err, (KS > 1) & (KS <= k_star / 1.5)
+    if over[low].any():
+        return "fails", KS[over & (KS > 1)][0] / k_star
+    lo, hi = KS[low], KS[KS >= 1.5 * k_star]
+    chain = KS[(KS >= lo[-1]) & (KS <= hi[0])] if lo.size and hi.size else np.array([1.0, np.inf])
+    if np.max(chain[1:] / chain[:-1]) > 1.5 or unsure[low].any():
         return "inconclusive", np.nan
-    over, unsure = D > 0.05 + 2 * err, np.abs(D - 0.05) <= 2 * err
-    if over[below].any():
-        return "fails", BATCHES[below & over][0] / crit
-    if unsure[below].any():
+    first = [KS[(KS > 1) & m][0] if ((KS > 1) & m).any() else np.inf for m in (over | unsure, over)]
+    sides = [np.digitize(f / k_star, [1 / 1.5, 1.5 + 1e-12]) for f in first]
+    if sides[0] != sides[1]:
         return "inconclusive", np.nan
-    if over[above].any():
-        return "holds", np.nan
-    return ("inconclusive", np.nan) if unsure[above].any() else ("fails", np.max(D[above]))
+    return ("holds" if sides[1] == 1 else "fails"), first[1] / k_star
 
 
 def test_rules_decide_as_the_decision_tree():
-    """Random ladders mixing agreement, disagreement, undecided and diverged runs: same status (and the
-    same headline where the tree names one) from the rules as from the tree."""
+    """Random ladders mixing agreement, disagreement, undecided and diverged runs, and random k*: the same status
+    (and headline) from the rules as from the tree."""
     rng = np.random.default_rng(5)
     statuses = set()
     for case in range(48):
-        choices, weights = [0.01, 0.045, 0.055, 0.12, np.nan], [0.7, 0.1, 0.05, 0.1, 0.05]  # mostly agreeing
-        gaps = [0.0] + list(rng.choice(choices, len(BATCHES) - 1, p=weights))
-        record = _record(gaps, b_crit=float(rng.choice([700.0, 1000.0, 1500.0])),
-                         offsets=float(rng.choice([0.002, 0.02])), seed=case)
+        choices, weights = [0.01, 0.045, 0.055, 0.12, np.nan], [0.6, 0.1, 0.05, 0.2, 0.05]  # mostly agreeing
+        gaps = [0.0] + list(rng.choice(choices, KS.size - 1, p=weights))
+        sharp = float(rng.choice([1.9, 2.6, 3.125, 4.2]))  # k* = 33, 24, 20, 15
+        record = _record(gaps, offsets=float(rng.choice([0.002, 0.02])), seed=case, sharpness=(sharp,) * 4)
         summary = summarize(CFG, CLAIM.predict(CFG), record)
-        status, value = _decision_tree(summary)
+        status, value = _decision_tree(summary, 2 / (CFG.eta0 * sharp))
         v = CLAIM.decide(summary)
-        assert v.status == status, (case, gaps, v)
-        if np.isfinite(value):
+        assert v.status == status, (case, gaps, sharp, v)
+        if status != "inconclusive":
             assert v.value == pytest.approx(value)
         statuses.add(status)
     assert statuses == {"holds", "fails", "inconclusive"}
 
 
-def test_summary_holds_the_figure_curve_and_scalars_only():
+def test_summary_holds_the_figure_curves_and_scalars_only():
     summary = summarize(CFG, CLAIM.predict(CFG), _record(_gaps(0.01, 0.3)))
-    assert isinstance(summary["b_simple"], Curve) and summary["b_simple"].y.shape == (1, summary["b_simple"].x.size)
-    assert all(isinstance(v, float) for k, v in summary.items() if k != "b_simple")
-    assert [summary[key("D", b)] for b in BATCHES][0] == 0.0  # the base run against itself
+    curves = {k for k, v in summary.items() if isinstance(v, Curve)}
+    assert curves == {"k_stability_curve", "k_noise_curve", "k_noise_weighted_curve"}
+    assert all(isinstance(v, float) for k, v in summary.items() if k not in curves)
+    assert summary[key("D", CFG.base_batch)] == 0.0  # the base run against itself
+    assert summary["k_noise_weighted"] == pytest.approx(2 / (CFG.eta0 * 7 / 4))  # h_Sigma = tr(H S) / tr(S)
 
 
 def test_ladders_start_at_one_and_increase():
@@ -227,6 +237,8 @@ def test_ladders_start_at_one_and_increase():
             CLAIM.make_config("quick", {"ks": ks})
     with pytest.raises(ValidationError, match="start at 1"):
         CLAIM.make_config("full", {"adam_ks": (2, 4)})
+    with pytest.raises(ValidationError, match="hessian_examples, noise_examples"):
+        CLAIM.make_config("quick", {"noise_examples": 2**15})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ forms ``H``: every method only multiplies it with vectors (HVPs), one HVP costin
 - :func:`preconditioned_sharpness`: ``lambda_max(P^{-1} H)`` for a diagonal positive ``P``, e.g. the ``P``
   of Adam (:func:`learnmech.theory.stability.adam_preconditioner`, re-exported here; Cohen et al. 2022,
   arXiv:2207.14484).
+- :func:`dense_hessian` and :func:`noise_curvature`: for small models only (``P`` up to a few thousand),
+  ``H`` formed column by column from ``P`` HVPs, and with the per-example gradients the curvature the
+  gradient noise sees, ``tr(H Sigma)``, beside ``lambda_max`` (Lanczos), ``tr(Sigma)``, ``|G|^2`` and
+  ``G^T H G``.
 
 Everything is jittable and vmappable over ``params`` (e.g. over the members of an ensemble): loops are
 ``lax.while_loop`` / ``lax.fori_loop`` with static bounds, and the arguments checked in Python (``method``,
@@ -30,16 +34,22 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from learnmech.observe.noise import per_example_gradients
 from learnmech.theory.stability import adam_preconditioner
 
 __all__ = [
     "METHODS",
+    "NoiseCurvature",
     "SharpnessEstimate",
     "adam_preconditioner",
+    "dense_hessian",
     "hvp",
+    "noise_curvature",
+    "noise_curvature_along",
     "preconditioned_sharpness",
     "sharpness",
     "top_eigenvalues",
@@ -378,3 +388,101 @@ def preconditioned_sharpness(
     steps = _lanczos_steps(method, iterations, params)
     v0 = _start_vector(params, key)
     return _preconditioned(loss, params, batch, preconditioner, v0, iterations, tol, method=method, steps=steps)
+
+
+# ------------------------------------------------------------------------------ dense (small models)
+
+
+@functools.partial(jax.jit, static_argnames=("loss",))
+def dense_hessian(loss: Loss, params, batch) -> jax.Array:
+    """``H`` of ``loss`` at ``params`` on ``batch`` as a dense symmetric ``(P, P)`` matrix on the raveled parameters.
+
+    Column ``j`` is the HVP ``H e_j`` (Pearlmutter 1994), all ``P`` of them in one ``vmap``; the result is
+    symmetrised, ``(H + H^T) / 2``, against rounding. Memory ``P^2`` numbers and ``P`` HVPs of work: for small
+    models (a few thousand parameters at most). Compiled once per ``loss`` (a static argument).
+    """
+    flat, matvec = _flat_hvp(loss, params, batch)
+    columns = jax.vmap(matvec)(jnp.eye(flat.size, dtype=flat.dtype))  # (P, P), row j = H e_j
+    return (columns + columns.T) / 2
+
+
+class NoiseCurvature(NamedTuple):
+    """Curvature and gradient noise at one point (:func:`noise_curvature`); a pytree, so it batches under ``vmap``.
+
+    Attributes:
+      sharpness: ``lambda_max(H)``.
+      trace_h: ``tr(H)``.
+      trace_h_sigma: ``tr(H Sigma)``.
+      trace_sigma: ``tr(Sigma)``.
+      g_h_g: ``G^T H G``.
+      grad_sq_norm: ``|G|^2``.
+    """
+
+    sharpness: jax.Array
+    trace_h: jax.Array
+    trace_h_sigma: jax.Array
+    trace_sigma: jax.Array
+    g_h_g: jax.Array
+    grad_sq_norm: jax.Array
+
+    @property
+    def noise_weighted_curvature(self) -> jax.Array:
+        """``tr(H Sigma) / tr(Sigma)``: the curvature averaged over the directions of the gradient noise."""
+        return self.trace_h_sigma / self.trace_sigma
+
+    @property
+    def b_noise(self) -> jax.Array:
+        """``B_noise = tr(H Sigma) / G^T H G`` (McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162, Sec. 2)."""
+        return self.trace_h_sigma / self.g_h_g
+
+    @property
+    def b_simple(self) -> jax.Array:
+        """``B_simple = tr(Sigma) / |G|^2`` (the same paper)."""
+        return self.trace_sigma / self.grad_sq_norm
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "iterations"))
+def noise_curvature(loss: Loss, params, population, hessian_batch, noise_batch=None, *,
+                    iterations: int = 32) -> NoiseCurvature:
+    """``lambda_max(H)``, ``tr(H)``, ``tr(H Sigma)``, ``tr(Sigma)``, ``G^T H G`` and ``|G|^2`` at ``params``.
+
+    ``population`` is the whole finite set of examples the gradient noise is drawn from (e.g. a training set
+    that minibatches sample with replacement); ``H`` and ``G`` are its Hessian and gradient. Exact on the
+    population: ``G`` (one gradient), ``G^T H G`` (one HVP) and ``lambda_max(H)`` (Lanczos with full
+    reorthogonalisation, ``min(iterations, P)`` HVPs, as :func:`sharpness`). ``Sigma`` is the covariance of
+    one example's gradient drawn from the population (:func:`learnmech.observe.noise.per_example_gradients`;
+    the convention of McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162, Sec. 2: a batch of ``B``
+    i.i.d. draws has ``Cov G_B = Sigma / B``): over the whole population without ``noise_batch``, else the
+    unbiased estimate (``1 / (n - 1)``) from the ``n`` examples of ``noise_batch``, drawn i.i.d. from it.
+    The traces use the dense Hessian (:func:`dense_hessian`) on ``hessian_batch``, e.g. a subset of the
+    population disjoint from ``noise_batch``, an unbiased estimate of ``H``: ``tr(H Sigma) =
+    sum_jk H_jk Sigma_jk``. Costs ``P`` HVPs on ``hessian_batch``, ``iterations + 1`` on the population,
+    ``n`` per-example gradients and ``n P^2`` multiply-adds; memory ``n P + P^2``. Small models only.
+    Compiled once per ``loss`` and ``iterations`` (static).
+    """
+    flat, matvec = _flat_hvp(loss, params, population)  # population H
+    steps = min(iterations, flat.size)
+    top = _lanczos_top(matvec, _start_vector(params, None), steps, jnp.asarray(1e-4, flat.dtype)).eigenvalue
+    G = ravel_pytree(jax.grad(loss)(params, population))[0]  # (P,), ravel order like H
+    H = dense_hessian(loss, params, hessian_batch)  # (P, P)
+    sample = population if noise_batch is None else noise_batch
+    g = jax.vmap(lambda tree: ravel_pytree(tree)[0])(per_example_gradients(loss, params, sample))  # (n, P)
+    d = g - jnp.mean(g, axis=0)  # (n, P)
+    dof = g.shape[0] if noise_batch is None else g.shape[0] - 1  # population covariance, or unbiased estimate
+    sigma = d.T @ d / dof  # (P, P)
+    return NoiseCurvature(top, jnp.trace(H), jnp.sum(H * sigma), jnp.trace(sigma), G @ matvec(G), G @ G)
+
+
+def noise_curvature_along(loss: Loss, unravel: Callable, snapshots, population, hessian_batch, noise_batch=None, *,
+                          iterations: int = 32) -> dict[str, np.ndarray]:
+    """:func:`noise_curvature` at every raveled parameter vector of ``snapshots`` ``(..., P)`` (e.g. a probe's
+    record of the members' parameters along training); ``unravel`` turns one into the parameter pytree.
+
+    Returns each :class:`NoiseCurvature` field as a float64 array shaped like ``snapshots`` without its last
+    axis. One compiled program for all of them (one point at a time: memory ``n P + P^2``).
+    """
+    flat = np.asarray(snapshots)
+    rows = [noise_curvature(loss, unravel(jnp.asarray(v)), population, hessian_batch, noise_batch,
+                            iterations=iterations) for v in flat.reshape(-1, flat.shape[-1])]
+    return {name: np.array([float(getattr(r, name)) for r in rows]).reshape(flat.shape[:-1])
+            for name in NoiseCurvature._fields}

@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "NoiseScale",
     "average_noise_scale",
+    "b_noise_at_losses",
     "gradient_noise_scale",
     "noise_scale_blocks",
     "noise_scale_from_batch_sizes",
@@ -199,3 +200,25 @@ def noise_scale_blocks(loss: Callable, params, data, block: int) -> NoiseScale:
     est = noise_scale_from_batch_sizes(jnp.mean(small), full, block, n)
     grad_sq_norm = est.grad_sq_norm + est.trace_cov / n
     return NoiseScale(est.trace_cov / grad_sq_norm, est.trace_cov, grad_sq_norm)
+
+
+def b_noise_at_losses(path_loss, trace_h_sigma, g_h_g, levels) -> np.ndarray:
+    """``B_noise = tr(H Sigma) / G^T H G`` where a path's loss first falls to each of ``levels`` (NaN: never).
+
+    ``path_loss``, ``trace_h_sigma``, ``g_h_g``: ``(T,)`` along a path (e.g. full-batch gradient descent, whose
+    ``G`` is the exact gradient), in the order of its steps; ``B_noise`` of McCandlish, Kaplan, Amodei et al.
+    2018 (arXiv:1812.06162, Sec. 2) is interpolated linearly in ``log B_noise`` against ``log L`` between the
+    last point above a level and the first at or below it. A level above the path's first loss is NaN too.
+
+    >>> b_noise_at_losses([1.0, 0.1, 0.01], [10.0, 10.0, 10.0], [1.0, 0.1, 0.01], [0.1, np.sqrt(0.1)]).round(6).tolist()
+    [100.0, 31.622777]
+    """
+    loss, b = np.asarray(path_loss, np.float64), np.asarray(trace_h_sigma, np.float64) / np.asarray(g_h_g, np.float64)
+    out = np.full(np.shape(levels), np.nan)
+    for i, level in enumerate(np.asarray(levels, np.float64)):
+        below = np.flatnonzero(loss <= level)
+        j = below[0] if below.size else 0
+        if j > 0 and np.all(np.isfinite(loss[j - 1:j + 1]) & (loss[j - 1:j + 1] > 0)) and np.all(b[j - 1:j + 1] > 0):
+            w = np.log(loss[j - 1] / level) / np.log(loss[j - 1] / loss[j])  # 0 at the point above, 1 at the one below
+            out[i] = np.exp((1 - w) * np.log(b[j - 1]) + w * np.log(b[j]))
+    return out

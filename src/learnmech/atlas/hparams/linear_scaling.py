@@ -1,89 +1,49 @@
-"""hparams.linear-scaling — below the critical batch size, SGD depends on eta / B only.
+"""hparams.linear-scaling — SGD depends on eta / B only, up to the first of two predicted limits.
 
 Statement (Goyal et al. 2017, arXiv:1706.02677; Mandt, Hoffman & Blei 2017, arXiv:1704.04289;
-Jastrzebski et al. 2017, arXiv:1711.04623; Li, Malladi & Arora 2021, arXiv:2102.12470): below the
-critical batch size, ``(eta, B) -> (k eta, k B)`` leaves the loss-versus-examples-seen curve of SGD
-unchanged. For Adam the matching rule is the square-root rule ``eta -> sqrt(k) eta``,
-``1 - beta_i -> k (1 - beta_i)``, ``eps -> eps / sqrt(k)`` (Malladi, Lyu, Panigrahi & Arora 2022,
-arXiv:2205.10287).
+Jastrzebski et al. 2017, arXiv:1711.04623; Li, Malladi & Arora 2021, arXiv:2102.12470):
+``(eta0, B0) -> (k eta0, k B0)`` leaves SGD's loss-versus-examples curve unchanged up to
+``k* = min(B_noise / B0, 2 / (eta0 h))``, the noise and the stability limit. The derivation, and why
+``h = lambda_max(H)`` here (mean-square stability of SGD on the quadratic model; the noise-weighted
+``tr(H Sigma) / tr(Sigma)`` sets the slope of a smooth drift, not the limit): :mod:`learnmech.theory.scaling_limits`.
+Adam's square-root rule (Malladi, Lyu, Panigrahi & Arora 2022, arXiv:2205.10287) is reported, not judged.
 
-Why (the SDE view, :mod:`learnmech.theory.batch_scaling`): ``k`` steps at ``(eta, B)`` and one at
-``(k eta, k B)`` read the same examples with the same drift and noise covariance and differ at
-second order, by a term ``eta^2 G^T H G / 2`` per step that grows ``k``-fold; so the rule holds while
-``B < B_noise = tr(H Sigma) / G^T H G``, estimated by the simple noise scale ``B_simple = tr(Sigma) /
-|G|^2`` (McCandlish, Kaplan, Amodei et al. 2018, arXiv:1812.06162), and the runs part for good at the
-stability edge ``eta_k ~ 2 / lambda_max``. :func:`learnmech.theory.sgd_linear.sgd_second_moments` is
-the exact version of this for linear regression.
+Experiment. Teacher-student regression with label noise (``y = f*(x) + sigma xi``, ``f*`` a random
+two-layer tanh teacher, :mod:`learnmech.data.noisy_teacher`); a two-layer tanh MLP (SP) student, plain SGD
+on ``L = (1/2n) sum_i (f(x_i) - y_i)^2``. All runs read the same stream of examples of their seed, ``k``
+micro-batches of ``B0`` averaged before one update at ``k eta0`` (exactly SGD at batch ``k B0``), every
+``k`` in one ensemble (:func:`learnmech.train.train`, ``sampling="stream"``, ``accumulate="k"``): shared
+streams and initialisations are common random numbers.
 
-Experiment. A teacher-student regression with label noise: ``x ~ N(0, I_d)``,
-``y = f*(x) + sigma xi`` with ``f*`` a random two-layer tanh teacher (:mod:`learnmech.data.noisy_teacher`),
-``n_train`` training examples; the student, a two-layer tanh MLP (SP), is trained by plain SGD on
-``L = (1/2n) sum_i (f(x_i) - y_i)^2``. All runs read the *same stream of examples*: stream position
-``p`` of seed ``s`` is training example ``randint(fold_in(key_s, p), n_train)`` (i.i.d. draws with
-replacement), read in batches of ``k B0``. A step at batch ``k B0`` is ``k`` micro-batches of ``B0``
-whose gradients ``optax.MultiSteps`` averages before one update with learning rate ``k eta0`` --
-exactly SGD at batch ``k B0`` -- so every ``k`` lives in one vectorised ensemble advancing in
-micro-batches (one compiled program for all batch sizes: the ensemble driver
-:func:`learnmech.train.train` with ``sampling="stream"`` and ``accumulate="k"``,
-:mod:`learnmech.train.sampling`). The shared stream and initialisation are common random numbers: two
-curves differ by the effect of batching, not by a different draw of the noise, and a few seeds resolve
-``D_k`` to a small fraction of 5% (its jackknife error over seeds is in the details).
+Discrepancy. The compared loss is the excess risk ``(1/2) E_x (f(x) - f*(x))^2`` on held-out inputs with
+clean targets (the noisy held-out loss is reported too) against examples seen ``e``; on the window
+``[e0, E = e0 2^octaves]``, ``D_k = int |log Lbar_k - log Lbar_1| d(log e) / log(E / e0)`` (``Lbar`` the
+seed mean, :func:`learnmech.atlas.metrics.log_discrepancy`): ``D_k <= 0.05`` reads "within about 5%
+across the window"; a diverged member makes it infinite; its error is the jackknife over seeds.
 
-Conventions. Examples seen ``e = steps x batch``. The compared loss is the excess risk
-``L_ex = (1/2) E_x (f(x) - f*(x))^2`` on ``n_test`` held-out inputs with clean targets: the
-label-noise floor ``sigma^2 / 2`` is common to every run and would dilute relative differences
-(the discrepancy of the noisy held-out loss is reported too, without threshold).
+The two limits, from the base run and a reference run only, before any scaled run is judged. Stability:
+``lambda_max`` of the training loss (Lanczos) at the base run's iterates at ``e0 2^j``, geometric mean over
+the window (in ``log e``, the measure of ``D_k``) of the sharpest seed (the seed mean departs when one
+member does); ``k_stab = 2 / (eta0 lambda_max)``. Reported, not judged: ``h_Sigma = tr(H Sigma) / tr(Sigma)``
+(``H`` dense on ``hessian_examples``, ``Sigma`` from ``noise_examples`` per-example gradients) as
+``k_noise_weighted``, and ``B_simple`` there (it plateaus at ``~ 2 (B0 / eta0) / h_Sigma``, a property of the
+run: why the former rule was retired). Noise: ``B_noise = tr(H Sigma) / G^T H G`` (McCandlish et al. 2018,
+arXiv:1812.06162, Sec. 2) is a property of a point, and at a noisy iterate ``G`` holds the fluctuations the
+noise sustains; the task's value at a loss level is taken on the noiseless path instead: full-batch GD on
+the training set from the same initialisations (``reference_lr``, as long in ``eta x steps`` as the base
+run), ``G`` its exact gradient (:func:`learnmech.observe.curvature.noise_curvature`), where its excess risk
+equals the base run's at each window point; geometric mean over the window, ``k_noise = B_noise / B0``
+(the value at the window's start, the smallest, is reported).
 
-Discrepancy ("area between the log-loss curves"). On the window ``[e0, E]``, ``e0 = window_start``,
-``E = e0 2^octaves``,
-
-    D_k = (1 / log(E / e0)) int_{log e0}^{log E} | log Lbar_k(e) - log Lbar_1(e) | d(log e),
-
-with ``Lbar_k`` the mean over seeds of run ``k`` (:func:`learnmech.atlas.metrics.log_discrepancy`),
-by the trapezoid rule in ``log e`` over the window's observation points where run ``k`` is between
-steps (the points are multiples of ``e0``, so all of them when ``k B0`` divides ``e0``; a coarser
-subset for the one larger batch). It is the average of ``|log(L_k / L_1)|`` over the window,
-uniformly in ``log e``, and relative on purpose: the loss spans decades, an absolute difference
-would see only the early, large losses, and ``|log(L_k / L_1)| ~ |L_k / L_1 - 1|``, so
-``D_k <= 0.05`` reads "run ``k`` stays within about 5% of the base run across the window". A
-diverged member makes ``D_k`` infinite.
-
-Critical batch. ``B_simple(e)`` is measured on the base run at every observation with the
-two-batch-size estimator (:func:`learnmech.observe.noise.noise_scale_two_batch`: ``B_small = noise_batch``,
-``B_big = n_probe`` examples drawn i.i.d. from the training set; ``B_big`` must be well above
-``B_simple`` or the estimate of ``|G|^2`` drowns in noise), numerator and denominator pooled over
-seeds; ``B_crit`` is its geometric mean over the window (the same measure as ``D_k``).
-
-Verdict (CLAIMS.md, operational form). The claim holds when every run with ``1 < k`` and
-``k B0 <= B_crit`` has ``D_k <= 0.05`` ("for k up to the critical batch size, curves agree within
-5%") and some run with ``k B0 >= 4 B_crit`` has ``D_k > 0.05`` ("beyond it they separate"; a
-diverged run has separated). A ``D_k`` decides only when it is more than two jackknife errors from
-5%; otherwise the verdict is inconclusive, as it is when a member of the base run diverged,
-``B_simple`` was not resolved (a pooled ``|G|^2`` estimate not positive), the base excess risk fell
-by less than ``min_decay`` over the window, or the ladder has no run on one of the two sides. The
-ladder ``k = 1, 2, 4, 8, 12, 16, 24, 32`` (steps of 1.33-2 near the top) samples the range just
-below ``B_crit``; ``k = 192`` is the run beyond ``4 B_crit``. :data:`RULES`: these cases as guards, in
-this order (:func:`summarize` says when an undecided ``D_k`` counts), then the headline ``k B0 / B_crit``
-of the first run with ``D_k`` resolved above 5% (it must exceed 1), ``max D_k`` below and beyond.
-
-Learning rates. The base run is in the small-learning-rate (SDE) regime: ``eta0 / B0 = 5e-4``
-(quick: ``B0 = 64, eta0 = 0.032``; full: ``B0 = 8, eta0 = 0.004``), a step 1/20 (quick) to 1/170
-(full) of the stability edge ``2 / lambda_max ~ 0.67`` (``lambda_max`` of the initial loss Hessian,
-2.4-3.2 over the seeds, measured once with :func:`learnmech.observe.sharpness`). The two presets
-give the same curves: the micro-batch ``B0`` does not matter below ``B_crit``, as the rule says.
-
-What bounds the rule. ``D_k`` grows about linearly with ``k`` and then jumps where the scaled learning
-rate meets the stability edge, ``k B0 ~ 2 B0 / (eta0 lambda_max)``. ``B_simple`` rises from its value
-at initialisation (the student's initial offset is a large, easily learned error) to a plateau set by
-the learning rate, not by the task: once the fast directions are in balance with the noise,
-``|G|^2 ~ (eta / 2) tr(H Sigma) / B``, so ``B_simple ~ 2 (B / eta) / h`` with
-``h = tr(H Sigma) / tr(Sigma)`` (halving ``eta0 / B0`` doubles it). At ``k B0 = B_simple`` the linearly
-scaled learning rate is then ``2 / h``, beyond the edge ``2 / lambda_max`` because ``h <= lambda_max``:
-measured along such a run, ``B_simple`` cannot mark where the rule stops holding; it sits a factor
-``lambda_max / h`` above the edge, so the rule can fail below ``B_crit`` while plain SGD obeys it
-closely up to near the edge. Adam's square-root rule needs a preconditioner ``v ~ G^2 + Sigma / B``
-that is noise-dominated coordinate by coordinate, which holds only at much smaller batches (a
-condition of the Adam SDE of Malladi et al. 2022).
+Verdict (CLAIMS.md, revised). ``k* = min(k_noise, k_stab)``; the summary says which binds. Every
+``1 < k <= k* / 1.5`` has ``D_k <= 0.05``, and the first ``k`` with ``D_k > 0.05`` lies in
+``[k* / 1.5, 1.5 k*]``. A ``D_k`` decides only when more than two jackknife errors from 5%. Inconclusive:
+an undecided run at ``k <= k*/1.5`` and no resolved disagreement there; an undecided run before the first
+resolved one that leaves the side of the bracket open; a diverged base run; a base run that decayed by
+less than ``min_decay`` in the window; an unresolved limit; a ladder that cannot resolve the bracket
+(consecutive ``k`` more than 1.5 apart from the largest ``1 < k <= k*/1.5`` to the smallest
+``k >= 1.5 k*``). Ladders: quick ``1, 2, 4, 6, 8, 12, 16, 24, 32, 48`` (``B0 = 64``, ``eta0 = 0.032``)
+resolves ``6 <= k* <= 32``; full ``1, 2, 3, 4, 6, ..., 256, 384`` (``B0 = 8``, ``eta0 = 0.004``) ``3 <= k* <= 256``.
 """
 
 from __future__ import annotations
@@ -92,25 +52,28 @@ import math
 
 import jax
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from pydantic import Field, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve
 from learnmech.atlas.keys import indexed, key
 from learnmech.atlas.metrics import log_average, log_discrepancy
 from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged, reached
-from learnmech.data.noisy_teacher import iid_groups, noisy_teacher_split
+from learnmech.data.noisy_teacher import noisy_teacher_split
 from learnmech.increasing import Increasing
 from learnmech.nets import MLP
 from learnmech.observe import mse
-from learnmech.observe.probes import noise_scale_probe
+from learnmech.observe.curvature import noise_curvature_along
+from learnmech.observe.noise import b_noise_at_losses
 from learnmech.report import COLORS, finish_figure, new_figure, theory_line
 from learnmech.theory.batch_scaling import scaled_hyperparameters
-from learnmech.train import OptimizerSpec, train
+from learnmech.theory.scaling_limits import (BRACKET, bracket_gap, bracket_side, first_limit, noise_limit,
+                                             stability_limit)
+from learnmech.train import OptimizerSpec, Probe, train
 
 __all__ = ["CLAIM", "Config", "RULES", "example_grid", "summarize"]
 
-AGREE = 0.05  # CLAIMS.md: curves agree within 5% (D_k, area between log-loss curves) for k B0 <= B_crit
-SEPARATE_FACTOR = 4.0  # operational "beyond it": some k B0 >= 4 B_crit must disagree by more than 5%
+AGREE = 0.05  # CLAIMS.md: curves agree within 5% (D_k, area between log-loss curves) for k <= k* / 1.5
 NOISE_SIGMAS = 2.0  # a D_k within this many jackknife errors of 5% cannot decide the verdict
 DTYPE = "float32"  # the smallest judged differences (~1e-3 in log L) are far above float32 rounding
 ADAM_BASE = {"b1": 0.99, "b2": 0.9999, "eps": 1e-8}  # k (1 - b1) < 1 up to k = 99
@@ -119,7 +82,7 @@ Ladder = Increasing(int, 2, "batch multipliers")  # and from 1 (Config._shapes)
 
 class Config(ClaimConfig):
     seeds: int = Field(4, ge=2, le=256, description="initialisations and example streams (>= 2: jackknife)")
-    ks: Ladder = Field((1, 2, 4, 8, 12, 16, 24, 32, 192),
+    ks: Ladder = Field((1, 2, 4, 6, 8, 12, 16, 24, 32, 48),
                        description="batch multipliers k, from 1: batch k B0, learning rate k eta0")
     base_batch: int = Field(64, ge=1, le=4096, description="B0: batch of the base run and micro-batch of all")
     eta0: float = Field(0.032, gt=0, le=1.0, description="base SGD learning rate at B0 (small-learning-rate regime)")
@@ -132,9 +95,11 @@ class Config(ClaimConfig):
     noise: float = Field(0.5, ge=0.0, le=10.0, description="label-noise standard deviation sigma")
     n_train: int = Field(2**15, ge=64, le=2**20, description="training examples the streams draw from")
     n_test: int = Field(2048, ge=64, le=2**16, description="held-out inputs for the excess risk")
-    n_probe: int = Field(16384, ge=16, le=2**20,
-                         description="B_big of the noise estimator, i.i.d. from the training set (>> B_simple)")
-    noise_batch: int = Field(64, ge=1, le=4096, description="B_small of the two-batch-size noise estimator")
+    hessian_examples: int = Field(2048, ge=8, le=2**16, description="training examples of the dense Hessian")
+    noise_examples: int = Field(4096, ge=8, le=2**18, description="per-example gradients estimating Sigma")
+    reference_lr: float = Field(0.25, gt=0, le=10.0, description="learning rate of the full-batch reference path")
+    reference_seeds: int = Field(2, ge=1, le=64, description="initialisations of the reference path")
+    reference_points: int = Field(16, ge=4, le=256, description="measurements along the reference path (log-spaced)")
     min_decay: float = Field(2.0, gt=1.0, description="the base excess risk must fall by this factor over the window")
     adam: bool = Field(False, description="also run Adam with the square-root rule (reported, not judged)")
     adam_eta0: float = Field(3.5e-4, gt=0, le=1.0, description="base Adam learning rate at B0 (chosen for B0 = 8)")
@@ -145,6 +110,11 @@ class Config(ClaimConfig):
     def examples(self) -> int:
         """``E``, the examples seen by every run."""
         return self.window_start * 2**self.octaves
+
+    @property
+    def reference_steps(self) -> int:
+        """Steps of the reference path: as long in ``eta x steps`` as the base run, ``eta0 E / B0``."""
+        return max(1, math.ceil(self.eta0 * self.examples / self.base_batch / self.reference_lr))
 
     @model_validator(mode="after")
     def _shapes(self):
@@ -160,8 +130,8 @@ class Config(ClaimConfig):
             raise ValueError("window_start: must be a multiple of B0, after a few base steps")
         if self.adam and self.adam_ks[-1] * (1 - ADAM_BASE["b1"]) >= 1:
             raise ValueError(f"adam_ks: need k (1 - b1) < 1 with b1 = {ADAM_BASE['b1']}")
-        if self.n_probe % self.noise_batch or self.n_probe < 2 * self.noise_batch:
-            raise ValueError("n_probe: must be a multiple of noise_batch, at least twice it")
+        if self.hessian_examples + self.noise_examples > self.n_train:
+            raise ValueError(f"hessian_examples, noise_examples: together at most n_train = {self.n_train}")
         return self
 
 
@@ -204,6 +174,19 @@ def predict(cfg: Config):
 # Experiment
 
 
+def _task(cfg: Config):
+    """The student, its loss, the training set ``(X, Y)`` and the held-out ``(X, f*(X), Y)``."""
+    net = MLP((cfg.d_in, cfg.width, 1), "tanh", "sp", dtype=DTYPE)
+    train_set, test = noisy_teacher_split(jax.random.key(cfg.data_seed), cfg.n_train, cfg.n_test, cfg.d_in,
+                                          noise=cfg.noise, noise_seed=cfg.data_seed, width=cfg.teacher_width,
+                                          dtype=DTYPE)
+
+    def loss(params, batch):
+        return mse(net.apply(params, batch[0]), batch[1])
+
+    return net, loss, train_set, test
+
+
 def _loss_observer(net: MLP, test):
     def observe(params, params0):
         x, clean, noisy = test
@@ -213,64 +196,83 @@ def _loss_observer(net: MLP, test):
     return observe
 
 
-def _run(cfg: Config, optimizer: str, ks, eta0: float, with_noise: bool):
-    """One ensemble over ``ks x seeds``: examples ``(T,)``, losses ``(K, seeds, T)``, noise ``(seeds, T)``.
+def _snapshots(**schedule) -> Probe:
+    """The raveled parameters ``(P,)`` of the probed members at the probe's steps (measured after training)."""
+    return Probe("params", lambda params, preconditioner, data: ravel_pytree(params)[0], **schedule)
 
-    On the driver (:func:`learnmech.train.train`): every member reads its seed's stream in micro-batches
-    of ``B0`` and updates every ``k`` of them (``sampling="stream"``, ``accumulate="k"``), ``k`` and the
-    scaled hyperparameters linked on one grid axis. With ``with_noise`` the base run's (``k = 1``)
-    gradient noise is a probe at every point.
+
+def _curvature(cfg: Config, task, x: np.ndarray, snapshots: np.ndarray) -> dict[str, Curve]:
+    """:func:`~learnmech.observe.curvature.noise_curvature` at every snapshot ``(members, T, P)``: ``G`` exact on
+    the training set, ``H`` (traces) on its first ``hessian_examples``, ``Sigma`` from the next ``noise_examples``."""
+    net, loss, train_set, _ = task
+    h, n = cfg.hessian_examples, cfg.noise_examples
+    parts = (train_set, jax.tree.map(lambda a: a[:h], train_set), jax.tree.map(lambda a: a[h:h + n], train_set))
+    values = noise_curvature_along(loss, ravel_pytree(net.init(jax.random.key(0)))[1], snapshots, *parts)
+    return {name: Curve(x, v) for name, v in values.items()}  # the NoiseCurvature fields, (members, T) each
+
+
+def _run(cfg: Config, task, optimizer: str, ks, eta0: float, with_curvature: bool):
+    """One ensemble over ``ks x seeds``: examples ``(T,)``, losses ``(K, seeds, T)``, the base run's curvature.
+
+    On the driver: every member reads its seed's stream in micro-batches of ``B0`` and updates every ``k``
+    of them, ``k`` and the scaled hyperparameters linked on one grid axis. With ``with_curvature`` the
+    members of the base run (``k = 1``, the first ``seeds`` members, grid-major) are measured at ``e0 2^j``.
     """
-    net = MLP((cfg.d_in, cfg.width, 1), "tanh", "sp", dtype=DTYPE)
-    train_set, test = noisy_teacher_split(jax.random.key(cfg.data_seed), cfg.n_train, cfg.n_test, cfg.d_in,
-                                          noise=cfg.noise, noise_seed=cfg.data_seed, width=cfg.teacher_width,
-                                          dtype=DTYPE)  # (X, Y); held out: (X, f*(X), Y)
-
-    def loss(params, batch):
-        return mse(net.apply(params, batch[0]), batch[1])
-
+    net, loss, train_set, test = task
     base = {"learning_rate": eta0, **(ADAM_BASE if optimizer == "adam" else {})}
     scaled = scaled_hyperparameters(optimizer, base, np.asarray(ks))
     axis = {"k": np.asarray(ks, np.int32), **{name: np.asarray(v, DTYPE) for name, v in scaled.items()}}
     e = np.concatenate([[0], example_grid(cfg.window_start, cfg.octaves, cfg.per_octave, cfg.base_batch)])
-    micro_steps = e // cfg.base_batch
-    probes = [noise_scale_probe(loss, iid_groups(train_set, cfg.n_probe, cfg.noise_batch, seed=cfg.data_seed + 1),
-                                steps=micro_steps, members=range(cfg.seeds))] if with_noise else []
+    octave_points = cfg.window_start * 2 ** np.arange(cfg.octaves + 1) // cfg.base_batch
+    probes = [_snapshots(steps=octave_points.tolist(), members=range(cfg.seeds))] if with_curvature else []
     result = train(init=net.init, loss=loss, data=train_set, optimizer=OptimizerSpec(optimizer, base),
-                   seeds=list(range(cfg.seeds)), grid={"k": axis}, steps=micro_steps,
+                   seeds=list(range(cfg.seeds)), grid={"k": axis}, steps=e // cfg.base_batch,
                    observe=_loss_observer(net, test), batch_size=cfg.base_batch, sampling="stream",
                    accumulate="k", probes=probes, record_loss=False)
     losses = {name: result[name] for name in ("excess", "test_loss")}  # (K, seeds, T)
-    noise = {name: result.probes[name].values for name in ("trace_cov", "grad_sq_norm") if name in result.probes}
-    return e.astype(np.float64), losses, noise
+    curvature = _curvature(cfg, task, octave_points * cfg.base_batch, result.probes["params"].values) \
+        if with_curvature else {}
+    return e.astype(np.float64), losses, curvature
 
 
-def _own_points(e: np.ndarray, batch: int) -> np.ndarray:
-    """The observation points where a run at this batch is between steps (``e`` a multiple of it)."""
-    return (e % batch) == 0
+def _reference(cfg: Config, task):
+    """The noiseless path: full-batch GD at ``reference_lr``; its excess risk and curvature at log-spaced steps,
+    on the axis ``e = (reference_lr / eta0) B0 steps`` (the base run's examples at equal ``eta x steps``)."""
+    net, loss, train_set, test = task
+    steps = np.unique(np.round(np.geomspace(1, cfg.reference_steps, cfg.reference_points)).astype(np.int64))
+    result = train(init=net.init, loss=loss, data=train_set, optimizer=OptimizerSpec("sgd", {"learning_rate":
+                   cfg.reference_lr}), seeds=list(range(cfg.reference_seeds)), steps=steps,
+                   observe=_loss_observer(net, test), probes=[_snapshots(steps=steps)], record_loss=False)
+    e = steps * cfg.reference_lr / cfg.eta0 * cfg.base_batch
+    curvature = _curvature(cfg, task, e, result.probes["params"].values)
+    out = {key("reference", "excess"): Curve(e, result["excess"])}  # (reference_seeds, T)
+    out.update({key("reference", name): curve for name, curve in curvature.items()})
+    return out
 
 
 def measure(cfg: Config, progress=None):
-    def report(label, done):
+    def report(part, done):
         if progress is not None:
-            progress(label, done, 1)
+            progress(f"hparams.linear-scaling ({part})", done, 1)
 
-    report("hparams.linear-scaling (sgd)", 0)
-    e, sgd, noise = _run(cfg, "sgd", cfg.ks, cfg.eta0, True)
-    report("hparams.linear-scaling (sgd)", 1)
-    out = {}
+    task = _task(cfg)
+    report("sgd", 0)
+    e, sgd, curvature = _run(cfg, task, "sgd", cfg.ks, cfg.eta0, True)
+    out = {key("base", name): curve for name, curve in curvature.items()}  # (seeds, octaves + 1)
     for i, k in enumerate(cfg.ks):
-        own = _own_points(e, k * cfg.base_batch)
+        own = e % (k * cfg.base_batch) == 0  # the points where run k is between steps
         out[key("loss", i)] = Curve(e[own], sgd["excess"][i][:, own])  # excess risk, (seeds, T_k)
         out[key("test_loss", i)] = Curve(e[own], sgd["test_loss"][i][:, own])  # noisy held-out loss
-    out["trace_cov"] = Curve(e, noise["trace_cov"])  # base run, (seeds, T)
-    out["grad_sq_norm"] = Curve(e, noise["grad_sq_norm"])
+    report("sgd", 1)
+    report("reference path", 0)
+    out.update(_reference(cfg, task))
+    report("reference path", 1)
     if cfg.adam:
-        report("hparams.linear-scaling (adam)", 0)
-        e_adam, adam, _ = _run(cfg, "adam", cfg.adam_ks, cfg.adam_eta0, False)
-        report("hparams.linear-scaling (adam)", 1)
+        report("adam", 0)
+        e_adam, adam, _ = _run(cfg, task, "adam", cfg.adam_ks, cfg.adam_eta0, False)
+        report("adam", 1)
         for i, k in enumerate(cfg.adam_ks):
-            own = _own_points(e_adam, k * cfg.base_batch)
+            own = e_adam % (k * cfg.base_batch) == 0
             out[key("adam_loss", i)] = Curve(e_adam[own], adam["excess"][i][:, own])
     return out
 
@@ -282,11 +284,6 @@ def measure(cfg: Config, progress=None):
 def _mean(y: np.ndarray) -> np.ndarray:
     """Mean over seeds (axis 0); NaN (a diverged member) stays NaN."""
     return np.mean(y, axis=0)
-
-
-def _batches(cfg: Config, ks) -> np.ndarray:
-    """The batch ``k B0`` of each run of a ladder, ``(K,)``."""
-    return np.asarray(ks, np.float64) * cfg.base_batch
 
 
 def _in_window(cfg: Config, curve: Curve):
@@ -311,93 +308,102 @@ def _discrepancy(cfg: Config, runs: list[Curve], i: int) -> tuple[float, float]:
     return D, err
 
 
-def _b_simple(cfg: Config, measurement) -> tuple[Curve, float]:
-    """Pooled ``B_simple(e)`` of the base run ``(1, T)`` and its geometric mean over the window (log-e trapezoid)."""
-    tr, g2 = measurement["trace_cov"], measurement["grad_sq_norm"]  # (seeds, T)
+def _geomean(e: np.ndarray, values: np.ndarray) -> float:
+    """Geometric mean of positive ``values``, uniform in ``log e`` (the measure of ``D_k``); NaN if one is not."""
+    ok = np.all(np.isfinite(values) & (values > 0))
+    return float(np.exp(log_average(e, np.log(values)))) if ok and values.size else float("nan")
+
+
+def _pooled(m, prefix: str, top: str, bottom: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, mean top / mean bottom)`` of two curvature records, seeds pooled before the ratio."""
     with np.errstate(all="ignore"):
-        curve = Curve(tr.x, np.mean(tr.y, axis=0) / np.mean(g2.y, axis=0))  # ratio of seed means (McCandlish et al.)
-    e, inside = _in_window(cfg, curve)
-    if not np.all(np.isfinite(inside) & (inside > 0)):
-        return curve, float("nan")
-    return curve, float(np.exp(log_average(e, np.log(inside[0]))))
+        return m[key(prefix, top)].x, _mean(m[key(prefix, top)].y) / _mean(m[key(prefix, bottom)].y)
 
 
-def _first_apart(batch: np.ndarray, D: np.ndarray) -> tuple[float, float]:
-    """The last batch before the first with ``D > 5%``, and that first one (NaN if none)."""
-    apart = np.flatnonzero(~(D <= AGREE))
-    if apart.size == 0:
-        return float(batch[-1]), float("nan")
-    i = apart[0]
-    return (float(batch[i - 1]) if i > 0 else float("nan")), float(batch[i])
+def _limits(cfg: Config, m, runs: list[Curve]) -> dict:
+    """Both limits, their window means and their curves along the window (in units of ``k``). Stability: the seed
+    mean leaves the base curve as soon as one member does, so ``lambda_max`` is the sharpest seed's."""
+    lam = m[key("base", "sharpness")]  # (seeds, octaves + 1)
+    sharpest = int(np.argmax([_geomean(lam.x, row) for row in lam.y]))
+    e, h_sigma = _pooled(m, "base", "trace_h_sigma", "trace_sigma")
+    _, b_simple = _pooled(m, "base", "trace_sigma", "grad_sq_norm")
+    e_win, base = _in_window(cfg, runs[0])
+    b_noise = b_noise_at_losses(*(_mean(m[key("reference", name)].y) for name in ("excess", "trace_h_sigma", "g_h_g")),
+                                _mean(base))  # (T_window,): on the reference path, at the base run's losses
+    out = {"lambda_max": _geomean(e, lam.y[sharpest]), "lambda_max_seed_mean": _geomean(e, _mean(lam.y)),
+           "h_sigma": _geomean(e, h_sigma), "B_simple_base": _geomean(e, b_simple),
+           "B_noise": _geomean(e_win, b_noise), "B_noise_window_start": float(b_noise[0])}
+    out.update(k_stability=float(stability_limit(cfg.eta0, out["lambda_max"])),
+               k_noise_weighted=float(stability_limit(cfg.eta0, out["h_sigma"])),
+               k_noise=float(noise_limit(out["B_noise"], cfg.base_batch)),
+               k_noise_window_start=float(noise_limit(out["B_noise_window_start"], cfg.base_batch)))
+    curves = {"k_stability_curve": Curve(e, stability_limit(cfg.eta0, lam.y[sharpest])),
+              "k_noise_weighted_curve": Curve(e, stability_limit(cfg.eta0, h_sigma)),
+              "k_noise_curve": Curve(e_win, noise_limit(b_noise, cfg.base_batch))}
+    return out | curves
 
 
 def summarize(cfg: Config, prediction, measurement):
-    """``D_k`` of every run (its jackknife error; the same on the noisy loss), ``B_simple(e)`` and
-    ``B_crit``, and the quantities of the rule: sides of the ladder, resolved and undecided runs.
-
-    A run's ``D_k`` is *resolved* above 5% when it exceeds it by more than ``NOISE_SIGMAS`` jackknife
-    errors (a diverged run: ``D = inf``) and *undecided* when it is within them. An undecided run
-    below ``B_crit`` counts only when no run there is resolved above (that fails the claim); one at
-    ``k B0 >= 4 B_crit`` only when no run below or there is (those decide first).
-    """
-    runs, batch = indexed(measurement, "loss"), _batches(cfg, cfg.ks)
+    """``D_k`` of every run (jackknife error; the same on the noisy loss), both limits and ``k*``, the ladder's
+    agreement, undecided and first disagreeing runs, and the limits along the window (the figure's)."""
+    runs, k = indexed(measurement, "loss"), np.asarray(cfg.ks, np.float64)
     D, err = np.array([_discrepancy(cfg, runs, i) for i in range(len(runs))]).T  # (K,), (K,)
     noisy = [_discrepancy(cfg, indexed(measurement, "test_loss"), i)[0] for i in range(len(runs))]
-    b_simple, crit = _b_simple(cfg, measurement)
+    limits = _limits(cfg, measurement, runs)
+    binding, k_star = first_limit({"noise": limits["k_noise"], "stability": limits["k_stability"]})
     base = _mean(_in_window(cfg, runs[0])[1])
-    below = (batch <= crit) & (batch > cfg.base_batch)  # 1 < k, k B0 <= B_crit (none when B_crit is NaN)
-    above = batch >= SEPARATE_FACTOR * crit
-    over = D > AGREE + NOISE_SIGMAS * err  # resolved disagreement (a diverged run: D = inf, err = 0)
+    apart = D > AGREE + NOISE_SIGMAS * err  # resolved disagreement (a diverged run: D = inf, err = 0)
     unsure = np.abs(D - AGREE) <= NOISE_SIGMAS * err
-    last_agree, first_apart = _first_apart(batch, D)
-    out = {"diverged": count_diverged(runs[0]), "b_simple_resolved": float(math.isfinite(crit)), "B_crit": crit,
-           "B_simple_at_init": float(b_simple.y[0, 0]), "B_simple_at_end": float(b_simple.y[0, -1]),
-           "base_decay_in_window": float(base[0] / base[-1]), "min_decay": cfg.min_decay,
-           "scaled_lr_at_B_crit": cfg.eta0 * crit / cfg.base_batch,
-           "last_batch_within_5pct": last_agree, "first_batch_beyond_5pct": first_apart,
-           "ladder_sides": float(below.any()) + float(above.any()),
-           "undecided_below": 0.0 if over[below].any() else float(np.sum(unsure & below)),
-           "undecided_above": 0.0 if over[below | above].any() else float(np.sum(unsure & above)),
-           # the first resolved disagreement: at or below B_crit it fails the rule (inf: none)
-           "first_resolved_disagreement_over_B_crit": float(batch[over][0] / crit) if over.any() else math.inf,
-           "D_below_max": float(np.max(D[below])) if below.any() else math.nan,
-           "D_above_max": float(np.max(D[above])) if above.any() else math.nan, "b_simple": b_simple}
-    for b, d, de, dn in zip(batch.astype(int), D, err, noisy):
+    judged, low = k > 1, (k > 1) & (k <= k_star / BRACKET)
+    first_open = k[judged & (apart | unsure)][0] if (judged & (apart | unsure)).any() else math.inf
+    first_apart = k[judged & apart][0] if (judged & apart).any() else math.inf
+    failed_low = bool(apart[low].any())
+    out = {"diverged": count_diverged(runs[0]), "base_decay_in_window": float(base[0] / base[-1]),
+           "min_decay": cfg.min_decay, "k_star": k_star, "stability_binds": float(binding == "stability"),
+           "stability_resolved": float(math.isfinite(limits["k_stability"])),
+           "noise_resolved": float(math.isfinite(limits["k_noise"])),
+           "bracket_low": k_star / BRACKET, "bracket_high": BRACKET * k_star,
+           # a resolved disagreement at k <= k*/1.5 fails the rule whatever the grid or other runs resolve
+           "ladder_gap": 1.0 if failed_low else bracket_gap(cfg.ks, k_star),
+           "undecided_low": 0.0 if failed_low else float(np.sum(unsure & low)),
+           "first_undecided": float(bracket_side(first_open, k_star) != bracket_side(first_apart, k_star)),
+           "first_apart_k": first_apart, "first_apart_over_k_star": first_apart / k_star,
+           "last_agree_k": float(np.max(k[k < first_open])),
+           "D_low_max": float(np.max(D[low])) if low.any() else math.nan}
+    out.update(limits)
+    for b, d, de, dn in zip((k * cfg.base_batch).astype(int), D, err, noisy):
         out.update({key("D", b): float(d), key("D_err", b): float(de), key("D_noisy_loss", b): float(dn)})
     if cfg.adam:
         adam = indexed(measurement, "adam_loss")
-        for i, b in enumerate(_batches(cfg, cfg.adam_ks).astype(int)):
+        for i, b in enumerate((np.asarray(cfg.adam_ks) * cfg.base_batch).astype(int)):
             out[key("adam_D", b)] = float(_discrepancy(cfg, adam, i)[0])
     return out
 
 
 RULES = Rules(
     guards=(diverged("the base run diverged; lower eta0"),
-            Guard("B_simple resolved in the window", "b_simple_resolved", ">=", 1.0, fmt="g",
-                  advice="a pooled estimate of |G|^2 was not positive in the window; raise n_probe or seeds"),
             reached("base excess-risk decay over the window", "base_decay_in_window", "min_decay",
                     "the base run barely trained in the window; train longer"),
-            Guard("ladder sides covered", "ladder_sides", ">=", 2.0, fmt="g",
-                  advice=f"need a run with 1 < k and k B0 <= B_crit and one with k B0 >= {SEPARATE_FACTOR:g} B_crit"),
-            Guard("undecided D_k, 1 < k, k B0 <= B_crit", "undecided_below", "<=", 0.0, fmt="g",
-                  advice=f"a D_k below B_crit is within {NOISE_SIGMAS:g} jackknife errors of 5%; raise seeds"),
-            Guard(f"undecided D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", "undecided_above", "<=", 0.0, fmt="g",
-                  advice=f"a D_k above {SEPARATE_FACTOR:g} B_crit is within {NOISE_SIGMAS:g} jackknife errors of "
-                         "5%; raise seeds")),
-    checks=(Check("k B0 / B_crit of the first run with D_k > 5%, k B0 <= B_crit",
-                  "first_resolved_disagreement_over_B_crit", ">", 1.0),
-            Check("max D_k, 1 < k, k B0 <= B_crit", "D_below_max", "<=", AGREE),
-            Check(f"max D_k, k B0 >= {SEPARATE_FACTOR:g} B_crit", "D_above_max", ">", AGREE)),
+            Guard("stability limit resolved", "stability_resolved", ">=", 1.0, fmt="g",
+                  advice="lambda_max at the base run's iterates was not positive and finite"),
+            Guard("noise limit resolved", "noise_resolved", ">=", 1.0, fmt="g",
+                  advice="the reference path did not reach the window's losses (or diverged); lengthen it "
+                         "or lower reference_lr"),
+            Guard("largest step of the ladder across [k*/1.5, 1.5 k*]", "ladder_gap", "<=", BRACKET, fmt=".3g",
+                  advice="the ladder of k cannot resolve the bracket around k*; add runs"),
+            Guard("undecided D_k, 1 < k <= k*/1.5", "undecided_low", "<=", 0.0, fmt="g",
+                  advice=f"a D_k below k*/1.5 is within {NOISE_SIGMAS:g} jackknife errors of 5%; raise seeds"),
+            Guard("first disagreement undecided", "first_undecided", "<=", 0.0, fmt="g",
+                  advice=f"a D_k within {NOISE_SIGMAS:g} jackknife errors of 5% leaves the side of the bracket of "
+                         "the first disagreement open; raise seeds")),
+    checks=(Check("first k with D_k > 5%, over k*", "first_apart_over_k_star", ">=", 1 / BRACKET, fmt=".3f"),
+            Check("first k with D_k > 5%, over k*", "first_apart_over_k_star", "<=", BRACKET, fmt=".3f"),
+            Check("max D_k, 1 < k <= k*/1.5", "D_low_max", "<=", AGREE)),
 )
 
 
 # ---------------------------------------------------------------------------------------------
 # Figure
-
-
-def _per_batch(summary, name: str, batch: np.ndarray) -> np.ndarray:
-    """The summary's ``name/<k B0>`` scalars over ``batch``, ``(K,)``."""
-    return np.array([summary[key(name, b)] for b in batch.astype(int)])
 
 
 def _plot_curves(ax, cfg: Config, measurement):
@@ -407,88 +413,85 @@ def _plot_curves(ax, cfg: Config, measurement):
     runs = indexed(measurement, "loss")
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(runs)))  # one per k
     for i, (k, run) in enumerate(zip(cfg.ks[1:], runs[1:]), start=1):
-        mean = _mean(run.y)
-        keep = (run.x > 0) & np.isfinite(mean)
-        label = f"k B0 = {k * cfg.base_batch}" + ("" if keep.sum() == (run.x > 0).sum() else " (diverged)")
+        mean, keep = _mean(run.y), run.x > 0
+        label = f"k = {k}" + ("" if np.isfinite(mean[keep]).all() else " (diverged)")
         ax.plot(run.x[keep], mean[keep], color=colors[i], linewidth=1.1, label=label)
     keep = runs[0].x > 0
     reference = _mean(runs[0].y)[keep]
     theory_line(ax, runs[0].x[keep], reference, color="black",
                 label=f"B0 = {cfg.base_batch}, eta0 = {cfg.eta0:g}: the rule puts every run here")
     ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
-    finite = reference[np.isfinite(reference)]
-    if finite.size:  # runs that blow up leave the frame instead of squashing the others
-        ax.set_ylim(0.5 * finite.min(), 8 * finite.max())
-    ax.set(xscale="log", yscale="log", xlabel="examples seen e",
-           ylabel="excess risk (1/2) E (f - f*)^2, mean over seeds")
+    ax.set_ylim(0.5 * reference.min(), 8 * reference.max())  # runs that blow up leave the frame
+    ax.set(xscale="log", yscale="log", xlabel="examples seen e", ylabel="excess risk (1/2) E (f - f*)^2, seed mean")
     ax.legend(fontsize=5.5, ncol=2)
 
 
 def _plot_discrepancy(ax, cfg: Config, summary):
-    """``D_k`` against the batch ``k B0``, the 5% threshold and the region ``k B0 >= 4 B_crit``."""
-    batch, crit = _batches(cfg, cfg.ks)[1:], summary["B_crit"]
-    D, err = _per_batch(summary, "D", batch), _per_batch(summary, "D_err", batch)
-    finite = np.isfinite(D)
-    top = max(0.2, float(np.max(D[finite], initial=0.2)))
-    ax.errorbar(batch[finite], D[finite], yerr=err[finite], fmt="o-", color=COLORS[0], markersize=4,
-                label="SGD, learning rate k eta0 (measured; jackknife error)")
-    if (~finite).any():
-        ax.plot(batch[~finite], np.full((~finite).sum(), 2 * top), "x", color=COLORS[3], label="diverged")
-    ax.plot(batch, _per_batch(summary, "D_noisy_loss", batch), ".:", color=COLORS[2],
-            label="same, noisy test loss (not judged)")
+    """``D_k`` against ``k``, the 5% threshold, ``k*`` and its bracket."""
+    k = np.asarray(cfg.ks[1:], np.float64)
+    D, err, Dn = ([summary[key(name, int(b))] for b in k * cfg.base_batch] for name in ("D", "D_err", "D_noisy_loss"))
+    D, err, ok = np.array(D), np.array(err), np.isfinite(D)
+    top = max(0.2, float(np.max(D[ok], initial=0.2)))
+    ax.errorbar(k[ok], D[ok], yerr=err[ok], fmt="o-", color=COLORS[0], markersize=4,
+                label="SGD at (k eta0, k B0), measured (jackknife error)")
+    ax.plot(k[~ok], np.full((~ok).sum(), 2 * top), "x", color=COLORS[3], label="diverged")
+    ax.plot(k, Dn, ".:", color=COLORS[2], label="same, noisy test loss (not judged)")
     if cfg.adam:
-        adam_batch = _batches(cfg, cfg.adam_ks)[1:]
-        Da = _per_batch(summary, "adam_D", adam_batch)
-        ok = np.isfinite(Da)
-        ax.plot(adam_batch[ok], Da[ok], "s--", color=COLORS[1], markersize=4,
-                label="Adam, square-root rule (not judged)")
-    theory_line(ax, batch, np.full(batch.size, 1e-4), color="gray", label="rule's prediction D = 0 (drawn at 1e-4)")
+        ka = np.asarray(cfg.adam_ks[1:], np.float64)
+        ax.plot(ka, [summary[key("adam_D", int(b))] for b in ka * cfg.base_batch], "s--", color=COLORS[1],
+                markersize=4, label="Adam, square-root rule (not judged)")
     ax.axhline(AGREE, color="black", linewidth=1.0, label="5%: agreement threshold")
-    ax.axvline(crit, color=COLORS[3], linewidth=1.0, label=f"B_crit = B_simple = {crit:.0f}")
-    ax.axvspan(SEPARATE_FACTOR * crit, max(batch[-1], SEPARATE_FACTOR * crit) * 1.5,
-               color=COLORS[3], alpha=0.08, label=f">= {SEPARATE_FACTOR:g} B_crit: must separate")
-    ax.set(xscale="log", yscale="log", ylim=(5e-5, 4 * top), xlabel="batch size k B0 (learning rate k eta0)",
+    k_star, which = summary["k_star"], "stability" if summary["stability_binds"] else "noise"
+    if np.isfinite(k_star):
+        ax.axvline(k_star, color=COLORS[3], label=f"k* = {k_star:.1f} (the {which} limit binds)")
+        ax.axvspan(k_star / BRACKET, BRACKET * k_star, color=COLORS[3], alpha=0.1,
+                   label="[k*/1.5, 1.5 k*]: the first disagreement must fall here")
+    ax.set(xscale="log", yscale="log", ylim=(5e-5, 4 * top), xlabel="batch multiplier k (batch k B0, rate k eta0)",
            ylabel="D_k: mean |log L_k - log L_1| over the window")
+    ax.set_xticks(k, [f"{x:g}" for x in k], fontsize=6, rotation=90)  # the ladder itself
+    ax.set_xticks([], minor=True)
     ax.legend(fontsize=5.5, loc="lower right")
 
 
-def _plot_noise_scale(ax, cfg: Config, summary):
-    """The pooled ``B_simple(e)`` of the base run and its window geometric mean ``B_crit``."""
-    b_simple = summary["b_simple"]
-    keep = b_simple.x > 0
-    ax.plot(b_simple.x[keep], b_simple.y[0, keep], "o-", color=COLORS[4], markersize=3,
-            label="B_simple = tr(Sigma) / |G|^2, base run (seeds pooled)")
-    ax.axhline(summary["B_crit"], color=COLORS[3], linewidth=1.0, label="B_crit: geometric mean over the window")
-    ax.axvspan(cfg.window_start, cfg.examples, color="gray", alpha=0.08, label="compared window")
-    ax.set(xscale="log", yscale="log", xlabel="examples seen e", ylabel="simple noise scale (examples)")
+def _plot_limits(ax, cfg: Config, summary):
+    """The two limits along the window in units of ``k``, and the noise-weighted alternative (not judged)."""
+    for name, color, label in (("k_stability", COLORS[3], "2 / (eta0 lambda_max), base run"),
+                               ("k_noise", COLORS[0], "B_noise / B0, noiseless path at the base run's loss"),
+                               ("k_noise_weighted", COLORS[7], "2 / (eta0 h_Sigma), not judged")):
+        curve = summary[f"{name}_curve"]
+        ax.plot(curve.x, curve.y[0], "o-", markersize=3, color=color, label=f"{label}: {summary[name]:.3g}")
+    ax.axhline(summary["k_star"], color="black", linewidth=1.0, label="k* (window geometric means)")
+    ax.set(xscale="log", yscale="log", xlabel="examples seen e (window)", ylabel="limit on the multiplier k")
     ax.legend(fontsize=6)
 
 
 def plot(cfg: Config, prediction, measurement, summary, verdict=None):
-    fig, (ax_l, ax_d, ax_b) = new_figure(3, title="hparams.linear-scaling: SGD at (k eta0, k B0), noisy tanh teacher")
+    fig, (ax_l, ax_d, ax_k) = new_figure(3, title="hparams.linear-scaling: SGD at (k eta0, k B0), noisy tanh teacher")
     _plot_curves(ax_l, cfg, measurement)
     _plot_discrepancy(ax_d, cfg, summary)
-    _plot_noise_scale(ax_b, cfg, summary)
+    _plot_limits(ax_k, cfg, summary)
     return finish_figure(fig, verdict)
 
 
 CLAIM = Claim(
     id="hparams.linear-scaling",
     pillar="hyperparameters",
-    statement="Below the critical batch size B_simple, SGD at (k eta, k B) follows the loss-versus-examples curve "
-              "of (eta, B) (Adam: the square-root rule); well beyond it the curves separate.",
+    statement="SGD at (k eta0, k B0) follows the loss curve of (eta0, B0) up to k* = min(B_noise / B0, "
+              "2 / (eta0 lambda_max)), and first departs within a factor 1.5 of k* (Adam: the square-root rule).",
     references=("Goyal et al. 2017, arXiv:1706.02677", "Mandt, Hoffman & Blei 2017, arXiv:1704.04289",
                 "Jastrzebski et al. 2017, arXiv:1711.04623", "McCandlish et al. 2018, arXiv:1812.06162",
-                "Li, Malladi & Arora 2021, arXiv:2102.12470", "Malladi et al. 2022, arXiv:2205.10287"),
+                "Wu, Ma & E 2018, NeurIPS", "Li, Malladi & Arora 2021, arXiv:2102.12470",
+                "Malladi et al. 2022, arXiv:2205.10287"),
     config=Config,
     presets={
         "tiny": {"seeds": 2, "ks": (1, 2, 4), "base_batch": 8, "eta0": 0.004, "window_start": 64, "octaves": 2,
                  "per_octave": 2, "d_in": 4, "width": 8, "teacher_width": 8, "n_train": 256, "n_test": 64,
-                 "n_probe": 256, "noise_batch": 16, "adam": True, "adam_ks": (1, 2)},
+                 "hessian_examples": 64, "noise_examples": 128, "reference_lr": 0.01, "reference_points": 6,
+                 "adam": True, "adam_ks": (1, 2)},
         "quick": {},
         "full": {"seeds": 12, "base_batch": 8, "eta0": 0.004, "per_octave": 8, "adam": True,
-                 "ks": (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 1536)},
+                 "ks": (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)},
     },
     predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,
-    tags=("sgd", "batch size", "noise"),
+    tags=("sgd", "batch size", "noise", "stability"),
 )
