@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -237,3 +238,80 @@ def test_a_full_disk_leaves_no_partial_figure(workdir, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "No space left on device" in result.stderr, result.stderr
     assert list((workdir / "figs").iterdir()) == []  # the half-written partial file was removed
+
+
+# ---------------------------------------------------------------- --fix, basins, unidentified parameters
+
+# The published procedure of Muennighoff et al. 2023 (arXiv:2305.16264; datablations README,
+# "Parametric Fit"): E, A, B, alpha = beta held at the C4 values, only R*_D and R*_N fitted.
+C4_FIX = [f"E={math.exp(0.6254804)!r}", f"A={math.exp(6.255414)!r}", f"B={math.exp(7.3049974)!r}",
+          "alpha=0.3526596", "beta=0.3526596"]
+DATABLATIONS = ["--form", "data-constrained", "--n", "params", "--d", "tokens", "--u", "unique_tokens",
+                "--loss", "val_loss"]
+
+
+def test_fix_reproduces_the_published_procedure_on_the_packaged_table(workdir):
+    from learnmech.data import tables_dir
+
+    path = str(tables_dir() / "datablations_c4_runs_182.csv")
+    fixes = [v for item in C4_FIX for v in ("--fix", item)]
+    result = _fit(workdir, path, *DATABLATIONS, *fixes, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fixed"] == {k: float(v) for k, v in (item.split("=") for item in C4_FIX)}
+    assert all(data["params"][k] == v for k, v in data["fixed"].items())  # held as given, to the bit
+    # the global minimum of this objective (tests/test_fit_basins.py: a brute-force scan agrees) ...
+    assert data["params"]["R_D"] == pytest.approx(95.365, rel=1e-4)
+    assert data["params"]["R_N"] == pytest.approx(1.7059, rel=1e-4)
+    assert data["objective"] == pytest.approx(0.0158046625, rel=1e-8) and data["converged"]  # the scan: 0.0158046625
+    # ... and four other basins within 1% of it, the published pair's (15.39, 5.31) among them
+    assert [round(b["params"]["R_D"]) for b in data["basins"]] == [47, 52, 161, 15]
+    assert data["basins"][-1]["params"]["R_N"] == pytest.approx(5.3097, rel=2e-3)
+    assert data["unidentified"] == []
+    printed = _fit(workdir, path, *DATABLATIONS, *fixes)
+    assert printed.exit_code == 0, printed.output
+    text = printed.stdout.replace("\n", " ")
+    assert "not identified: 4 other basins reach an objective within 1% of the best" in text
+    for needle in ("fixed", "95.3652", "46.9903", "52.1734", "160.71", "15.3718", "1.35e-03"):
+        assert needle in printed.stdout, needle
+
+
+@pytest.mark.parametrize(
+    ("fixes", "line"),
+    [
+        (["E"], "--fix: expected NAME=VALUE with NAME one of E, A, B, alpha, beta and VALUE a number, got 'E'"),
+        (["E=1=2"], "--fix: expected NAME=VALUE with NAME one of E, A, B, alpha, beta and VALUE a number, got 'E=1=2'"),
+        (["gamma=1"], "--fix: 'gamma' is not a parameter of the form chinchilla; allowed: E, A, B, alpha, beta"),
+        (["E=abc"], "--fix: the value of E must be a finite number, got 'abc'"),
+        (["E=nan"], "--fix: the value of E must be a finite number, got 'nan'"),
+        (["E=1", "E=2"], "--fix: E is given twice"),
+        (["A=-1"], "--fix: A = -1 is outside the domain of the form 'chinchilla' (math domain error)"),
+        (["E=1", "A=1", "B=1", "alpha=1", "beta=1"],
+         "--fix: every parameter of the form chinchilla is fixed; leave at least one free"),
+    ],
+)
+def test_bad_fix_is_one_line_exit_2_and_nothing_written(workdir, fixes, line):
+    _write_csv(workdir / "runs.csv", _table())
+    _refused(_fit(workdir, "runs.csv", *ARGS, *[v for item in fixes for v in ("--fix", item)]), workdir, line)
+
+
+def test_fix_of_a_parameter_without_its_own_coordinate_is_refused(workdir):
+    _write_csv(workdir / "runs.csv", _table())
+    _refused(_fit(workdir, "runs.csv", "--form", "kaplan-n", "--n", "params", "--loss", "val_loss", "--fix",
+                  "N_c=8.8e13"), workdir,
+             "--fix: N_c is not one-to-one with fit coordinates of the form 'kaplan-n'; "
+             "only such parameters can be held")
+
+
+def test_a_runaway_parameter_is_reported_and_the_fit_not_converged(workdir):
+    x = np.geomspace(10, 1e6, 30)
+    _write_csv(workdir / "pure.csv", {"x": x, "loss": 30.0 * x**-0.6})  # L = E + A x^-alpha with E = 0: a bound
+    result = _fit(workdir, "pure.csv", "--form", "power-offset", "--x", "x", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["unidentified"] == ["E"] and not data["converged"] and data["params"]["E"] < 1e-6
+    assert data["params"]["alpha"] == pytest.approx(0.6, rel=1e-6)
+    printed = _fit(workdir, "pure.csv", "--form", "power-offset", "--x", "x")
+    assert printed.exit_code == 0, printed.output
+    text = " ".join(printed.stdout.split())
+    assert "converged False" in text and "not identified: E = " in text and "the fit is not converged" in text

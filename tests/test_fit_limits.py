@@ -145,10 +145,11 @@ def test_large_table_is_screened_on_a_subsample_and_polished_on_all_points(large
     assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.01)
     assert fit.params["beta"] == pytest.approx(TRUE["beta"], abs=0.01)
     assert fit.params["E"] == pytest.approx(TRUE["E"], rel=0.01)
-    # progress: each stage ends at its total; 16 starts, then the polish of the best 4
+    # progress: each stage ends at its total; 16 starts, 13 still distinct after 75 iterations (3 had
+    # joined a better lane's descent), then the polish of the 4 distinct ones left after the refine
     ends = {label: (done, total) for label, done, total in calls}
     assert all(done == total for done, total in ends.values())
-    assert [total for label, (_, total) in ends.items() if label.startswith("screening")] == [16, 16, 16]
+    assert [total for label, (_, total) in ends.items() if label.startswith("screening")] == [16, 16, 13]
     assert ends["polishing the best 4 on all 20000 points"] == (4, 4)
 
 

@@ -175,9 +175,10 @@ def test_each_form_recovers_its_parameters_from_exact_data(name):
     form = FORMS[name]
     inputs = _recovery_inputs(kind)
     starts = None
-    if name in ("chinchilla", "data-constrained"):  # a coarser grid than Hoffmann's keeps this test fast
-        g = np.array(np.meshgrid(*[axis[::2] for axis in form.grid], indexing="ij")).reshape(form.n_params, -1).T
-        starts = g
+    if name == "chinchilla":  # a coarser grid than Hoffmann's keeps this test fast (243 starts)
+        starts = np.array(np.meshgrid(*[axis[::2] for axis in form.grid], indexing="ij")).reshape(form.n_params, -1).T
+    if name == "data-constrained":  # every 54th of the 3,888 default starts (72)
+        starts = form.starts()[::54]
     fit = fit_form(form, inputs, predict(form, truth, **inputs), starts=starts)
     assert fit.objective < 1e-20
     for key, value in truth.items():
@@ -250,31 +251,51 @@ def test_datablations_data_constrained_fit():
     rd, rn = fixed.params["R_D"], fixed.params["R_N"]
     print(f"datablations, base fixed: R*_D = {rd:.2f} (published 15.4), R*_N = {rn:.2f} (published 5.3)")
     assert fixed.converged
-    # R*_D and R*_N are not separately identified by these 182 runs: the objective has a long flat
-    # valley trading one against the other (our minimum R*_D ~ 47, R*_N ~ 2.3). The published pair,
-    # fitted on a hand-curated subset (diverged and double-descent runs removed), must lie in that
-    # valley: its objective within 1% of our minimum (it is ~0.1% above on this table).
+    # The published pair comes from these same 182 runs, and it is a local minimum of this same
+    # objective, in a basin of its own. The default grid (81 (R*_D, R*_N) pairs, log R* = 0..8)
+    # reaches the global minimum, R*_D = 95.37, R*_N = 1.706 (a brute-force scan agrees:
+    # tests/test_fit_basins.py), and reports the four other basins within 1% of it: R*_D ~ 47.0,
+    # 52.2, 160.7 and the published pair's, 15.37 (1.35e-3 above the best). R*_D and R*_N are
+    # therefore not identified by these runs: five basins along one valley fit them within 0.14%.
+    assert rd == pytest.approx(95.365, rel=1e-4) and rn == pytest.approx(1.7059, rel=1e-4)
     j_pub = _dc_objective(inputs, t["loss"], PUBLISHED_C4 | {"R_D": PUBLISHED_RD, "R_N": PUBLISHED_RN})
-    print(f"objective: minimum {fixed.objective:.6f}, published pair {j_pub:.6f}")
-    assert fixed.objective <= j_pub <= 1.01 * fixed.objective
-    assert rd > 1 and rn > 1  # repeated tokens and excess parameters lose value, neither instantly nor never
+    print(f"objective: minimum {fixed.objective:.10f}, published pair {j_pub:.10f}")
+    assert fixed.objective < j_pub <= 1.0014 * fixed.objective
+    published_basin = min(fixed.basins, key=lambda b: abs(math.log(b.params["R_D"] / PUBLISHED_RD)))
+    assert published_basin.params["R_D"] == pytest.approx(PUBLISHED_RD, rel=2e-3)  # its own basin, reported
+    assert len(fixed.basins) == 4
     # (b) on the repeated-data runs the data-constrained law, fitted freely (7 parameters), beats
     # plain Chinchilla (5 parameters) fitted to the same 182 points
     # (every 8th / 9th start of the default grids: the comparison, not the last digit, is tested here)
     free = fit_form("data-constrained", inputs, t["loss"], starts=get_form("data-constrained").starts()[::8])
     chin = fit_form("chinchilla", {"n": t["n"], "d": t["d"]}, t["loss"], starts=get_form("chinchilla").starts()[::9])
-    print("datablations, free fit:", {k: round(v, 4) for k, v in free.params.items()})
+    print("datablations, free fit:", {k: round(v, 4) for k, v in free.params.items()}, "unidentified", free.unidentified)
     rep = t["d"] > t["u"]
     err_dc = np.median(np.abs(np.log(predict("data-constrained", free.params, **inputs)[rep] / t["loss"][rep])))
     err_ch = np.median(np.abs(np.log(predict("chinchilla", chin.params, n=t["n"], d=t["d"])[rep] / t["loss"][rep])))
     print(f"repeated runs ({rep.sum()}): median |log error| data-constrained {err_dc:.4f}, chinchilla {err_ch:.4f}")
     assert free.objective < chin.objective and err_dc < err_ch
+    # (c) fitted freely, R*_N runs away (to ~1e18): excess parameters then keep their full value, and
+    # the data cannot tell that from R*_N = infinity, where N' = N (eq. 6): the objective there,
+    # evaluated independently, is the fit's to within the convergence tolerance (1e-8 x 182 x 1e-3).
+    # The fit says so: R_N unidentified, not converged.
+    assert free.unidentified == ("R_N",) and not free.converged
+    assert free.params["R_N"] > 1e6 * (t["n"] / t["u"]).max()
+    r_d = np.maximum(t["d"] / t["u"] - 1, 0)
+    p = free.params
+    d_eff = t["u"] * (1 + p["R_D"] * -np.expm1(-r_d / p["R_D"]))  # eq. 5
+    at_infinity = p["E"] + p["A"] / t["n"] ** p["alpha"] + p["B"] / d_eff ** p["beta"]  # eq. 7 with N' = N
+    j_inf = float(np.sum(_huber_terms(np.log(at_infinity / t["loss"]))))
+    assert abs(j_inf - free.objective) <= 1e-8 * 182 * 1e-3
+
+
+def _huber_terms(r, delta=1e-3):
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
 def _dc_objective(inputs, loss, params, delta=1e-3):
-    r = np.log(predict("data-constrained", params, **inputs) / loss)
-    a = np.abs(r)
-    return float(np.sum(np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))))
+    return float(np.sum(_huber_terms(np.log(predict("data-constrained", params, **inputs) / loss), delta)))
 
 
 # ---------------------------------------------------------------- 6. holdout

@@ -14,9 +14,17 @@ Limits (policy): ``--bootstrap`` at most ``MAX_BOOTSTRAP`` resamples and at most
 costs time in proportion to the rows); ``--seed`` from 0 to ``2**32 - 1``. Memory is bounded by
 the fitter itself: ``O(rows)`` plus a constant (:mod:`learnmech.fit.scaling_fit`).
 
+``--fix NAME=VALUE`` (repeatable) holds a parameter of the form at a value in natural units and
+fits the others (:func:`learnmech.theory.scaling_forms.reduced_form`); a malformed item, a name
+that is not a parameter of the form, a value that is not a finite number or outside the form's
+range, a name given twice, or every parameter fixed is one line naming ``--fix``, exit code 2.
+
 A fit that ran exits 0 even when its law has no compute-optimal frontier (an exponent or a
 coefficient not > 0: a loss flat or rising in ``N`` or ``D``): the parameters are printed with a
-note saying so, and the JSON has ``"frontier": []`` and the note in ``"frontier_note"``.
+note saying so, and the JSON has ``"frontier": []`` and the note in ``"frontier_note"``. It exits 0
+too when the law is not identified, and says so plainly: other basins of the objective within 1%
+of the best are printed as a table (JSON ``"basins"``), and parameters that ran to a bound of their
+parameterisation are named (JSON ``"unidentified"``; the fit is then not converged).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ MAX_BOOTSTRAP = 10_000  # resamples: percentile intervals at 95% are stable to ~
 MAX_RESAMPLED_ROWS = 10**8  # --bootstrap x rows: 300-iteration refits of 1e8 rows take about an hour on 2 CPU cores
 MAX_SEED = 2**32 - 1  # numpy's SeedSequence takes any integer >= 0; a 32-bit seed is plenty to name a resampling
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}")  # an integer as typed (no exponent, no thousands of digits)
+_FIX = re.compile(r"\s*([^=\s]+)\s*=\s*([^=\s]+)\s*")  # NAME=VALUE of --fix
 
 fit_app = typer.Typer(no_args_is_help=True, help="Fit laws to your own measurements.")
 
@@ -54,6 +63,38 @@ def _integer(text: str, option: str, allowed: str, ok) -> int:
     if value is None or not ok(value):
         raise BadInput(f"{option}: must be {allowed}, got {text.strip() if value is not None else repr(text)}")
     return value
+
+
+def _fixed(form, items: list[str]) -> dict[str, float]:
+    """``--fix NAME=VALUE`` items as ``{name: value}``; ``BadInput`` naming ``--fix`` and what is allowed."""
+    from learnmech.theory.scaling_forms import reduced_form
+
+    allowed = ", ".join(form.params)
+    fixed: dict[str, float] = {}
+    for item in items:
+        match = _FIX.fullmatch(item)
+        if match is None:
+            raise BadInput(f"--fix: expected NAME=VALUE with NAME one of {allowed} and VALUE a number, got {item!r}")
+        name, text = match.groups()
+        if name not in form.params:
+            raise BadInput(f"--fix: {name!r} is not a parameter of the form {form.name}; allowed: {allowed}")
+        if name in fixed:
+            raise BadInput(f"--fix: {name} is given twice")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise BadInput(f"--fix: the value of {name} must be a finite number, got {text!r}")
+        fixed[name] = value
+    if len(fixed) == len(form.params):
+        raise BadInput(f"--fix: every parameter of the form {form.name} is fixed; leave at least one free")
+    for name, value in fixed.items():  # one at a time, so that the line names the culprit
+        try:
+            reduced_form(form, {name: value})
+        except ValueError as exc:
+            raise BadInput(f"--fix: {str(exc).removeprefix('fixed: ')}") from None
+    return fixed
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -137,11 +178,13 @@ def _inputs(form, table, path: Path, columns: dict[str, Optional[str]], flops: O
     return {k: inputs[k] for k in form.inputs}, compute
 
 
-def _check_counts(form, n_points: int, compute, holdout_above: Optional[float], bootstrap: int) -> None:
-    need = len(form.params) + 1
+def _check_counts(form, n_points: int, compute, holdout_above: Optional[float], bootstrap: int,
+                  n_fixed: int = 0) -> None:
+    free = len(form.params) - n_fixed
+    need = free + 1
     if n_points < need:
-        raise BadInput(f"FILE: {n_points} rows; the form {form.name} has {len(form.params)} parameters and needs "
-                       f"at least {need} points")
+        what = f"{free} free parameters ({n_fixed} fixed by --fix)" if n_fixed else f"{free} parameters"
+        raise BadInput(f"FILE: {n_points} rows; the form {form.name} has {what} and needs at least {need} points")
     if bootstrap * n_points > MAX_RESAMPLED_ROWS:
         raise BadInput(f"--bootstrap: {bootstrap} resamples of {n_points} rows are {bootstrap * n_points:.3g} "
                        f"resampled rows; at most {MAX_RESAMPLED_ROWS:.0e} (here at most "
@@ -243,10 +286,12 @@ def _print_summary(law, path: Path, n_points: int, frontier, note, holdout) -> N
         table.add_column(name, justify=justify)
     for name, value in law.params_.items():
         lo, hi = law.ci_.get(name, (math.nan, math.nan))
-        table.add_row(name, f"{value:.6g}", f"{lo:.6g}", f"{hi:.6g}")
+        shown = ("fixed", "fixed") if name in result.fixed else (f"{lo:.6g}", f"{hi:.6g}")
+        table.add_row(name, f"{value:.6g}", *shown)
     out.print(table)
-    out.print(f"objective {result.objective:.6g} (Huber, delta {law.delta:g}), {result.n_starts} starts, "
+    out.print(f"objective {result.objective:.8g} (Huber, delta {law.delta:g}), {result.n_starts} starts, "
               f"converged {result.converged}", highlight=False)
+    _print_identification(result)
     if frontier:
         out.print("compute-optimal allocation", highlight=False)
         ft = Table()
@@ -262,6 +307,28 @@ def _print_summary(law, path: Path, n_points: int, frontier, note, holdout) -> N
         out.print(f"hold-out: fitted on the {holdout.n_train} runs with C <= {holdout.threshold:.3g}, predicted the "
                   f"{holdout.n_test} above it with mean |relative error| {holdout.mean_abs_rel_error:.2%}, max "
                   f"{holdout.max_abs_rel_error:.2%}, RMS log error {holdout.rmse_log:.4f}", highlight=False)
+
+
+def _print_identification(result) -> None:
+    """Say plainly when the law is not identified: runaway parameters, and other basins within 1% (a table)."""
+    for name in result.unidentified:
+        out.print(f"not identified: {name} = {result.params[name]:.6g} ran to a bound of its parameterisation or "
+                  "beyond any value the data resolve (at the bound the objective is within the convergence "
+                  "tolerance of this fit's); the fit is not converged", highlight=False)
+    if not result.basins:
+        return
+    count = len(result.basins)
+    out.print(f"not identified: {count} other {'basin reaches' if count == 1 else 'basins reach'} an objective "
+              "within 1% of the best; the data do not single out one set of parameters", highlight=False)
+    free = [p for p in result.params if p not in result.fixed]
+    bt = Table()
+    for name in ("basin", *free, "objective", "above best"):
+        bt.add_column(name, justify="left" if name == "basin" else "right")
+    bt.add_row("best", *(f"{result.params[p]:.6g}" for p in free), f"{result.objective:.8g}", "0")
+    for i, basin in enumerate(result.basins, start=2):
+        gap = basin.objective / result.objective - 1 if result.objective else math.inf
+        bt.add_row(str(i), *(f"{basin.params[p]:.6g}" for p in free), f"{basin.objective:.8g}", f"{gap:.2e}")
+    out.print(bt)
 
 
 @fit_app.command("scaling")
@@ -282,6 +349,9 @@ def scaling(
     delta: float = typer.Option(1e-3, "--delta", help="Huber delta on log-loss residuals (Hoffmann et al.: 1e-3)"),
     seed: str = typer.Option("0", "--seed", metavar="INTEGER",
                              help=f"seed of the bootstrap resamples (0 to {MAX_SEED})"),
+    fix: Optional[list[str]] = typer.Option(None, "--fix", metavar="NAME=VALUE",
+                                            help="hold a parameter of the form at VALUE (natural units, e.g. "
+                                                 "--fix alpha=0.34); repeatable"),
     out_dir: Path = typer.Option(Path("learnmech-results/fit"), "--out", help="folder for the figure"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
@@ -296,19 +366,20 @@ def scaling(
         n_boot = _integer(bootstrap, "--bootstrap", f"0 (no intervals) or an integer from 2 to {MAX_BOOTSTRAP}",
                           lambda v: v == 0 or 2 <= v <= MAX_BOOTSTRAP)
         seed_value = _integer(seed, "--seed", f"an integer from 0 to {MAX_SEED}", lambda v: 0 <= v <= MAX_SEED)
-        _check_out(out_dir)
         spec = FORMS[form]
+        fixed = _fixed(spec, fix or [])
+        _check_out(out_dir)
         table = _read(file)
         inputs, compute = _inputs(spec, table, file, {"n": n, "d": d, "u": u, "x": x}, flops)
         losses = _column(table, "--loss", loss, file)
-        _check_counts(spec, losses.size, compute, holdout_above, n_boot)
+        _check_counts(spec, losses.size, compute, holdout_above, n_boot, len(fixed))
     except BadInput as exc:
         fail_input(str(exc))
 
     from learnmech.fit import ScalingLaw
     from learnmech.report.scaling import plot_scaling_fit
 
-    law = ScalingLaw(form=form, delta=delta, n_bootstrap=n_boot, seed=seed_value)
+    law = ScalingLaw(form=form, delta=delta, n_bootstrap=n_boot, seed=seed_value, fixed=fixed or None)
     table = {**inputs, "loss": losses} | ({"flops": compute} if compute is not None else {})
     try:
         holdout = _fit(law, table, inputs, compute, holdout_above)
@@ -322,6 +393,9 @@ def scaling(
         payload = {"file": str(file), "form": form, "n_points": int(losses.size),
                    "delta": delta, "params": _plain(law.params_), "ci": _plain(law.ci_),
                    "objective": finite_or_none(law.result_.objective), "converged": bool(law.result_.converged),
+                   "fixed": _plain(law.result_.fixed), "unidentified": list(law.result_.unidentified),
+                   "basins": [{"params": _plain(b.params), "objective": finite_or_none(b.objective)}
+                              for b in law.result_.basins],
                    "frontier": frontier, "frontier_note": note, "holdout": _plain(holdout), "figures": paths}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return

@@ -13,6 +13,7 @@ from learnmech.fit.batch_tradeoff import StepsHyperbola
 from learnmech.fit.isoflop import IsoflopExponent, IsoflopLaw, IsoflopOptima, isoflop_exponent, isoflop_optima
 from learnmech.fit.power_law import PowerLaw
 from learnmech.fit.scaling_fit import (
+    Basin,
     Bootstrap,
     FitResult,
     HoldoutReport,
@@ -25,7 +26,8 @@ from learnmech.fit.scaling_law import ScalingLaw
 from learnmech.fit.transfer_fit import LearningRateTransfer, TransferFit, fit_transfer, mean_loss, optimal_learning_rate
 
 __all__ = [
-    # scaling laws (Huber on log-loss from a grid of starts; bootstrap; hold-out)
+    # scaling laws (Huber on log-loss from a grid of starts; other basins; bootstrap; hold-out)
+    "Basin",
     "Bootstrap",
     "FitResult",
     "HoldoutReport",

@@ -13,16 +13,26 @@ with unit weights for a fit and multinomial counts for a bootstrap resample. ``J
 second derivative jumps where ``|r_i| = delta``), so a vanishing gradient certifies a minimum.
 
 1. **Grid stage**: an L-BFGS (history 10) run from every start of the form's grid (4,500 for
-   Chinchilla) for ``max_iter`` iterations, all starts in one jitted ``vmap``. Each iteration
-   takes the two-loop direction (steepest descent when it is not a descent direction) and
-   evaluates ``J`` at the seven trial steps ``t = 0.2^j`` in parallel, keeping the largest that
-   satisfies Armijo's condition: a line search without data-dependent loops, so that
-   vectorisation costs nothing.
+   Chinchilla, 3,888 for the data-constrained law) for ``max_iter`` iterations, all starts in one
+   jitted ``vmap``. Each iteration takes the two-loop direction (steepest descent when it is not a
+   descent direction) and evaluates ``J`` at the seven trial steps ``t = 0.2^j`` in parallel,
+   keeping the largest that satisfies Armijo's condition: a line search without data-dependent
+   loops, so that vectorisation costs nothing.
 2. **Successive halving**: the best 256 continue for 60 iterations, the best ``n_refine`` of
-   those for ``refine_iter``.
-3. **Polish**: the best ``npolish`` are polished by scipy's L-BFGS-B (float64, exact jax
-   gradient, ``gtol = 1e-14``, ``ftol = 1e-15``); the lowest objective wins. ``converged`` says
-   the winner's gradient is below ``GRAD_TOL`` relative to the objective's scale (:class:`FitResult`).
+   those for ``refine_iter``; at each cut a lane within ``BASIN_TOL`` of a better one is dropped
+   (it has joined that descent), so the survivors are distinct.
+3. **Polish**: the best ``npolish`` distinct survivors are polished by scipy's L-BFGS-B (float64,
+   exact jax gradient, ``gtol = 1e-14``, ``ftol = 1e-15``) and Newton steps
+   (:func:`~learnmech.fit.scaling_solver.newton_steps`); the lowest objective wins. ``converged``
+   says the winner's gradient is below ``GRAD_TOL`` relative to the objective's scale and no
+   parameter is unidentified (:class:`FitResult`).
+4. **Identification** (:mod:`learnmech.fit.identification`): the polished optima are grouped into
+   basins; the other basins within 1% of the best objective are reported (``FitResult.basins``),
+   and a parameter that runs to a bound of its parameterisation, or beyond any value the data
+   resolve, is reported as unidentified (``FitResult.unidentified``).
+
+Fixed parameters (``fixed``): the fit runs on :func:`reduced_form`, over the free coordinates,
+from the default starts restricted to them; the held values stay float64.
 
 Large tables. Stages 1 and 2 and the refine only *screen* starts; when a table has more than
 ``SUBSAMPLE_ROWS`` points they run on a fixed-seed subsample of that many points (drawn without
@@ -57,20 +67,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from learnmech.fit.identification import Basin, basins, close_basins, distinct, unidentified
 from learnmech.fit.scaling_solver import (ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, polish,
                                           run_lanes)
-from learnmech.theory.scaling_forms import ScalingForm, get_form, log_inputs, predict
+from learnmech.theory.scaling_forms import ScalingForm, get_form, log_inputs, predict, reduced_form
 
 __all__ = [
     "ELEMENT_BUDGET",
     "LANE_CHUNK",
     "MIN_POINTS",
+    "Basin",
     "Bootstrap",
     "FitResult",
     "HoldoutReport",
@@ -92,10 +103,16 @@ SUBSAMPLE_SEED = 0  # fixed, so that a fit is reproducible
 class FitResult:
     """A fitted law: ``params`` in natural units, the optimum's objective and its diagnostics.
 
-    ``grad_norm`` is ``||grad J||_inf`` in fit coordinates at the returned optimum; ``converged``
+    ``grad_norm`` is ``||grad J||_inf`` in fit coordinates at the returned optimum. ``converged``
     is ``grad_norm <= GRAD_TOL * scale`` with ``scale = n_points * delta`` for ``"sum"`` (``delta``
-    for ``"mean"``), the size of ``grad J`` when residuals are of order ``delta``. ``n_agree``
-    counts the polished starts that reached the same optimum (within 1e-6 in ``J``, relative).
+    for ``"mean"``), the size of ``grad J`` when residuals are of order ``delta``, **and** no
+    parameter unidentified. ``unidentified`` names the natural parameters that ran to a bound of
+    their parameterisation or beyond any value the data resolve (:mod:`learnmech.fit.identification`).
+    ``basins`` are the other distinct optima among the polished starts whose objective is within
+    1% of ``objective`` (best first): when there are any, the data do not single out one law.
+    ``n_agree`` counts the polished starts that reached the same optimum (within 1e-6 in ``J``,
+    relative); ``runner_up`` is the objective of the best polished optimum in another basin (NaN if none).
+    ``fixed`` holds the parameters held at given values (``coords`` are then the free coordinates).
     """
 
     form: str
@@ -108,6 +125,9 @@ class FitResult:
     coords: tuple[float, ...] = field(default=(), repr=False)  # optimum in fit coordinates
     runner_up: float = math.nan  # objective of the best other polished start (a different basin, if any)
     n_agree: int = 1
+    basins: tuple[Basin, ...] = ()  # other basins within 1% of the best objective
+    unidentified: tuple[str, ...] = ()  # parameters the data cannot tell from a bound of their parameterisation
+    fixed: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,7 +222,7 @@ def fit_form(
     max_iter: int = 15,
     n_refine: int = 16,
     refine_iter: int = 400,
-    npolish: int = 4,
+    npolish: int = 8,
     fixed: Mapping[str, float] | None = None,
     progress=None,
 ) -> FitResult:
@@ -215,7 +235,7 @@ def fit_form(
       delta, reduction: the Huber threshold (on log-loss) and ``"sum"`` / ``"mean"``.
       starts: ``(S, k)`` starting points in fit coordinates (``form.coords``); default the form's grid.
       max_iter: L-BFGS iterations of the grid stage; ``refine_iter`` those of the best
-        ``n_refine`` starts; ``npolish`` of them are polished with scipy.
+        ``n_refine`` distinct starts; the best ``npolish`` distinct ones are polished.
       fixed: natural parameters held at given values (e.g. ``{"E": 1.87}``); only for forms whose
         fit coordinate of that parameter is one-to-one with it (every built-in form).
       progress: ``progress(label, done, total)`` after each solver call and polished start.
@@ -239,35 +259,39 @@ def fit_form(
     logs, log_y = _prepare(form, inputs, loss)
     grid = _starts(form, starts)
     screen_logs, screen_y = _screening_points(logs, log_y)
+    tol = GRAD_TOL * _grad_scale(log_y.size, delta, reduction)
     with jax.enable_x64(True):
         theta, obj = _screen(form, reduction, grid, screen_logs, screen_y, delta,
                              ((grid.shape[0], max_iter), (256, 60), (n_refine, refine_iter)), progress)
-        order = [i for i in np.argsort(obj, kind="stable")[:npolish] if np.isfinite(obj[i])]
+        order = distinct(theta, [i for i in np.argsort(obj, kind="stable") if np.isfinite(obj[i])], npolish)
         polished = []
         for i in order:  # on all points
             polished.append(polish(form, reduction, theta[i], logs, log_y, delta))
             if progress is not None:
                 progress(f"polishing the best {len(order)} on all {log_y.size} points", len(polished), len(order))
-    lanes = grid.shape[0]
-    polished.sort(key=lambda p: p[1])
-    x, f, g = polished[0]
-    others = [p[1] for p in polished[1:] if np.max(np.abs(p[0] - x)) > 1e-3]
+        polished.sort(key=lambda p: p[1])
+        x, f, g = polished[0]
+        loose, loose_coords = unidentified(form, reduction, x, logs, log_y, delta, tol)
+    found = basins(form, polished, ignore=loose_coords)
     return FitResult(
-        form=form.name, params=form.to_natural(x), objective=f, n_points=log_y.size, n_starts=lanes,
-        converged=bool(g <= GRAD_TOL * _grad_scale(log_y.size, delta, reduction)), grad_norm=g,
-        coords=tuple(float(v) for v in x), runner_up=min(others) if others else math.nan,
-        n_agree=sum(abs(p[1] - f) <= 1e-6 * abs(f) for p in polished),
+        form=form.name, params=form.to_natural(x), objective=f, n_points=log_y.size, n_starts=grid.shape[0],
+        converged=bool(g <= tol) and not loose, grad_norm=g, coords=tuple(float(v) for v in x),
+        runner_up=found[1].objective if len(found) > 1 else math.nan, basins=close_basins(found),
+        n_agree=sum(abs(p[1] - f) <= 1e-6 * abs(f) for p in polished), unidentified=loose,
     )
 
 
 def _screen(form, reduction, grid, logs, log_y, delta, stages, progress):
     """Successive halving: for each ``(keep, n_iter)`` the best ``keep`` lanes so far run ``n_iter`` more
-    L-BFGS iterations (every start first). Returns the last stage's ``theta (m, k)`` and objectives ``(m,)``.
+    L-BFGS iterations (every start first). From the second stage on, a lane within ``BASIN_TOL``
+    (:mod:`learnmech.fit.identification`) of a better one is skipped: it has joined that lane's
+    descent, and keeping it would only repeat it. Returns the last stage's ``theta (m, k)`` and
+    objectives ``(m,)``.
     """
     theta, obj = grid, np.zeros(grid.shape[0])
-    for keep, n_iter in stages:
-        best = np.argsort(obj, kind="stable")[: max(1, min(keep, theta.shape[0]))]
-        best = best[np.isfinite(obj[best])]
+    for stage, (keep, n_iter) in enumerate(stages):
+        finite = [i for i in np.argsort(obj, kind="stable") if np.isfinite(obj[i])]
+        best = np.asarray(distinct(theta, finite, max(1, keep)) if stage else finite[:max(1, keep)], dtype=int)
         if best.size == 0:
             raise FloatingPointError(f"{form.name}: the objective is not finite at any start")
         label = f"screening {best.size} starts, {n_iter} iterations on {log_y.size} points"
@@ -277,37 +301,16 @@ def _screen(form, reduction, grid, logs, log_y, delta, stages, progress):
 
 
 def _fit_fixed(form: ScalingForm, inputs, loss, fixed, **kw) -> FitResult:
-    """Fit with some natural parameters held fixed, through a reduced form over the free coordinates."""
-    unknown = set(fixed) - set(form.params)
-    if unknown:
-        raise ValueError(f"fixed: unknown parameters {sorted(unknown)}; allowed {form.params}")
-    reference = {p: 1.0 for p in form.params} | dict(fixed)
-    full = form.from_natural(reference)
-    probe = {p: 2.0 for p in form.params} | dict(fixed)
-    held = np.isclose(form.from_natural(probe), full)  # coordinates set by the fixed parameters
-    if held.sum() != len(fixed):
-        raise ValueError(f"fixed: {sorted(fixed)} are not one-to-one with fit coordinates of {form.name!r}")
-    free = np.flatnonzero(~held)
-    base = jnp.asarray(full)
+    """Fit with some natural parameters held fixed: :func:`fit_form` on :func:`reduced_form`.
 
-    def log_loss(theta, logs):
-        return form.log_loss(base.at[free].set(theta), logs)
-
-    def to_natural(theta):
-        x = np.array(full)
-        x[free] = theta
-        return form.to_natural(x)
-
-    reduced = ScalingForm(
-        name=form.name, inputs=form.inputs, params=tuple(form.params[i] for i in free),
-        coords=tuple(form.coords[i] for i in free), log_loss=log_loss, to_natural=to_natural,
-        from_natural=lambda p: form.from_natural(reference | dict(p))[free],
-        grid=tuple(form.grid[i] for i in free), equation=form.equation, reference=form.reference,
-    )
+    Default starts: the rows of ``form.starts()`` restricted to the free coordinates, each once
+    (for a product grid, the product of the free axes; for dealt axes, every dealt combination).
+    """
+    reduced, free = reduced_form(form, fixed)
     starts = kw.pop("starts")
-    if starts is not None:
-        starts = _starts(form, starts)[:, free]
-    return fit_form(reduced, inputs, loss, starts=starts, **kw)
+    grid = form.starts() if starts is None else _starts(form, starts)
+    rows = np.array(list(dict.fromkeys(map(tuple, grid[:, free]))), dtype=np.float64).reshape(-1, free.size)
+    return replace(fit_form(reduced, inputs, loss, starts=rows, **kw), fixed=dict(fixed))
 
 
 def fit_batch(
@@ -355,7 +358,7 @@ def _refits(form, logs, log_y, w, th0, delta, reduction, n_iter, report) -> dict
     with jax.enable_x64(True):
         theta, obj, gnorm = run_lanes(form, reduction, n_iter, th0, logs, log_y, w, delta, report=report)
     lanes = th0.shape[0]
-    out = {p: np.empty(lanes) for p in form.params}
+    out = {p: np.empty(lanes) for p in form.to_natural(th0[0])}  # a reduced form's held parameters too
     for i in range(lanes):
         for p, v in form.to_natural(theta[i]).items():
             out[p][i] = v
@@ -384,7 +387,9 @@ def bootstrap_fit(
     when not given) and runs ``n_iter`` L-BFGS iterations, the resamples vmapped. The counts are
     drawn per solver call, in order, from ``default_rng(seed)`` (the numbers of one
     ``(n_boot, points)`` draw; memory one call's worth). The interval of each natural parameter is
-    ``[q_{(1-level)/2}, q_{(1+level)/2}]`` of its refits (NaN when every refit failed).
+    ``[q_{(1-level)/2}, q_{(1+level)/2}]`` of its refits (NaN when every refit failed). A fit with
+    ``fixed`` parameters refits only the free ones; a held one keeps its value in every refit (its
+    interval is that point).
     ``progress("bootstrap resamples", done, n_boot)`` after each solver call.
     """
     form = get_form(form)
@@ -394,6 +399,8 @@ def bootstrap_fit(
         raise ValueError(f"n_boot: must be >= 2, got {n_boot}")
     _check(delta, reduction)
     fit = fit or fit_form(form, inputs, loss, delta=delta, reduction=reduction, progress=progress, **fit_kw)
+    if fit.fixed:  # refit the free parameters only, the others held as in the fit
+        form = reduced_form(form, fit.fixed)[0]
     logs, log_y = _prepare(form, inputs, loss)
     n = log_y.size
     rng, uniform = np.random.default_rng(seed), np.full(n, 1.0 / n)
@@ -405,7 +412,7 @@ def bootstrap_fit(
     out = _refits(form, logs, log_y, counts, th0, delta, reduction, n_iter,
                   _stage_report(progress, "bootstrap resamples"))
     ok = np.isfinite(out["objective"])
-    samples = {p: out[p][ok] for p in form.params}
+    samples = {p: out[p][ok] for p in fit.params}  # held parameters: their value in every refit
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
     ci = {p: tuple(float(v) for v in np.percentile(s, q)) if s.size else (math.nan, math.nan)
           for p, s in samples.items()}

@@ -3,9 +3,11 @@
 Contract (scikit-learn's): the constructor only stores its keyword settings (``get_params``,
 ``set_params`` and ``sklearn.base.clone`` work); ``fit(table, ...)`` validates the columns, fits
 (and bootstraps when ``n_bootstrap > 0``) and returns ``self``; fitted results end in ``_``
-(``params_``, ``ci_``, ``result_``, ``bootstrap_``). A table is a mapping of column name to 1-D
-array (a dict of numpy arrays, a DataFrame's columns); tokens come from a ``d`` column or from
-``D = C / (6 N)`` with a FLOP column (Kaplan et al. 2020, arXiv:2001.08361, ``C ~ 6 N D``).
+(``params_``, ``ci_``, ``result_``, ``bootstrap_``; ``basins_``, the other basins within 1% of the
+best objective, and ``unidentified_``, the parameters that ran to a bound). A table is a mapping
+of column name to 1-D array (a dict of numpy arrays, a DataFrame's columns); tokens come from a
+``d`` column or from ``D = C / (6 N)`` with a FLOP column (Kaplan et al. 2020, arXiv:2001.08361,
+``C ~ 6 N D``).
 
 >>> import numpy as np
 >>> n = np.repeat(np.logspace(7, 9, 5), 5); d = np.tile(np.logspace(9, 11, 5), 5)
@@ -39,12 +41,12 @@ class ScalingLaw(BaseEstimator):
       seed: seed of the bootstrap resampling.
       starts, max_iter, n_refine, refine_iter, npolish, fixed: the search of :func:`fit_form`
         (its defaults: the form's grid of starts, 15 grid iterations, the best 16 refined for
-        400, 4 polished; ``fixed`` natural parameters held at given values).
+        400, 8 distinct ones polished; ``fixed`` natural parameters held at given values).
     """
 
     def __init__(self, form: str | ScalingForm = "chinchilla", delta: float = 1e-3, reduction: str = "sum",
                  n_bootstrap: int = 0, level: float = 0.95, seed: int = 0, *, starts=None, max_iter: int = 15,
-                 n_refine: int = 16, refine_iter: int = 400, npolish: int = 4,
+                 n_refine: int = 16, refine_iter: int = 400, npolish: int = 8,
                  fixed: Mapping[str, float] | None = None):
         self.form = form
         self.delta = delta
@@ -112,12 +114,14 @@ class ScalingLaw(BaseEstimator):
         self.result_: FitResult = fit_form(form, inputs, y, delta=self.delta, reduction=self.reduction,
                                            progress=progress, **self._search())
         self.params_ = dict(self.result_.params)
+        self.basins_ = self.result_.basins  # other basins within 1% of the best (Basin: params, objective)
+        self.unidentified_ = self.result_.unidentified  # parameters the data cannot tell from a bound
         self.bootstrap_: Bootstrap | None = None
         self.ci_: dict[str, tuple[float, float]] = {}
         if self.n_bootstrap > 0:
             self.bootstrap_ = bootstrap_fit(form, inputs, y, n_boot=self.n_bootstrap, seed=self.seed,
                                             level=self.level, delta=self.delta, reduction=self.reduction,
-                                            fit=self.result_, progress=progress)
+                                            fit=self.result_, progress=progress)  # held parameters stay held
             self.ci_ = dict(self.bootstrap_.ci)
         return self
 

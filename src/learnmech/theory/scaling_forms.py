@@ -23,7 +23,8 @@ Forms (``FORMS``):
 - ``"data-constrained"``: Muennighoff et al. 2023, arXiv:2305.16264, eqs. 5-7 (see
   :func:`_data_constrained_log_loss`).
 
-:func:`user_form` wraps any jax-traceable ``fn(params, inputs) -> loss``.
+:func:`user_form` wraps any jax-traceable ``fn(params, inputs) -> loss``; :func:`reduced_form`
+holds some natural parameters of a form fixed (a form over the other coordinates).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["FORMS", "INPUT_NAMES", "ScalingForm", "get_form", "predict", "user_form"]
+__all__ = ["FORMS", "INPUT_NAMES", "ScalingForm", "get_form", "predict", "reduced_form", "user_form"]
 
 INPUT_NAMES = ("n", "d", "u", "x")
 
@@ -57,10 +58,13 @@ class ScalingForm:
       log_loss: ``(theta (k,), {input: log value (points,)}) -> log L_hat (points,)`` in jax.
       to_natural: ``theta (k,) -> {param: float}``.
       from_natural: ``{param: float} -> theta (k,)``.
-      grid: per fit coordinate, its starting values; the default starts are their product.
+      grid: per fit coordinate, its starting values; the default starts are their product, except
+        for ``dealt`` coordinates (:meth:`starts`).
       equation, reference: for docstrings, reports and figures.
       frontier: whether the compute-optimal frontier of :mod:`scaling_fit` applies
         (the form has ``E, A, B, alpha, beta`` with ``L = E + A/N^alpha + B/D^beta`` without repetition).
+      dealt: fit coordinates whose axes are dealt out over the product of the other axes instead of
+        crossed with it (:meth:`starts`); ``deal_rounds`` combinations of them per combination of the others.
     """
 
     name: str
@@ -74,6 +78,8 @@ class ScalingForm:
     equation: str = ""
     reference: str = ""
     frontier: bool = False
+    dealt: tuple[str, ...] = ()
+    deal_rounds: int = 1
 
     def __post_init__(self):
         unknown = set(self.inputs) - set(INPUT_NAMES)
@@ -83,14 +89,64 @@ class ScalingForm:
             raise ValueError(f"{self.name}: params, coords and grid must have one entry per fit coordinate")
         if any(len(values) == 0 for values in self.grid):
             raise ValueError(f"{self.name}: every grid axis needs at least one starting value")
+        if self.dealt:
+            _check_deal(self)
 
     @property
     def n_params(self) -> int:
         return len(self.coords)
 
     def starts(self) -> np.ndarray:
-        """The default starting points: the Cartesian product of ``grid``, ``(S, k)`` float64."""
-        return np.array(list(itertools.product(*self.grid)), dtype=np.float64).reshape(-1, self.n_params)
+        """The default starting points ``(S, k)`` float64: the Cartesian product of ``grid``, or a deal.
+
+        Without ``dealt`` coordinates: the product of the axes, in ``itertools.product`` order. With
+        them: the product of the other (crossed) axes, ``B`` rows, and the product of the dealt axes,
+        ``P`` combinations, are paired ``deal_rounds`` times: in round ``r`` crossed row ``i`` gets
+        dealt combination ``floor(P frac(i phi + r / deal_rounds))``, ``phi`` the golden ratio (a
+        Weyl sequence: equidistributed along every arithmetic progression of rows, so no crossed axis
+        is aliased with a dealt one; every combination is used in every round, checked when the form
+        is built). ``S = B x deal_rounds`` rows: the cost of crossing ``deal_rounds`` dealt combinations,
+        but every one of the ``P`` is tried, and a fit holding the crossed parameters fixed starts from all ``P``.
+        """
+        if not self.dealt:
+            return _product(self.grid, self.n_params)
+        crossed = [i for i, c in enumerate(self.coords) if c not in self.dealt]
+        dealt = [i for i, c in enumerate(self.coords) if c in self.dealt]
+        base = _product([self.grid[i] for i in crossed], len(crossed))  # (B, k - m)
+        combos = _product([self.grid[i] for i in dealt], len(dealt))  # (P, m)
+        blocks = []
+        for r in range(self.deal_rounds):
+            block = np.empty((base.shape[0], self.n_params))  # (B, k)
+            block[:, crossed] = base
+            block[:, dealt] = combos[_deal(base.shape[0], combos.shape[0], r / self.deal_rounds)]
+            blocks.append(block)
+        return np.concatenate(blocks)
+
+
+def _deal(rows: int, combos: int, shift: float) -> np.ndarray:
+    """``floor(P frac(i phi + shift))`` for rows ``i < B``: the dealt combination of each crossed row ``(B,)``."""
+    return np.floor(combos * np.mod(np.arange(rows) * _GOLDEN + shift, 1.0)).astype(int)
+
+
+_GOLDEN = (1 + math.sqrt(5)) / 2
+
+
+def _product(axes, k: int) -> np.ndarray:
+    return np.array(list(itertools.product(*axes)), dtype=np.float64).reshape(-1, k)
+
+
+def _check_deal(form: ScalingForm) -> None:
+    """The dealt coordinates exist, leave a crossed axis, and every dealt combination is dealt in each round."""
+    unknown = set(form.dealt) - set(form.coords)
+    if unknown or len(form.dealt) == len(form.coords):
+        raise ValueError(f"{form.name}: dealt must name some, not all, of the coordinates {form.coords}")
+    crossed = math.prod(len(a) for a, c in zip(form.grid, form.coords) if c not in form.dealt)
+    dealt = math.prod(len(a) for a, c in zip(form.grid, form.coords) if c in form.dealt)
+    if form.deal_rounds < 1:
+        raise ValueError(f"{form.name}: deal_rounds must be >= 1, got {form.deal_rounds}")
+    for r in range(form.deal_rounds):
+        if np.unique(_deal(crossed, dealt, r / form.deal_rounds)).size < dealt:
+            raise ValueError(f"{form.name}: {crossed} crossed combinations cannot deal all {dealt} dealt ones")
 
 
 def _lse(*terms):
@@ -255,16 +311,24 @@ DATA_CONSTRAINED = ScalingForm(
     log_loss=_data_constrained_log_loss,
     to_natural=_dc_natural,
     from_natural=lambda p: np.concatenate([_chinchilla_coords(p), [math.log(p["R_D"]), math.log(p["R_N"])]]),
-    # exponents start away from 0 (N_opt(U_D) divides by alpha); R* from 2.7 to 55
+    # Exponents start away from 0 (N_opt(U_D) divides by alpha). log R* on 0, 1, ..., 8 (R* from 1 to
+    # 3,000; the datablations table repeats its tokens up to 9,000 times): with E..beta held at the
+    # published C4 values the objective has five basins within 0.14% of each other along a valley
+    # R*_D ~ 15..160 (tests/test_fit_basins.py), whose basins of attraction interleave at a spacing of
+    # ~0.5 in log R*; 16 of these 81 pairs descend to the lowest. The 81 pairs are dealt 4 times over
+    # the 972 combinations of the other axes (ScalingForm.starts): 3,888 starts, as many as the former
+    # 2 x 2 R* grid crossed with them, where 9 x 9 crossed would be 78,732.
     grid=(
         (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
         (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
         (-1.0, 0.0, 1.0),
         (0.25, 0.5, 1.0),
         (0.25, 0.5, 1.0),
-        (1.0, 4.0),
-        (1.0, 4.0),
+        tuple(float(v) for v in range(9)),
+        tuple(float(v) for v in range(9)),
     ),
+    dealt=("log_R_D", "log_R_N"),
+    deal_rounds=4,
     equation="L = E + A/N'^alpha + B/D'^beta, D' = U_D(1 + R*_D(1 - e^(-R_D/R*_D))), N' likewise",
     reference="Muennighoff et al. 2023, arXiv:2305.16264 (eqs. 5-7)",
     frontier=True,
@@ -338,6 +402,64 @@ def user_form(
         equation="user-supplied",
         reference="user-supplied",
     )
+
+
+def reduced_form(form: str | ScalingForm, fixed: Mapping[str, float]) -> tuple[ScalingForm, np.ndarray]:
+    """``form`` with the natural parameters ``fixed`` held, over its free fit coordinates; and their indices.
+
+    Only for parameters one-to-one with a fit coordinate (every built-in form's). Its ``params`` are
+    the free ones; its ``to_natural`` gives every parameter, the held ones included. The held values
+    are a float64 numpy array, set into ``theta`` inside ``log_loss`` (which the fitter calls with
+    ``jax.enable_x64`` on), so a fixed fit stays float64 throughout. Forms are cached per
+    ``(form, fixed)``, so that refitting reuses the compiled solver.
+    """
+    form = get_form(form)
+    unknown = set(fixed) - set(form.params)
+    if unknown:
+        raise ValueError(f"fixed: unknown parameters {sorted(unknown)}; allowed {form.params}")
+    items = tuple(sorted((str(k), float(v)) for k, v in fixed.items()))
+    if not all(math.isfinite(v) for _, v in items):
+        raise ValueError(f"fixed: values must be finite numbers, got {dict(items)}")
+    return _reduced(form, items)
+
+
+@functools.lru_cache(maxsize=32)
+def _reduced(form: ScalingForm, fixed: tuple[tuple[str, float], ...]) -> tuple[ScalingForm, np.ndarray]:
+    held_values = dict(fixed)
+    shown = ", ".join(f"{k} = {v:g}" for k, v in held_values.items())
+    verb = "is" if len(held_values) == 1 else "are"
+    reference = {p: 1.0 for p in form.params} | held_values
+    probe = {p: 2.0 for p in form.params} | held_values
+    try:
+        full = np.asarray(form.from_natural(reference), dtype=np.float64)  # (k,) the held coordinates' values
+        held = np.asarray(form.from_natural(probe)) == full  # coordinates set by the fixed parameters alone
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        raise ValueError(f"fixed: {shown} {verb} outside the domain of the form {form.name!r} ({exc})") from None
+    if held.sum() != len(fixed):
+        raise ValueError(f"fixed: {', '.join(held_values)} {verb} not one-to-one with fit coordinates of the form "
+                         f"{form.name!r}; only such parameters can be held")
+    if not np.all(np.isfinite(full[held])):
+        raise ValueError(f"fixed: {shown} {verb} outside the domain of the form {form.name!r} (a fit coordinate "
+                         "is not finite)")
+    free = np.flatnonzero(~held)
+    if free.size == 0:
+        raise ValueError(f"fixed: every parameter of the form {form.name!r} is fixed; leave at least one free")
+
+    def log_loss(theta, logs):
+        return form.log_loss(jnp.asarray(full, dtype=theta.dtype).at[free].set(theta), logs)
+
+    def to_natural(theta):
+        x = full.copy()
+        x[free] = theta
+        return form.to_natural(x) | held_values  # the held values as given (exp(log E) may differ by an ulp)
+
+    reduced = ScalingForm(
+        name=form.name, inputs=form.inputs, params=tuple(p for p in form.params if p not in held_values),
+        coords=tuple(form.coords[i] for i in free), log_loss=log_loss, to_natural=to_natural,
+        from_natural=lambda p: form.from_natural(reference | dict(p))[free],
+        grid=tuple(form.grid[i] for i in free), equation=form.equation, reference=form.reference,
+    )
+    return reduced, free
 
 
 def log_inputs(form: ScalingForm, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
