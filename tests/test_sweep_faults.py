@@ -157,7 +157,9 @@ def ray_sweep(spec, tmp_path_factory):
         while victim is None and time.monotonic() < end:
             victim = busy_worker(sweep.tag)
             time.sleep(0.01)
-        assert victim is not None, "no Ray worker was found executing a run"
+        assert victim is not None, (f"no Ray worker was found executing a run in 60 s ({len(sweep.finished())} of "
+                                    f"{POINTS} runs finished; the sweep "
+                                    f"{'had ended' if sweep.proc.poll() is not None else 'was running'})")
         done_before = len(sweep.finished())
         pids_before = {p.pid for p in tagged(sweep.tag)}
         victim.send_signal(signal.SIGKILL)
