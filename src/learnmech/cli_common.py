@@ -129,10 +129,15 @@ def os_error_line(exc: OSError) -> str:
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
-    """Click's ``UsageError``: typer may carry its own copy of click, so both classes are caught."""
-    import click
-
-    return tuple({click.UsageError, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")})
+    """Click's ``UsageError``: typer may carry its own copy of click (typer >= 0.2x does, and then click
+    need not be installed at all), so the class in typer's exception hierarchy is caught, and click's too
+    when it is importable."""
+    found = {c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"}
+    try:
+        import click
+    except ImportError:  # typer without the click package
+        return tuple(found)
+    return tuple(found | {click.UsageError})
 
 
 class GuardedGroup(TyperGroup):
