@@ -14,6 +14,7 @@ from learnmech.theory.dual import (
     gauss_hermite,
     get_activation,
     named_activation,
+    quadrature,
 )
 from learnmech.theory.eigenlearning import (
     effective_regularization,
@@ -25,6 +26,7 @@ from learnmech.theory.eigenlearning import (
     overfitting_coefficient,
     target_coefficients,
 )
+from learnmech.theory.kernel_fluctuations import FluctuationConstants, kernel_fluctuations, mean_kernels
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
 from learnmech.theory.lazy_rich import angle_to_nearest, isotropic_alignment, linearised_movement
@@ -45,7 +47,8 @@ from learnmech.theory.parameterization import (
     PARAMETERIZATIONS,
     shift,
 )
-from learnmech.theory.scaling_forms import FORMS, get_form, ScalingForm, user_form
+from learnmech.theory.scaling_forms import FORMS, get_form, reduced_form, ScalingForm, user_form
+from learnmech.theory.scaling_limits import first_limit, mean_square_limit_linear, noise_limit, stability_limit
 from learnmech.theory.scaling_forms import predict as predict_scaling
 from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
 from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
@@ -71,6 +74,11 @@ __all__ = [
     "layer_coefficients",
     "named_activation",
     "nngp_ntk",
+    "quadrature",
+    # finite-width fluctuations of the kernels
+    "FluctuationConstants",
+    "kernel_fluctuations",
+    "mean_kernels",
     # kernel regression and eigenlearning
     "effective_regularization",
     "EigenlearningPrediction",
@@ -113,12 +121,17 @@ __all__ = [
     "SCALING_RULES",
     "sgd_second_moments",
     "stability_threshold",
+    "first_limit",
+    "mean_square_limit_linear",
+    "noise_limit",
+    "stability_limit",
     "steps_hyperbola",
     # scaling laws (the forms; fits live in learnmech.fit)
     "compute_optimal",
     "FORMS",
     "frontier_problem",
     "get_form",
+    "reduced_form",
     "predict_scaling",
     "ScalingForm",
     "tokens_per_parameter",
