@@ -180,3 +180,24 @@ def test_user_model_under_mup_passes_the_coordinate_check():
     assert sp.ratio[-1] > 2.0, sp.ratio
     np.testing.assert_array_equal(twice.change, mu.change)  # applying muP twice changes nothing
     np.testing.assert_array_equal(twice.rms, mu.rms)
+
+
+def test_table_names_roles_and_the_optimizer_matches_leaves_by_path():
+    p = mup(_shapes(16), _shapes(64), optimizer="sgd")
+    roles = {row["path"]: row["role"] for row in p.table()}
+    # inferred from the path where it agrees with the shapes; biases and unnamed weights have none
+    assert roles["['embed']['kernel']"] == "embedding" and roles["['head']['kernel']"] == "readout"
+    assert roles["['block']['kernel']"] is None and roles["['embed']['bias']"] is None
+    params = make_model(64)[0](jax.random.key(1))
+    wrapped = p.init(make_model(64)[0])(jax.random.key(1))
+    np.testing.assert_array_equal(p.rescale(params)["head"]["kernel"], wrapped["head"]["kernel"])
+    tx = p.optimizer(optax.sgd(0.1))
+    subset = {"head": {"kernel": jnp.ones((64, 3))}, "embed": {"kernel": jnp.ones((6, 64))}}  # a wrt-filtered subset
+    updates, _ = tx.update(subset, tx.init(subset))
+    np.testing.assert_allclose(updates["head"]["kernel"], -0.1 / 4, rtol=1e-12)  # TP-V Table 3, SGD: eta / fan_in
+    np.testing.assert_allclose(updates["embed"]["kernel"], -0.1 * 4, rtol=1e-12)  # input: eta fan_out
+    flat = jax.tree.leaves(params)  # another container of the same arrays: matched by order
+    updates, _ = tx.update([jnp.ones_like(x) for x in flat], tx.init(flat))
+    np.testing.assert_allclose([float(u.ravel()[0]) for u in updates], [-0.1 * r["lr_multiplier"] for r in p.table()])
+    with pytest.raises(ValueError, match="updates: 1 leaves, the muP table has 7"):
+        tx.update({"nope": jnp.ones(3)}, tx.init({}))

@@ -10,7 +10,7 @@ import pytest
 
 import learnmech
 
-SUBPACKAGES = ("theory", "data", "nets", "train", "observe", "fit", "store", "sweep", "report", "atlas")
+SUBPACKAGES = ("theory", "data", "adapters", "nets", "train", "observe", "fit", "store", "sweep", "report", "atlas")
 
 
 def test_every_entry_point_resolves_and_is_listed():

@@ -1,7 +1,7 @@
 """learnmech: predict, measure and judge the mechanics of neural-network learning.
 
 Layers (imports only go down): cli -> atlas -> report -> sweep -> store -> fit -> observe
--> train -> nets -> data -> theory. See the README for a tour.
+-> train -> nets -> adapters -> data -> theory. See the README for a tour.
 
 The entry points a user reaches for are names of this package, imported when first used (so
 ``import learnmech`` stays cheap and the command line starts fast):

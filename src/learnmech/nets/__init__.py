@@ -4,6 +4,7 @@ from learnmech.nets.dln import DeepLinear, end_to_end
 from learnmech.nets.masked_mlp import MaskedMLP
 from learnmech.nets.mlp import ACTIVATIONS, MLP
 from learnmech.nets.mup import LeafScaling, MuP, classify_leaf, mup, scale_by_multipliers
+from learnmech.nets.roles import ROLES, infer_role, role_kind
 from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_kind, layer_scalings
 from learnmech.nets.students import MUP_VS_SP, Student, one_draw_init
 
@@ -26,5 +27,9 @@ __all__ = [
     "mup",
     "MuP",
     "PARAMETERIZATIONS",
+    # tensor roles in a transformer (query, key, value, embedding, readout, ...)
+    "infer_role",
+    "ROLES",
+    "role_kind",
     "scale_by_multipliers",
 ]

@@ -1,9 +1,11 @@
-"""muP for any JAX pytree model: per-leaf init multipliers and learning-rate multipliers from base shapes.
+"""muP for any JAX model: per-leaf init multipliers and learning-rate multipliers from base shapes.
 
 The user builds their model twice, at a small *base* width and at the *target* width, and passes
-the two parameter pytrees (arrays or ``jax.ShapeDtypeStruct`` from ``jax.eval_shape``) to
-:func:`mup`. Each leaf is classified by which of its dimensions differ between the two (Yang et
-al. 2022, TP-V, arXiv:2203.03466, Section J.2, "base shapes"):
+both to :func:`mup`: plain parameter pytrees and haiku dicts (arrays or ``jax.ShapeDtypeStruct``
+from ``jax.eval_shape``), equinox Modules, flax nnx Modules or ``nnx.State`` (read through
+:mod:`learnmech.adapters`, which names every trainable array by its path). Each leaf is classified
+by which of its dimensions differ between the two (:func:`~learnmech.nets.mup_shapes.classify_leaf`;
+Yang et al. 2022, TP-V, arXiv:2203.03466, Section J.2, "base shapes"):
 
 - no dimension grows: ``scalar`` — left alone;
 - a 1-D leaf whose length grows: ``vector`` (biases, gains);
@@ -11,37 +13,40 @@ al. 2022, TP-V, arXiv:2203.03466, Section J.2, "base shapes"):
 - only fan-in dimensions grow: ``output`` (the readout);
 - fan-in and fan-out grow: ``hidden``.
 
-Weights are laid out ``(..., fan_in, fan_out)`` by default (flax, haiku and learnmech: the last
-axis is the fan-out, every other axis is fan-in); ``weight_layout="out_in"`` reads the first axis
-as the fan-out instead (equinox, PyTorch). The width multiplier ``m`` of a leaf is the ratio of
-its fan-outs for ``input`` and ``vector`` and of its fan-ins for ``hidden`` and ``output``.
+Which axis is the fan-out is read per leaf (``weight_layout="auto"``): last for plain pytrees,
+flax kernels and every embedding table; first for ``equinox.nn.Linear`` and ``Conv`` weights.
+Leaves also get a *role* (:mod:`learnmech.nets.roles`: embedding, query, key, value, attn_output,
+readout, tied_embedding), inferred from the path or tagged by the user; a role fixes the kind
+and enables the role-specific options (``zero_query``, ``zero_readout``, tied embeddings). The
+width multiplier ``m`` of a leaf is the ratio of its fan-outs for ``input`` and ``vector`` and of
+its fan-ins for ``hidden`` and ``output``.
 
 From the kind and ``m`` the abc table of :mod:`learnmech.theory.parameterization` gives
 
-- the *init multiplier*: what to multiply the user's own initialisation by. With
-  ``init_convention="fan_in"`` (the user's initialiser already has variance ``~1/fan_in``, as
-  LeCun, He and flax's defaults do) it is ``m^{-b} / m^{-b_SP}``: 1 except the readout, whose
-  standard deviation gets an extra ``1/m`` to ``1/sqrt(m)`` of SP (muP's ``1/fan_in^2`` variance);
-  with ``"fixed"`` (a width-independent std such as 0.02) it is the full ``m^{-b}``;
+- the *init multiplier*: what to multiply the user's own initialisation by, given how that
+  initialisation already scales (``init_convention``, :mod:`learnmech.nets.mup_gauge`): under
+  ``"fan_in"`` it is ``m^{-b} / m^{-b_SP}`` (1 except the readout, whose std gets an extra
+  ``1/sqrt(m)``), under ``"fixed"`` the full ``m^{-b}``, under ``"base"`` whatever makes the
+  target leaf's RMS equal to the base leaf's times ``m^{-b}``;
 - the *learning-rate multiplier* ``m^{-c}``, applied by an optax transformation chained after
   the user's optimiser (it multiplies the update, hence the effective learning rate; for
   ``adamw`` it also multiplies the decoupled weight decay, which optax scales by the learning
   rate).
 
 Only rows with width-independent forward multipliers (``a = 0``: ``mup-adam``, ``mup-sgd``,
-``sp``) can be applied from outside a model; the ``ntk`` and ``mean-field`` rows change the
-forward pass and are refused (use their equivalent ``a = 0`` row, see
-:func:`learnmech.theory.parameterization.shift`).
+``sp``) can be applied from outside a model; ``ntk`` and ``mean-field`` are refused.
 
 Applying muP twice changes nothing: :meth:`MuP.init` and :meth:`MuP.optimizer` return their
 argument unchanged when it already carries these multipliers, and refuse one that carries
-multipliers from other base shapes. Nothing the user passes in is mutated; at ``m = 1`` every
-multiplier is exactly 1.
+multipliers from other base shapes (:meth:`MuP.rescale` is for a freshly initialised model and
+multiplies every time it is called). Multipliers are matched to a container's leaves by path,
+so the optimiser works on plain pytrees, equinox filtered updates (``None`` for non-arrays) and
+the pure states ``nnx.Optimizer`` hands to optax alike. At ``m = 1`` every multiplier is 1.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, NamedTuple
@@ -50,21 +55,21 @@ import jax
 import numpy as np
 import optax
 
-from learnmech.theory.parameterization import get_parameterization
+from learnmech.nets.mup_gauge import CONVENTIONS
+from learnmech.nets.mup_shapes import classify_leaf
+from learnmech.nets.mup_table import leaf_table
 
 __all__ = ["LeafScaling", "MuP", "classify_leaf", "mup", "scale_by_multipliers"]
 
-Kind = Literal["input", "hidden", "output", "vector", "scalar"]
-_KINDS = ("input", "hidden", "output", "vector", "scalar")
-
 
 class LeafScaling(NamedTuple):
-    """How one leaf scales: its kind, width multiplier and the two multipliers muP gives it."""
+    """How one leaf scales: its kind, width multiplier, the two muP multipliers, and its role."""
 
     kind: str
     width_multiplier: float
     init_multiplier: float
     lr_multiplier: float
+    role: str | None = None
 
 
 def scale_by_multipliers(multipliers: Any) -> optax.GradientTransformation:
@@ -77,76 +82,25 @@ def scale_by_multipliers(multipliers: Any) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def _scaling_axes(base: tuple[int, ...], target: tuple[int, ...], path: str) -> dict[int, float]:
-    """``{axis: target / base}`` for every axis whose length differs."""
-    if len(base) != len(target):
-        raise ValueError(f"{path}: base shape {base} and target shape {target} have different ranks")
-    ratios = {i: t / b for i, (b, t) in enumerate(zip(base, target)) if b != t}
-    if any(b < 1 for b in base) and ratios:
-        raise ValueError(f"{path}: a scaling dimension is empty in the base shape {base}")
-    if ratios and len({r > 1 for r in ratios.values()}) > 1:
-        raise ValueError(f"{path}: dimensions scale in opposite directions ({base} -> {target}); "
-                         "base and target must be the same model at two widths")
-    return ratios
+def _align(paths: tuple[str, ...], values: tuple[float, ...], tree: Any, what: str):
+    """``(flat leaves of tree, treedef, the value for each leaf)``, matched by path.
 
-
-def classify_leaf(base: tuple[int, ...], target: tuple[int, ...], *, weight_layout: str = "in_out",
-                  kind: str | None = None, path: str = "leaf") -> tuple[str, float]:
-    """The kind of one leaf and its width multiplier, from its shapes at the base and target widths.
-
-    ``kind`` forces a kind (a user tag); it must agree with the shapes, else ``ValueError``
-    (e.g. a leaf tagged ``vector`` in which two dimensions scale).
-
-    >>> classify_leaf((8, 64), (8, 256))
-    ('input', 4.0)
-    >>> classify_leaf((64, 64), (256, 256))
-    ('hidden', 4.0)
-    >>> classify_leaf((64, 10), (256, 10))
-    ('output', 4.0)
+    The tree may hold the table's leaves in another order or a subset of them (an optimiser's
+    ``wrt`` filter); a tree whose paths are all unknown but as many is matched by order (another
+    container of the same arrays).
     """
-    if weight_layout not in ("in_out", "out_in"):
-        raise ValueError(f"weight_layout: must be 'in_out' or 'out_in', got {weight_layout!r}")
-    if kind is not None and kind not in _KINDS:
-        raise ValueError(f"{path}: kind must be one of {list(_KINDS)}, got {kind!r}")
-    base, target = tuple(int(s) for s in base), tuple(int(s) for s in target)
-    ratios = _scaling_axes(base, target, path)
-    ndim = len(base)
-    fan_out = ndim - 1 if weight_layout == "in_out" else 0
-    grows_out = fan_out in ratios
-    fan_in_ratio = math.prod(r for i, r in ratios.items() if i != fan_out)
-    scaling = "no dimension" if not ratios else f"{len(ratios)} dimension(s) {sorted(ratios)}"
-    if not ratios:
-        inferred = "scalar"
-    elif ndim == 1:
-        inferred = "vector"
-    elif grows_out and len(ratios) == 1:
-        inferred = "input"
-    elif not grows_out:
-        inferred = "output"
-    else:
-        inferred = "hidden"
-    chosen = kind or inferred
-    allowed = {  # which shapes each tag can describe
-        "scalar": not ratios,
-        "vector": len(ratios) == 1,
-        "input": len(ratios) == 1,
-        "output": bool(ratios) and (ndim == 1 or not grows_out),
-        "hidden": grows_out and len(ratios) >= 2,
-    }
-    if not allowed[chosen]:
-        raise ValueError(f"{path}: tagged {chosen!r} but {scaling} of {base} -> {target} scale "
-                         f"(the shapes say {inferred!r}); fix the tag or the base shapes")
-    if chosen in ("vector", "input"):
-        m = next(iter(ratios.values()))
-    elif chosen in ("hidden", "output"):
-        m = fan_in_ratio if ndim > 1 else next(iter(ratios.values()))
-    else:
-        m = 1.0
-    return chosen, float(m)
+    from learnmech.adapters import leaf_paths
 
-
-def _shape(leaf) -> tuple[int, ...]:
-    return tuple(np.shape(leaf)) if not hasattr(leaf, "shape") else tuple(leaf.shape)
+    flat, treedef = jax.tree.flatten(tree)
+    names = tuple(leaf_paths(tree))
+    if names == paths or (len(names) == len(paths) and not set(names) & set(paths)):
+        return flat, treedef, list(values)  # the same paths, or another container's names for them
+    if set(names) <= set(paths) and len(set(names)) == len(names):  # any order, or a subset (a wrt filter)
+        by_path = dict(zip(paths, values))
+        return flat, treedef, [by_path[n] for n in names]
+    missing, extra = sorted(set(paths) - set(names)), sorted(set(names) - set(paths))
+    raise ValueError(f"{what}: {len(names)} leaves, the muP table has {len(paths)}; missing {missing[:4]}, "
+                     f"not in the table {extra[:4]} (pass what mup() was given, or its updates)")
 
 
 # Functions and transformations already wrapped, mapped to the MuP that wrapped them.
@@ -161,6 +115,7 @@ class MuP:
     treedef: Any
     leaves: tuple[LeafScaling, ...]
     paths: tuple[str, ...]
+    layouts: tuple[str, ...] = ()
 
     @property
     def scalings(self):
@@ -176,45 +131,93 @@ class MuP:
         return jax.tree.unflatten(self.treedef, [s.lr_multiplier for s in self.leaves])
 
     def table(self) -> list[dict[str, Any]]:
-        """One row per leaf: path, kind, width multiplier, init and learning-rate multipliers."""
-        return [{"path": p, **s._asdict()} for p, s in zip(self.paths, self.leaves)]
+        """One row per leaf: path, role, kind, width multiplier, init and learning-rate multipliers, layout."""
+        layouts = self.layouts or ("in_out",) * len(self.paths)
+        return [{"path": p, "role": s.role, "kind": s.kind, "width_multiplier": s.width_multiplier,
+                 "init_multiplier": s.init_multiplier, "lr_multiplier": s.lr_multiplier, "layout": lay}
+                for p, s, lay in zip(self.paths, self.leaves, layouts)]
 
-    def _check_params(self, params) -> None:
-        treedef = jax.tree.structure(params)
-        if treedef != self.treedef:
-            raise ValueError(f"params: structure {treedef} differs from the target model's {self.treedef}")
+    @property
+    def tied_readout_multiplier(self) -> float:
+        """``base width / width`` for the logits of a tied embedding (``mup``'s ``MuSharedReadout``).
+
+        A tensor tagged ``tied_embedding`` keeps the embedding's init and learning rate; the user's
+        forward pass multiplies the readout logits ``h @ E.T`` by this number.
+        """
+        tied = {s.width_multiplier for s in self.leaves if s.role == "tied_embedding"}
+        if not tied:
+            raise ValueError("roles: no leaf is tagged 'tied_embedding' (pass roles={path: 'tied_embedding'})")
+        if len(tied) > 1:
+            raise ValueError(f"roles: tied embeddings with different width multipliers {sorted(tied)}")
+        return 1.0 / tied.pop()
+
+    def rescale(self, model_or_params: Any) -> Any:
+        """The model (or parameters) with the init multipliers applied, of the same type.
+
+        Plain pytrees, ``nnx.State`` and equinox Modules: a new object. An nnx Module: updated in
+        place (``nnx.update``) and returned. Call it once, on a freshly initialised model.
+        """
+        from learnmech.adapters import framework, split
+
+        params, rebuild = split(model_or_params)
+        flat, treedef, mults = _align(self.paths, tuple(s.init_multiplier for s in self.leaves), params,
+                                      "model_or_params")
+        scaled = jax.tree.unflatten(treedef, [p if m == 1.0 else p * np.asarray(m, dtype=p.dtype)
+                                              for p, m in zip(flat, mults)])
+        if framework(model_or_params) == "flax_nnx" and not _is_state(model_or_params):
+            from flax import nnx
+
+            nnx.update(model_or_params, scaled)
+            return model_or_params
+        return rebuild(scaled)
 
     def init(self, init_fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap ``init_fn(*args) -> params`` so that it returns muP-initialised parameters.
+        """Wrap ``init_fn(*args) -> params or model`` so that it returns a muP-initialised one.
 
-        Wrapping a function this object already wrapped returns it unchanged.
+        The wrapper has ``init_fn``'s signature (``functools.wraps``), so learnmech's ``train``
+        passes it the same arguments. Wrapping a function this object already wrapped returns it.
         """
         owner = _WRAPPED.get(init_fn)
         if owner is not None:
             if owner == self:
                 return init_fn
             raise ValueError("init_fn: already carries muP multipliers from other base shapes")
-        mults = self.init_multipliers()
 
+        @functools.wraps(init_fn)
         def wrapped(*args, **kwargs):
-            params = init_fn(*args, **kwargs)
-            self._check_params(params)
-            return jax.tree.map(lambda m, p: p * np.asarray(m, dtype=p.dtype) if m != 1.0 else p, mults, params)
+            return self.rescale(init_fn(*args, **kwargs))
 
         wrapped.__doc__ = f"{getattr(init_fn, '__name__', 'init')} with muP ({self.parameterization}) multipliers"
         _WRAPPED[wrapped] = self
         return wrapped
 
     def optimizer(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
-        """``tx`` followed by the per-leaf learning-rate multipliers (unchanged if already applied)."""
+        """``tx`` followed by the per-leaf learning-rate multipliers (unchanged if already applied).
+
+        The multipliers are matched to the updates' leaves by path (or by order when a container
+        names them differently), so any container of the model's arrays works.
+        """
         owner = _WRAPPED.get(tx.update)
         if owner is not None:
             if owner == self:
                 return tx
             raise ValueError("tx: already carries muP learning-rate multipliers from other base shapes")
-        chained = optax.chain(tx, scale_by_multipliers(self.lr_multipliers()))
+        lrs = tuple(s.lr_multiplier for s in self.leaves)
+
+        def update(updates, state, params=None):
+            del params
+            flat, treedef, mults = _align(self.paths, lrs, updates, "updates")
+            return jax.tree.unflatten(treedef, [m * u for u, m in zip(flat, mults)]), state
+
+        chained = optax.chain(tx, optax.GradientTransformation(lambda params: optax.EmptyState(), update))
         _WRAPPED[chained.update] = self
         return chained
+
+
+def _is_state(obj: Any) -> bool:
+    from flax import nnx
+
+    return isinstance(obj, nnx.State)
 
 
 def mup(
@@ -224,60 +227,43 @@ def mup(
     optimizer: Literal["adam", "sgd"] = "adam",
     parameterization: str | None = None,
     kinds: Mapping[str, str] | Callable[[str], str | None] | None = None,
-    weight_layout: str = "in_out",
-    init_convention: Literal["fan_in", "fixed"] = "fan_in",
+    roles: Mapping[str, str] | Callable[[str], str | None] | None = None,
+    weight_layout: str | Mapping[str, str] | Callable[[str], str | None] = "auto",
+    init_convention: Literal["fan_in", "fixed", "base"] = "fan_in",
     zero_readout: bool = False,
+    zero_query: bool = False,
 ) -> MuP:
-    """muP scalings for the model whose parameters at the base and target widths are ``base``, ``target``.
+    """muP scalings for the model whose base- and target-width instances are ``base``, ``target``.
 
     Args:
-      base, target: the same model's parameter pytrees at two widths (arrays or shape structs).
+      base, target: the same model at two widths: parameter pytrees (arrays or shape structs),
+        equinox Modules, flax nnx Modules or ``nnx.State`` (both of one kind).
       optimizer: selects the row ``mup-adam`` (Adam and its relatives) or ``mup-sgd``.
       parameterization: any row of the table with ``a = 0`` instead (``sp`` gives the identity
         for a fan-in initialiser).
       kinds: tags for leaves whose kind should not be inferred: ``{path: kind}`` with paths as
-        ``jax.tree_util.keystr`` prints them (``MuP.table()`` lists them), or a function of the
-        path returning a kind or ``None``.
-      weight_layout: ``"in_out"`` (fan-out last) or ``"out_in"`` (fan-out first).
-      init_convention: ``"fan_in"`` if the user's initialiser already scales as ``1/fan_in``,
-        ``"fixed"`` if its std does not depend on width.
-      zero_readout: initialise ``output`` leaves at zero (a common muP choice, TP-V Section D.2).
+        ``MuP.table()`` lists them, or a function of the path returning a kind or ``None``.
+      roles: tags ``{path: role}`` (or a function) with roles from
+        :data:`learnmech.nets.roles.ROLES`; untagged weights get :func:`~learnmech.nets.roles.infer_role`
+        of their path when it agrees with their shapes. A tagged role fixes the kind.
+      weight_layout: ``"auto"`` (per leaf, from the model's library), ``"in_out"`` (fan-out last),
+        ``"out_in"`` (fan-out first), or per path (a mapping or function; unnamed leaves: auto).
+      init_convention: ``"fan_in"`` if the user's initialiser scales as ``1/sqrt(fan_in)``,
+        ``"fixed"`` if its std does not depend on width, ``"base"`` to measure it from the two
+        models' own arrays (see :mod:`learnmech.nets.mup_gauge`). With concrete arrays, a weight
+        whose measured scaling contradicts ``"fan_in"``/``"fixed"`` is named in a warning.
+      zero_readout: initialise ``output`` leaves at zero (TP-V Appendix D.2).
+      zero_query: initialise leaves whose role is ``query`` at zero (TP-V Appendix D.2).
 
     Returns:
-      a :class:`MuP` with the per-leaf scalings and the ``init``/``optimizer`` wrappers.
+      a :class:`MuP` with the per-leaf scalings and the ``init``/``rescale``/``optimizer`` wrappers.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer: must be 'adam' or 'sgd', got {optimizer!r}")
-    if init_convention not in ("fan_in", "fixed"):
-        raise ValueError(f"init_convention: must be 'fan_in' or 'fixed', got {init_convention!r}")
+    if init_convention not in CONVENTIONS:
+        raise ValueError(f"init_convention: must be one of {list(CONVENTIONS)}, got {init_convention!r}")
     name = parameterization or f"mup-{optimizer}"
-    table = get_parameterization(name)
-    if not table.multiplier_free:
-        raise ValueError(f"parameterization: {name!r} changes forward multipliers and cannot be applied from "
-                         "outside a model; use an equivalent row with a = 0 (mup-adam, mup-sgd, sp)")
-    sp = get_parameterization("sp")
-    base_paths, base_def = jax.tree_util.tree_flatten_with_path(base)
-    target_paths, target_def = jax.tree_util.tree_flatten_with_path(target)
-    if base_def != target_def:
-        raise ValueError(f"base, target: the two pytrees differ in structure ({base_def} vs {target_def})")
-    tag = kinds if callable(kinds) else (lambda p: (kinds or {}).get(p))
-    if isinstance(kinds, Mapping):
-        known = {jax.tree_util.keystr(p) for p, _ in target_paths}
-        unknown = sorted(set(kinds) - known)
-        if unknown:
-            raise ValueError(f"kinds: no leaf at {unknown}; paths are {sorted(known)}")
-    leaves, paths = [], []
-    for (path, b), (_, t) in zip(base_paths, target_paths):
-        name_ = jax.tree_util.keystr(path)
-        kind, m = classify_leaf(_shape(b), _shape(t), weight_layout=weight_layout, kind=tag(name_), path=name_)
-        if kind == "scalar":
-            leaves.append(LeafScaling(kind, 1.0, 1.0, 1.0))
-        else:
-            _, std, lr = table.scales(kind, m)
-            if init_convention == "fan_in":
-                std /= sp.scales(kind, m)[1]
-            if zero_readout and kind == "output":
-                std = 0.0
-            leaves.append(LeafScaling(kind, m, std, lr))
-        paths.append(name_)
-    return MuP(name, target_def, tuple(leaves), tuple(paths))
+    treedef, rows = leaf_table(base, target, name, kinds=kinds, roles=roles, weight_layout=weight_layout,
+                               init_convention=init_convention, zero_readout=zero_readout, zero_query=zero_query)
+    leaves = tuple(LeafScaling(r.kind, r.m, r.init, r.lr, r.role) for r in rows)
+    return MuP(name, treedef, leaves, tuple(r.path for r in rows), tuple(r.layout for r in rows))
