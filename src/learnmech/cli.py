@@ -1,4 +1,4 @@
-"""The ``learnmech`` command line: list, check, atlas, sweep, runs, show, report, export, transfer, fit scaling.
+"""The ``learnmech`` command line: list, check, atlas, sweep, runs, show, report, export, docs, transfer, fit scaling.
 
 Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
 crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
@@ -25,6 +25,7 @@ from learnmech.cli_fit import fit_app
 from learnmech.cli_report import export, report, run_page, write_atlas_page
 from learnmech.cli_sweep import sweep
 from learnmech.cli_transfer import transfer
+from learnmech.cli_docs import docs
 from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 
 app = typer.Typer(cls=GuardedGroup, add_completion=False, no_args_is_help=True,
@@ -34,6 +35,7 @@ app.command("sweep")(sweep)
 app.command("transfer")(transfer)
 app.command("report")(report)
 app.command("export")(export)
+app.command("docs")(docs)
 
 STORE_OPT = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store (created if missing).")
 PRESET_OPT = typer.Option(True, "--quick/--full", help="preset: quick (seconds) or full (minutes)")

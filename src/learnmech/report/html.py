@@ -319,7 +319,9 @@ def card_views(records: Sequence[RunRecord], claims: Sequence[ClaimLike],
         by_claim.setdefault(run.claim, []).append(run)
     entries = [(c.id, c.pillar, c.statement, _references(c.references)) for c in claims]
     known = {c.id for c in claims}
-    entries += [(cid, UNREGISTERED, "This claim has runs in the store but is not in the catalog.", ())
+    entries += [(cid, "monitored loops", "A training loop of your own, logged with learnmech.Recorder "
+                 "(curves and figure; no verdict).", ()) if cid.startswith("monitor.") else
+                (cid, UNREGISTERED, "This claim has runs in the store but is not in the catalog.", ())
                 for cid in sorted(set(by_claim) - known)]
     cards = []
     for cid, pillar, statement, refs in entries:
