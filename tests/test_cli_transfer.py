@@ -150,3 +150,13 @@ def test_the_memory_estimate_grows_with_the_weights_and_the_members():
     assert ensemble_bytes(1024, 80, **task) == 2 * ensemble_bytes(1024, 40, **task)
     assert ensemble_bytes(1024, 40, **task) / 2**30 == pytest.approx(1.84, rel=0.04)
     assert ensemble_bytes(2048, 40, **task) / 2**30 == pytest.approx(6.70, rel=0.04)
+
+
+def test_help_says_how_to_run_your_own_model_from_python():
+    result = runner.invoke(app, ["transfer", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for needle in ("Your own model runs through the same function, from Python", "from learnmech import transfer",
+                   "transfer(build=make, widths=[32, 64, 128],", 'parameterization="mup-adam"',
+                   "make(width, key) returns an equinox Module, a flax nnx Module or a plain pytree"):
+        assert needle in text, needle

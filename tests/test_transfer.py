@@ -122,3 +122,20 @@ def test_a_request_that_does_not_fit_in_memory_is_refused_before_training(monkey
 def test_transfer_fit_refuses_a_table_of_the_wrong_shape():
     with pytest.raises(ValueError, match="losses: must be"):
         Transfer.from_losses(WIDTHS, LRS, np.ones((2, 3, 1)))
+
+
+def test_parameterization_on_the_init_apply_path_gives_mups_multipliers():
+    """``parameterization="mup-adam"`` on init/apply: learnmech.nets.mup's multipliers between the shapes at the
+    first width and at each width (TP-V Table 3, Adam), nothing trained; at the base width every one is 1."""
+    from learnmech.model_transfer import model_family
+    from learnmech.nets import mup
+
+    at, _ = model_family(init=init, apply=apply, base_width=4, parameterization="mup-adam")
+    shapes = [jax.eval_shape(lambda k, w=w: init(k, w), jax.random.key(0)) for w in (4, 16)]
+    assert at(4).lr_multipliers == {"w1": 1.0, "w2": 1.0}
+    assert at(16).lr_multipliers == mup(*shapes).lr_multipliers() == {"w1": 1.0, "w2": 0.25}  # readout: 1/m
+    key = jax.random.key(3)
+    ours, theirs = at(16).init(key), mup(*shapes).init(lambda k: init(k, 16))(key)
+    np.testing.assert_array_equal(ours["w2"], theirs["w2"])  # the same product: bit for bit
+    np.testing.assert_allclose(ours["w2"], 0.5 * init(key, 16)["w2"], rtol=1e-15)  # readout std x 1/sqrt(m), m = 4
+    np.testing.assert_array_equal(ours["w1"], init(key, 16)["w1"])  # input layer unchanged

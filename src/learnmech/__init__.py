@@ -52,6 +52,7 @@ _ENTRY_POINTS = {
     "StepsHyperbola": "learnmech.fit",
     # learning-rate transfer across width for your model
     "transfer": "learnmech.width_transfer",
+    "log2_grid": "learnmech.width_transfer",
     # log your own training loop into the store
     "Recorder": "learnmech.monitor",
     # the atlas of claims

@@ -2,7 +2,10 @@
 
 The options are parsed and bounded here (:mod:`learnmech.transfer_budget`), every refusal one line
 and exit code 2 before any work; the sweep itself is :func:`learnmech.transfer` on the task and
-students of the claim ``hparams.mup-transfer``.
+students of the claim ``hparams.mup-transfer`` (:class:`learnmech.nets.Student`, the ``init``/``apply``
+form of the model; its muP student is what ``parameterization="mup-adam"`` makes of the SP student,
+tests/test_transfer_models.py). A user's own model (equinox, flax nnx, a plain pytree) runs through
+the same function from Python; the command's help says how.
 """
 
 from __future__ import annotations
@@ -143,10 +146,24 @@ def transfer(
 ) -> None:
     """Learning-rate sweep at several widths under muP and SP: eta* per width, its slope, and eta* extrapolated.
 
-    The task and network are those of the claim hparams.mup-transfer (Adam on a teacher-MLP
-    regression, ReLU MLP with 2 hidden layers); a seed that diverged makes its learning rate rank
-    above every finite loss. Every option is bounded (``learnmech.transfer_budget``), and a request whose
-    widest ensemble would not fit in this machine's memory is refused before anything is allocated.
+    The task and network are those of the claim hparams.mup-transfer (Adam on
+    a teacher-MLP regression, ReLU MLP with 2 hidden layers); a seed that
+    diverged makes its learning rate rank above every finite loss. Every
+    option is bounded (learnmech.transfer_budget), and a request whose widest
+    ensemble would not fit in this machine's memory is refused before
+    anything is allocated.
+
+    Your own model runs through the same function, from Python:
+
+        from learnmech import transfer
+        from learnmech.width_transfer import log2_grid
+        result = transfer(build=make, widths=[32, 64, 128],
+                          learning_rates=log2_grid(-10, -2), data=(x, y),
+                          steps=100, seeds=2, parameterization="mup-adam")
+
+    where make(width, key) returns an equinox Module, a flax nnx Module or a
+    plain pytree (then also pass apply=lambda params, x: ...); the first
+    width is muP's base. This command is that function on the claim's MLP.
     """
     from learnmech import transfer_budget as budget
     from learnmech.value_bounds import echo

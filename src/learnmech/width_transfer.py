@@ -4,8 +4,10 @@ Statement (Yang et al. 2022, "Tensor Programs V", arXiv:2203.03466): in the maxi
 parameterisation (muP) the loss-minimising learning rate ``eta*`` does not depend on the width
 ``n`` (``log2 eta*`` against ``log2 n`` has slope 0), so it can be tuned on a narrow network and
 used on a wide one; in the standard parameterisation with Adam it shrinks like ``1/n`` (slope -1).
-:func:`transfer` measures that slope for any model written as ``init``/``apply`` over a plain
-pytree.
+:func:`transfer` measures that slope for any model: ``init``/``apply`` functions over a plain pytree,
+or a function ``build(width, key)`` returning an equinox Module, a flax nnx Module or a plain pytree
+(:mod:`learnmech.model_transfer`), with muP applied by ``parameterization=`` (the first width as its
+base) or learning-rate multipliers given by hand.
 
 What it does. For each width it trains one ensemble, every learning rate of the grid x every seed,
 with :func:`learnmech.train.train` (one compiled program per width), and keeps the final training
@@ -34,6 +36,7 @@ from learnmech import transfer_budget as budget
 from learnmech.increasing import increasing
 from learnmech.observe.loss import mse
 from learnmech.fit import fit_transfer, mean_loss
+from learnmech.model_transfer import WidthModel, model_family, params_bytes
 from learnmech.train import OptimizerSpec, train
 
 __all__ = ["Transfer", "log2_grid", "transfer"]
@@ -134,32 +137,33 @@ def _grid(widths, learning_rates) -> tuple[tuple[int, ...], np.ndarray]:
     return tuple(int(w) for w in widths), np.asarray(lrs, np.float64)
 
 
-def _weights_bytes(init, width: int) -> int:
-    """Bytes of one member's parameters at ``width``, from the shapes ``init`` would build (nothing allocated)."""
-    shapes = jax.eval_shape(lambda key: init(key, width), jax.random.key(0))
-    return sum(int(np.prod(leaf.shape)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(shapes))
-
-
-def _check_memory(init, width: int, members: int, memory) -> None:
+def _check_memory(params_at, width: int, members: int, memory) -> None:
     need = (memory(width, members) if memory is not None
-            else budget.PARAMETER_COPIES * members * _weights_bytes(init, width))
+            else budget.PARAMETER_COPIES * members * params_bytes(params_at(width)))
     refusal = budget.memory_refusal(width, need, f"{members} members")
     if refusal is not None:
         raise ValueError(f"widths: {refusal}")
 
 
-def transfer(init: Callable[[jax.Array, int], Any], apply: Callable[[Any, Any, int], Any], widths: Sequence[int],
-             learning_rates: Sequence[float], *, data, steps: int, seeds: int = 4,
+def transfer(init: Callable[[jax.Array, int], Any] | None = None, apply: Callable[..., Any] | None = None,
+             widths: Sequence[int] = (), learning_rates: Sequence[float] = (), *, data, steps: int, seeds: int = 4,
              loss: Callable[[Any, Any], jax.Array] = mse, optimizer: str | OptimizerSpec = "adam",
-             lr_multipliers: Callable[[int], Any] | None = None, batch_size: int | None = None,
-             known: Mapping[int, np.ndarray] | None = None, memory: Callable[[int, int], float] | None = None,
-             progress: Progress | None = None) -> Transfer:
-    """Train ``init``/``apply`` at every width x learning rate x seed; return the losses and ``eta*`` per width.
+             build: Callable[[int, jax.Array], Any] | None = None, parameterization: str | None = None,
+             lr_multipliers: Callable[[int], Any] | None = None, mup_options: Mapping[str, Any] | None = None,
+             batch_size: int | None = None, known: Mapping[int, np.ndarray] | None = None,
+             memory: Callable[[int, int], float] | None = None, progress: Progress | None = None) -> Transfer:
+    """Train a model at every width x learning rate x seed; return the losses and ``eta*`` per width.
+
+    The model comes in one of two forms (:mod:`learnmech.model_transfer`): ``init`` and ``apply``,
+    or ``build`` (with ``apply`` optional).
 
     Args:
       init: ``init(key, width) -> params``, a plain pytree (``width`` a Python int).
-      apply: ``apply(params, x, width) -> outputs``.
-      widths: at least 2 positive, strictly increasing integers (the first is where you would tune).
+      apply: with ``init``: ``apply(params, x, width) -> outputs``. With ``build``: ``apply(model, x)``,
+        by default ``jax.vmap(model)(x)`` for an equinox Module (its layers take one example) and
+        ``model(x)`` for any other callable model (flax nnx); required for a plain-pytree model.
+      widths: at least 2 positive, strictly increasing integers (the first is where you would tune,
+        and muP's base width).
       learning_rates: at least 3 positive, strictly increasing values, e.g. :func:`log2_grid`.
       data: ``(x, y)`` arrays with a leading example axis; the loss is recorded on all of it.
       steps: optimiser steps, the same for every run.
@@ -168,7 +172,15 @@ def transfer(init: Callable[[jax.Array, int], Any], apply: Callable[[Any, Any, i
         ``(1/2n) sum_i ||f(x_i) - y_i||^2``.
       optimizer: a name of :data:`learnmech.train.OPTIMIZERS` or an :class:`~learnmech.train.OptimizerSpec`
         (its other hyperparameters kept; the learning rate is the grid's).
-      lr_multipliers: ``width -> pytree`` of per-leaf learning-rate multipliers (muP), or None.
+      build: ``build(width, key) -> model``: an equinox Module, a flax nnx Module or a plain pytree of
+        arrays (instead of ``init``); its trainable arrays are trained (:func:`learnmech.adapters.split`).
+      parameterization: ``"mup-adam"``, ``"mup-sgd"`` or ``"sp"``: apply :func:`learnmech.nets.mup`
+        between the model at ``widths[0]`` and at each width (init and learning-rate multipliers);
+        ``None`` (default): train the model as written.
+      lr_multipliers: ``width -> pytree`` of per-leaf learning-rate multipliers given by hand (muP), or
+        None; not together with ``parameterization``.
+      mup_options: more keyword arguments of :func:`learnmech.nets.mup` (e.g. ``zero_readout``,
+        ``kinds``, ``init_convention``) with ``parameterization``.
       batch_size: examples per step; ``None`` (or at least the number of examples): full batch.
       known: ``{width: (K, seeds) losses}`` already measured with this grid and these seeds, used as
         given instead of training (e.g. muP at its base width is the SP network).
@@ -179,8 +191,18 @@ def transfer(init: Callable[[jax.Array, int], Any], apply: Callable[[Any, Any, i
     Returns:
       A :class:`Transfer`: ``losses`` ``(W, K, seeds)``, ``eta_star``, ``at_edge``, ``slope``, ...
 
-    Example: your own two-layer network, its readout scaled by ``1/width`` (as muP's is), on data
-    ``x`` of shape ``(n, d)`` and targets ``y`` of shape ``(n, 1)``::
+    Example: an equinox MLP under muP for Adam, on data ``x`` ``(n, 8)`` and targets ``y`` ``(n, 1)``::
+
+        import equinox as eqx
+        make = lambda width, key: eqx.nn.MLP(8, 1, width, depth=2, key=key)
+        result = transfer(build=make, widths=[32, 64, 128], learning_rates=log2_grid(-10, -2),
+                          data=(x, y), steps=100, seeds=2, parameterization="mup-adam")
+        result.eta_star        # (3,) the best Adam learning rate at each width
+        result.slope           # d log2 eta* / d log2 width: near 0 when the rate transfers
+        result.predicted(4096)  # eta* extrapolated to width 4096
+
+    A flax nnx model is built the same way (``build = lambda width, key: Net(width, rngs=nnx.Rngs(key))``).
+    Your own functions instead, a two-layer network whose readout is scaled by ``1/width``::
 
         def init(key, width):
             k1, k2 = jax.random.split(key)
@@ -190,14 +212,6 @@ def transfer(init: Callable[[jax.Array, int], Any], apply: Callable[[Any, Any, i
             return jax.nn.relu(x @ params["w1"]) @ params["w2"] / width
 
         result = transfer(init, apply, [32, 64, 128], log2_grid(-10, -2), data=(x, y), steps=100, seeds=2)
-        result.eta_star        # (3,) the best Adam learning rate at each width
-        result.slope           # d log2 eta* / d log2 width: near 0 when the rate transfers
-        result.predicted(4096)  # eta* extrapolated to width 4096
-
-    For muP on any pytree model, :func:`learnmech.nets.mup` gives the per-leaf multipliers between a
-    base width and each width: ``lr_multipliers=lambda width: mup(shapes(base), shapes(width)).lr_multipliers()``
-    with ``shapes(width) = jax.eval_shape(lambda k: init(k, width), key)`` (and its ``init_multipliers()``
-    for ``init``).
     """
     widths, lrs = _grid(widths, learning_rates)
     seeds = _whole(seeds, "seeds", budget.MAX_SEEDS, "MAX_SEEDS")
@@ -208,30 +222,33 @@ def transfer(init: Callable[[jax.Array, int], Any], apply: Callable[[Any, Any, i
         if w not in widths or v.shape != (lrs.size, seeds):
             raise ValueError(f"known: width {w} must be one of {list(widths)} with losses of shape "
                              f"({lrs.size}, {seeds}), got {v.shape}")
+    model_at, params_at = model_family(init=init, apply=apply, build=build, base_width=widths[0],
+                                       parameterization=parameterization, lr_multipliers=lr_multipliers,
+                                       mup_options=mup_options, example=data[0])
     todo = [w for w in widths if w not in known]
     if todo:
-        _check_memory(init, todo[-1], lrs.size * seeds, memory)
+        _check_memory(params_at, todo[-1], lrs.size * seeds, memory)
+    models = {w: model_at(w) for w in todo}  # abstract traces only: every model is checked before any training
     n = int(jax.tree.leaves(data)[0].shape[0])
     batch = None if batch_size is None or batch_size >= n else int(batch_size)
     for done, width in enumerate(todo):
         report = None if progress is None else (lambda d, t, done=done: progress(done * steps + d, len(todo) * steps))
-        known[width] = _train_width(init, apply, loss, width, lrs, data, spec=spec, steps=steps, seeds=seeds,
-                                    lr_multipliers=None if lr_multipliers is None else lr_multipliers(width),
+        known[width] = _train_width(models[width], loss, lrs, data, spec=spec, steps=steps, seeds=seeds,
                                     batch_size=batch, progress=report)
     return Transfer.from_losses(np.asarray(widths), lrs, np.stack([known[w] for w in widths]))  # (W, K, seeds)
 
 
-def _train_width(init, apply, loss, width: int, lrs: np.ndarray, data, *, spec: OptimizerSpec, steps: int, seeds: int,
-                 lr_multipliers, batch_size: int | None, progress: Progress | None) -> np.ndarray:
+def _train_width(model: WidthModel, loss, lrs: np.ndarray, data, *, spec: OptimizerSpec, steps: int, seeds: int,
+                 batch_size: int | None, progress: Progress | None) -> np.ndarray:
     """Final loss on the whole data of every learning rate x seed at one width, ``(K, seeds)``; NaN if diverged."""
 
     def member_loss(params, batch):
         x, y = batch
-        return loss(apply(params, x, width), y)
+        return loss(model.apply(params, x), y)
 
     result = train(
-        init=lambda key: init(key, width), loss=member_loss, data=data, optimizer=spec, seeds=list(range(seeds)),
-        grid={"learning_rate": np.asarray(lrs, np.float32)}, steps=[0, steps], lr_multipliers=lr_multipliers,
+        init=model.init, loss=member_loss, data=data, optimizer=spec, seeds=list(range(seeds)),
+        grid={"learning_rate": np.asarray(lrs, np.float32)}, steps=[0, steps], lr_multipliers=model.lr_multipliers,
         batch_size=batch_size, layout="vmap", progress=progress,  # vmap: one compiled program per width
     )
     return np.asarray(result["loss"][..., -1], np.float64)  # (K, seeds); NaN after divergence
