@@ -1,5 +1,7 @@
 """Models as pure functions over plain pytrees, with their parameterisation as data."""
 
+from learnmech.nets.attention import (ATTENTION_RULES, attention_logits, attention_scale, causal_mask,
+                                      dot_product_attention, tied_readout)
 from learnmech.nets.dln import DeepLinear, end_to_end
 from learnmech.nets.masked_mlp import MaskedMLP
 from learnmech.nets.mlp import ACTIVATIONS, MLP
@@ -16,6 +18,13 @@ __all__ = [
     "MUP_VS_SP",
     "one_draw_init",
     "Student",
+    # muP for attention (logit scale c/d_head, tied readout)
+    "ATTENTION_RULES",
+    "attention_logits",
+    "attention_scale",
+    "causal_mask",
+    "dot_product_attention",
+    "tied_readout",
     # parameterisations and muP for any pytree
     "ACTIVATIONS",
     "classify_leaf",
