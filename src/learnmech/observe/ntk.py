@@ -1,8 +1,9 @@
 """The empirical neural tangent kernel and NNGP of any JAX model ``apply(params, x)``.
 
-Contract. ``apply(params, x) -> (n, O)`` over any parameter pytree, treating examples independently
-(row ``i`` of the output depends on ``x[i]`` only: no batch statistics). The empirical NTK (Jacot,
-Gabriel & Hongler 2018, arXiv:1806.07572) with per-parameter learning-rate multipliers ``m_p`` is
+Contract. ``apply(params, x) -> (n, ..., O)`` over any parameter pytree, treating examples
+independently (slice ``i`` of the output depends on ``x[i]`` only: no batch statistics). The
+empirical NTK (Jacot, Gabriel & Hongler 2018, arXiv:1806.07572) with per-parameter learning-rate
+multipliers ``m_p`` is
 
     Theta(x, x')_{o o'} = sum_p m_p (d f_o(x) / d p) (d f_o'(x') / d p),
 
@@ -11,12 +12,31 @@ rates ``eta m_p`` follows in function space: with ``L = (1/2n) sum_i ||f(x_i) - 
 ``t = eta * steps``, ``d f(x)/dt = -(1/n) sum_i Theta(x, x_i) (f(x_i) - y_i)``. ``outputs="mean"``
 returns ``(1/O) sum_o Theta_{oo}``, shape ``(n1, n2)``; ``outputs="full"`` returns ``(n1, n2, O, O)``.
 
+Outputs with middle axes ``S`` (``(n, *S, O)``, e.g. a sequence model's ``(n, T, vocab)``), with
+``G = prod(S)``, by ``extra_axes``:
+
+- ``"outputs"`` (default): folded into the output axis, ``f(x)`` read as one vector of
+  ``K = G O`` outputs (C order: output ``k = s * O + o``, ``s`` the flat index of ``S``). The kernel
+  of the MSE dynamics above with ``||.||`` over all of them. ``"mean"``: ``(n1, n2)``, the average
+  of ``Theta_kk`` over all ``K``; ``"full"``: ``(n1, n2, K, K)``. Costs ``G`` times an ``(n, O)``
+  model's pullbacks.
+- ``"examples"``: each position an example of its own (the positions of one input still share
+  that input): ``"mean"``: ``(n1 G, n2 G)``, row ``i G + s``, the average over ``o`` of
+  ``Theta_{(s, o), (s', o)}``; ``"full"``: ``(n1 G, n2 G, O, O)``. Costs as ``"outputs"`` with
+  ``outputs="full"`` (every position meets every position).
+- ``"mean"``: the outputs averaged over the middle axes first, ``fbar_o(x) = (1/G) sum_s f_{s o}(x)``,
+  then as an ``(n, O)`` model: ``(n1, n2)`` or ``(n1, n2, O, O)``. The cheapest (one pullback per
+  output unit, as for ``(n, O)``).
+
 Strategies (after Novak, Sohl-Dickstein & Schoenholz 2022, "Fast finite width neural tangent
 kernel", arXiv:2206.08720), all exact, differing only in cost:
 
-- ``"jacobian"``: per-example Jacobians leaf by leaf (``vmap`` of ``jacrev`` over examples), each
-  leaf contracted with its partner and the leaves summed; never ravels the whole parameter vector.
-  Examples are processed in blocks so that at most ``JACOBIAN_BUDGET_BYTES`` of Jacobians live at once.
+- ``"jacobian"``: per-example Jacobian rows leaf by leaf (``vmap`` of ``jacrev`` over examples),
+  each leaf contracted with its partner and the leaves summed; never ravels the parameter vector.
+  At most ``JACOBIAN_BUDGET_BYTES`` of rows live at once: for ``outputs="mean"`` the outputs are
+  taken in chunks whose Grams add up, so each row is computed once however many outputs there are;
+  otherwise rows go in blocks of examples and whole chunks of outputs, column blocks recomputed
+  (:mod:`.ntk_strategies`).
 - ``"ntvp"``: NTK-vector products ``Theta e = J1 (M J2^T e)``: a chunk of cotangent basis vectors
   ``e`` is pulled back through ``x2`` one example at a time (``vjp``) and pushed forward through all
   of ``x1`` (``jvp``); only the chunk's gradients are ever held, never a Jacobian of ``x1``.
@@ -32,7 +52,9 @@ kernel", arXiv:2206.08720), all exact, differing only in cost:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from typing import Any, Callable
 
 import jax
@@ -40,8 +62,11 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from learnmech.nets.mlp import MLP
+from learnmech.observe import ntk_strategies as _engines
+from learnmech.observe.ntk_strategies import JACOBIAN_BUDGET_BYTES, NTVP_CHUNK_BYTES
 
 __all__ = [
+    "EXTRA_AXES",
     "JACOBIAN_BUDGET_BYTES",
     "NTVP_CHUNK_BYTES",
     "STRATEGIES",
@@ -55,21 +80,8 @@ Apply = Callable[[Any, jax.Array], jax.Array]
 
 STRATEGIES = ("auto", "jacobian", "ntvp", "structured")
 OUTPUT_MODES = ("mean", "full")
-JACOBIAN_BUDGET_BYTES = 2 * 2**30  # per-example Jacobians held at once by "jacobian"
-NTVP_CHUNK_BYTES = 2**28  # gradients (one chunk of cotangent basis vectors) held at once by "ntvp"
-NTVP_MAX_CHUNK = 64  # cotangent basis vectors per chunk, at most
-NTVP_ROWS = 4096  # ... and about this many (basis vector, x1 example) rows per pushed-forward batch
-
-# Cost model of select_ntk_strategy, in flops with F = forward flops of one example (XLA's cost
-# analysis) and P parameters. A per-example pullback (vjp / jacrev row) costs ~3F; a jvp's tangent
-# part ~2F per example of x1; the Jacobian contraction 2 P per pair of rows, which ran at about half
-# the speed of ntvp's batched matmuls (a skinny, memory-bound (n, P) @ (P, n) product; measured on
-# the 2-core CPU machine, float32, width-512 residual tanh net, n = 500: jacobian 11.0 s, ntvp 11.6 s,
-# model ratio 1.0), hence CONTRACT_PENALTY. NTVP_MARGIN keeps "jacobian" on near ties.
-PULLBACK_COST = 3.0
-PUSHFORWARD_COST = 2.0
-CONTRACT_PENALTY = 2.0
-NTVP_MARGIN = 1.5
+EXTRA_AXES = ("outputs", "examples", "mean")  # what the middle axes of (n, ..., O) outputs become
+NTVP_MARGIN = 1.5  # "ntvp" only when predicted cheaper than "jacobian" by this factor (near ties keep "jacobian")
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -87,11 +99,47 @@ def _check_inputs(x1, x2) -> None:
         raise ValueError(f"x2: must have the per-example shape of x1 {jnp.shape(x1)[1:]}, got {jnp.shape(x2)[1:]}")
 
 
-def _output_dim(apply: Apply, params, x1) -> int:
-    out = jax.eval_shape(apply, params, x1[:1])
-    if len(out.shape) != 2 or out.shape[0] != 1:
-        raise ValueError(f"apply: must return outputs of shape (n, O), got {out.shape} for n = 1")
-    return int(out.shape[1])
+def _check_bytes(jacobian_bytes) -> int | None:
+    if jacobian_bytes is not None and not (isinstance(jacobian_bytes, (int, float)) and jacobian_bytes >= 1):
+        raise ValueError(f"jacobian_bytes: must be a number of bytes >= 1 or None, got {jacobian_bytes!r}")
+    return None if jacobian_bytes is None else int(jacobian_bytes)
+
+
+def _output_shape(apply: Apply, params, x1) -> tuple[int, ...]:
+    """The output shape ``(n, ..., O)`` of ``apply`` on ``x1``, checked on one and two examples."""
+    for n in sorted({1, min(2, x1.shape[0])} - {0}):
+        shape = tuple(jax.eval_shape(apply, params, x1[:n]).shape)
+        if len(shape) < 2 or shape[0] != n or 0 in shape:
+            raise ValueError(f"apply: must return outputs of shape (n, ..., O) with the n examples first and "
+                             f"at least one output, got {shape} for n = {n}")
+    return (x1.shape[0],) + shape[1:]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Flat:
+    """``apply`` with its ``(n, *S, O)`` outputs made ``(n, G O)`` (folded) or ``(n, O)`` (averaged)."""
+
+    apply: Callable
+    average: bool
+
+    def __call__(self, params, x):
+        out = self.apply(params, x)  # (n, *S, O)
+        if self.average:
+            return jnp.mean(out.reshape(out.shape[0], -1, out.shape[-1]), axis=1)  # (n, O)
+        return out.reshape(out.shape[0], -1)  # (n, G O)
+
+
+def _layout(apply: Apply, params, x1, extra_axes: str, outputs: str):
+    """``(flat_apply, units, width, examples)``: the unit-Gram view of :mod:`.ntk_strategies`, with
+    ``examples`` the middle-axis size ``G`` that ``extra_axes="examples"`` turns into rows (else 1)."""
+    shape = _output_shape(apply, params, x1)
+    n_out, extra = shape[-1], math.prod(shape[1:-1])
+    flat = apply if len(shape) == 2 else _Flat(apply, extra_axes == "mean")
+    rows = extra if extra_axes == "examples" else 1  # kernel rows per example
+    width = n_out if extra_axes != "outputs" else extra * n_out  # outputs per row
+    if outputs == "full":  # every output its own unit
+        return flat, rows * width, 1, rows
+    return flat, rows, width, rows
 
 
 def _leaf_multipliers(params, lr_multipliers, *, scalar: bool = False) -> list[jax.Array] | None:
@@ -139,102 +187,6 @@ def _symmetrize(kernel: jax.Array, outputs: str) -> jax.Array:
     return _symmetrize(flat, "mean").reshape(n, n_out, n, n_out).transpose(0, 2, 1, 3)
 
 
-def _blocks(x: jax.Array, size: int) -> jax.Array:
-    """``(n, ...) -> (ceil(n / size), size, ...)``, padding by repeating the last example."""
-    n = x.shape[0]
-    n_blocks = -(-n // size)
-    pad = [(0, n_blocks * size - n)] + [(0, 0)] * (x.ndim - 1)
-    return jnp.pad(x, pad, mode="edge").reshape((n_blocks, size) + x.shape[1:])
-
-
-# ----------------------------------------------------------------------------- generic strategies
-
-
-def _per_example_jacobian(apply: Apply, params, x: jax.Array) -> list[jax.Array]:
-    """``d f_o(x_i) / d p`` per leaf, each ``(n, O, leaf_size)``; the parameter vector is never raveled."""
-
-    def single(p, xi):
-        return apply(p, xi[None])[0]  # (O,)
-
-    jac = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, x)  # leaves (n, O, *leaf_shape)
-    return [j.reshape(j.shape[:2] + (-1,)) for j in jax.tree.leaves(jac)]
-
-
-def _contract(jac1: list, jac2: list, mults: list | None, outputs: str) -> jax.Array:
-    """``sum_leaves J1 M J2^T``: ``(n1, n2)`` (mean over outputs) or ``(n1, n2, O, O)``.
-
-    Each leaf is one 2-d matmul (2.3x faster on CPU than an einsum contracting two axes, measured).
-    """
-    n1, n_out = jac1[0].shape[:2]
-    n2 = jac2[0].shape[0]
-    rows1, rows2 = (n1, n2) if outputs == "mean" else (n1 * n_out, n2 * n_out)
-    total = 0.0
-    for k, (a, b) in enumerate(zip(jac1, jac2)):
-        m = None if mults is None else mults[k]
-        if m is not None and m.ndim:
-            a = a * m  # elementwise multipliers, (n1, O, size)
-        # mean: (n1, O size) @ (O size, n2) sums Theta_oo over o; full: (n1 O, size) @ (size, n2 O)
-        term = a.reshape(rows1, -1) @ b.reshape(rows2, -1).T
-        total = total + (term if m is None or m.ndim else m * term)
-    if outputs == "mean":
-        return total / n_out
-    return total.reshape(n1, n_out, n2, n_out).transpose(0, 2, 1, 3)
-
-
-@functools.partial(jax.jit, static_argnames=("apply", "outputs", "block_size", "symmetric"))
-def _jacobian_ntk(apply, params, x1, x2, mults, outputs, block_size, symmetric):
-    n1, n2 = x1.shape[0], x2.shape[0]
-    jacobian = functools.partial(_per_example_jacobian, apply, params)
-    if _fits_once(n1, n2, symmetric, block_size):  # each Jacobian computed once
-        jac1 = jacobian(x1)
-        k = _contract(jac1, jac1 if symmetric else jacobian(x2), mults, outputs)
-        return _symmetrize(k, outputs) if symmetric else k
-
-    def row(xa):  # (B, ...) -> (n_blocks2, B, B[, O, O]); column blocks are recomputed per row block
-        jac_a = jacobian(xa)
-        return jax.lax.map(lambda xb: _contract(jac_a, jacobian(xb), mults, outputs), _blocks(x2, block_size))
-
-    k = jax.lax.map(row, _blocks(x1, block_size))  # (nb1, nb2, B, B[, O, O])
-    k = jnp.swapaxes(k, 1, 2)
-    k = k.reshape((k.shape[0] * block_size, k.shape[2] * block_size) + k.shape[4:])[:n1, :n2]
-    return _symmetrize(k, outputs) if symmetric else k
-
-
-def _fits_once(n1: int, n2: int, symmetric: bool, block_size: int) -> bool:
-    """Whether all Jacobians fit in the two blocks' worth of memory that blocking would use."""
-    return n1 + (0 if symmetric else n2) <= 2 * block_size
-
-
-@functools.partial(jax.jit, static_argnames=("apply", "outputs", "block_size", "symmetric"))
-def _ntvp_ntk(apply, params, x1, x2, mults, outputs, block_size, symmetric):
-    n1, n2 = x1.shape[0], x2.shape[0]
-    leaves, treedef = jax.tree.flatten(params)
-
-    def single(p, xi):
-        return apply(p, xi[None])[0]  # (O,)
-
-    def push_forward(tangent):  # J1 t, (n1, O)
-        return jax.jvp(lambda p: apply(p, x1), (params,), (tangent,))[1]
-
-    def columns(xb):  # a block of x2 examples -> Theta[:, block]
-        pulled = jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, xb)  # M J^T e, leaves (B, O, *leaf)
-        pulled = jax.tree.leaves(pulled)
-        if mults is not None:
-            pulled = [g * (m if m.ndim == 0 else m.reshape(leaf.shape)) for g, m, leaf in zip(pulled, mults, leaves)]
-        n_out = pulled[0].shape[1]
-        tangents = jax.tree.unflatten(treedef, [g.reshape((-1,) + g.shape[2:]) for g in pulled])  # (B*O, *leaf)
-        col = jax.vmap(push_forward)(tangents)  # (B*O, n1, O): [(j, q), i, o]
-        col = col.reshape(xb.shape[0], n_out, n1, n_out)  # [j, q, i, o]
-        if outputs == "mean":
-            return jnp.trace(col, axis1=1, axis2=3).T / n_out  # (n1, B)
-        return col.transpose(2, 0, 3, 1)  # (n1, B, O, O): [i, j, o, q]
-
-    k = jax.lax.map(columns, _blocks(x2, block_size))  # (nb, n1, B[, O, O])
-    k = jnp.moveaxis(k, 0, 1)
-    k = k.reshape((n1, k.shape[1] * block_size) + k.shape[3:])[:, :n2]
-    return _symmetrize(k, outputs) if symmetric else k
-
-
 # ------------------------------------------------------------------------------ strategy choice
 
 
@@ -261,63 +213,51 @@ def _forward_flops(apply: Apply, params, x1) -> float:
         return _cached_forward_flops.__wrapped__(apply, specs)
 
 
-def _jacobian_block(n_params: int, n_out: int, itemsize: int) -> int:
-    """Examples per block: two blocks of Jacobians fit in ``JACOBIAN_BUDGET_BYTES``."""
-    return max(1, JACOBIAN_BUDGET_BYTES // (2 * max(1, n_out * n_params * itemsize)))
-
-
-def _ntvp_block(n_params: int, n_out: int, itemsize: int, n1: int, n2: int) -> int:
-    """Examples of ``x2`` per chunk: ``NTVP_ROWS / n1`` basis vectors, at most ``NTVP_MAX_CHUNK`` and
-    ``NTVP_CHUNK_BYTES`` of gradients."""
-    vectors = min(NTVP_MAX_CHUNK, NTVP_ROWS // max(1, n1), NTVP_CHUNK_BYTES // max(1, n_params * itemsize))
-    return int(max(1, min(n2, vectors // n_out)))
-
-
-def _strategy_costs(apply: Apply, params, x1, x2, outputs: str) -> tuple[float, float]:
+def _sizes(params) -> tuple[int, int]:
     leaves = jax.tree.leaves(params)
-    n_params = sum(int(jnp.size(a)) for a in leaves)
-    itemsize = max(jnp.result_type(a).itemsize for a in leaves)
-    n_out = _output_dim(apply, params, x1)
-    flops = _forward_flops(apply, params, x1) or 2.0 * n_params
-    n1 = x1.shape[0]
-    n2 = n1 if x2 is None else x2.shape[0]
-    block = _jacobian_block(n_params, n_out, itemsize)
-    jacobians = n1 + (0 if x2 is None else n2)
-    if not _fits_once(n1, n2, x2 is None, block):  # blocked: column blocks recomputed per row block
-        jacobians = n1 + -(-n1 // block) * n2
-    outer = n_out if outputs == "mean" else n_out * n_out
-    jacobian_cost = jacobians * n_out * PULLBACK_COST * flops + CONTRACT_PENALTY * 2.0 * n1 * n2 * n_params * outer
-    ntvp_cost = n2 * n_out * (PULLBACK_COST * flops + PUSHFORWARD_COST * flops * n1) + flops * n1
-    return jacobian_cost, ntvp_cost
+    return sum(int(jnp.size(a)) for a in leaves), max(jnp.result_type(a).itemsize for a in leaves)
 
 
-def select_ntk_strategy(apply: Apply, params, x1: jax.Array, x2: jax.Array | None = None, *, outputs: str = "mean") -> str:
-    """The strategy ``empirical_ntk(..., strategy="auto")`` uses.
+def select_ntk_strategy(apply: Apply, params, x1: jax.Array, x2: jax.Array | None = None, *, outputs: str = "mean",
+                        extra_axes: str = "outputs", jacobian_bytes: int | None = None) -> str:
+    """The strategy ``empirical_ntk(..., strategy="auto")`` uses; deterministic in the shapes.
 
     ``"structured"`` for a bound :meth:`learnmech.nets.MLP.apply`. Otherwise a flop model with
-    ``F`` the forward flops of one example (XLA cost analysis), ``P`` parameters, ``O`` outputs:
+    ``F`` the forward flops of one example (XLA cost analysis), ``P`` parameters, the outputs read
+    as ``G`` kernel units of ``Q`` outputs (``outputs="mean"``: ``G = 1, Q = K``, the ``K`` flat
+    outputs; ``"full"``: ``G = K, Q = 1``; ``extra_axes="examples"`` multiplies ``G`` by the
+    positions), ``R`` the Jacobian rows computed (``(n1 + n2) K`` when they fit
+    ``JACOBIAN_BUDGET_BYTES`` or ``outputs="mean"`` with ``G = 1``; more when column blocks are
+    recomputed, see :func:`learnmech.observe.ntk_strategies.jacobian_plan`):
 
-        jacobian: 3 F O (n1 + n2) + 2 * 2 n1 n2 P O   (O^2 for outputs="full"; the factor 2 is
-                  the measured memory-bound penalty of the contraction, see CONTRACT_PENALTY)
-        ntvp:     n2 O (3 F + 2 F n1) + F n1
+        jacobian: 3 F R + 2 * 2 n1 n2 G K P   (the factor 2 is the measured memory-bound penalty
+                  of the contraction, see ntk_strategies.CONTRACT_PENALTY)
+        ntvp:     n2 K (3 F + 2 F n1) + F n1
 
     and ``"ntvp"`` only when it is cheaper by more than ``NTVP_MARGIN``. For a dense network
     (``F ~ 2P``) the two tie for ``outputs="mean"`` (jacobian is kept) and ntvp wins for
     ``outputs="full"`` with ``O >= 2``; the Jacobian wins when a parameter is used many times per
-    example (weight sharing, ``F >> P``). "jacobian" does the contraction of
-    :func:`ntk_full_jacobian` but builds its Jacobians per example (the baseline's whole-batch
-    ``jacrev`` costs ``~3 F n O`` per example), and "ntvp" is only chosen when predicted cheaper
-    still, so "auto" is not slower than the baseline. Measured on the 2-core CPU machine (float32,
-    choice in brackets): dense O = 1 mean, n = 200 [jacobian]: jacobian 2.9 s, ntvp 4.2 s, baseline
-    13.6 s; dense O = 8 full, n = 100 [ntvp]: ntvp 8.2 s, jacobian 15 s, baseline 21 s; 1-d conv,
-    n = 200 [jacobian]: jacobian 0.07 s, ntvp 12.5 s, baseline 5.9 s.
+    example (weight sharing, ``F >> P``: convolutions, transformers over a sequence). Measured on
+    the 2-core CPU machine (float32, choice in brackets): dense O = 1 mean, n = 200 [jacobian]:
+    jacobian 2.9 s, ntvp 4.2 s, baseline 13.6 s; dense O = 8 full, n = 100 [ntvp]: ntvp 8.2 s,
+    jacobian 15 s, baseline 21 s; 1-d conv, n = 200 [jacobian]: jacobian 0.07 s, ntvp 12.5 s,
+    baseline 5.9 s; the 1.6M-parameter transformer (``bench/ntk_transformer.py``, outputs averaged
+    over the 32 positions, n = 16, load average 8 to 13) [jacobian, chunks of 20 outputs]: 43 to 85 s,
+    the former plan (blocks of one example, columns recomputed) 414 to 505 s, ntvp 207 to 304 s (the
+    last two measured on 3 sequences and scaled).
     """
     _check_choice("outputs", outputs, OUTPUT_MODES)
+    _check_choice("extra_axes", extra_axes, EXTRA_AXES)
     _check_inputs(x1, x2)
     if _bound_mlp(apply) is not None:
         return "structured"
-    jacobian_cost, ntvp_cost = _strategy_costs(apply, params, x1, x2, outputs)
-    return "ntvp" if NTVP_MARGIN * ntvp_cost < jacobian_cost else "jacobian"
+    flat, units, width, _ = _layout(apply, params, x1, extra_axes, outputs)
+    n_params, itemsize = _sizes(params)
+    flops = _forward_flops(flat, params, x1) or 2.0 * n_params
+    n2 = x1.shape[0] if x2 is None else x2.shape[0]
+    jacobian, ntvp = _engines.strategy_costs(x1.shape[0], n2, x2 is None, units, width, n_params, itemsize, flops,
+                                             _check_bytes(jacobian_bytes))
+    return "ntvp" if NTVP_MARGIN * ntvp < jacobian else "jacobian"
 
 
 # --------------------------------------------------------------------------------- public kernels
@@ -331,8 +271,10 @@ def empirical_ntk(
     *,
     strategy: str = "auto",
     outputs: str = "mean",
+    extra_axes: str = "outputs",
     lr_multipliers=None,
     block_size: int | None = None,
+    jacobian_bytes: int | None = None,
 ) -> jax.Array:
     """The empirical NTK ``Theta(x1, x2)_{oo'} = sum_p m_p (d f_o(x1)/d p)(d f_o'(x2)/d p)``.
 
@@ -342,44 +284,62 @@ def empirical_ntk(
     ``d f/dt = -(1/n) Theta (f - y)`` in ``t = eta * steps``.
 
     Args:
-      apply: ``apply(params, x) -> (n, O)``, examples treated independently.
+      apply: ``apply(params, x) -> (n, ..., O)``, examples treated independently.
       params: any pytree of arrays (the ``p``).
-      x1: inputs ``(n1, ...)``.
+      x1: inputs ``(n1, ...)`` (any dtype: token ids are fine).
       x2: inputs ``(n2, ...)``; ``None`` means ``x1`` (each Jacobian or factor computed once and the
         result symmetrised exactly).
       strategy: one of ``STRATEGIES``.
       outputs: ``"mean"`` -> ``(n1, n2)``, the average of ``Theta_oo`` over output units;
         ``"full"`` -> ``(n1, n2, O, O)``.
+      extra_axes: for outputs ``(n, *S, O)`` with ``G = prod(S)`` (ignored for ``(n, O)``):
+        ``"outputs"`` folds ``S`` into the output axis (``O -> G O``, C order); ``"examples"`` makes
+        each position a row, ``(n1 G, n2 G[, O, O])``; ``"mean"`` averages the outputs over ``S``
+        first, ``(n1, n2[, O, O])``. Shapes and costs in the module docstring.
       lr_multipliers: the ``m_p``, a pytree shaped like ``params`` (e.g. ``MLP.lr_multipliers()``)
         of scalars, or for the generic strategies arrays broadcastable to their leaf; default 1.
-      block_size: examples per block. ``"jacobian"``: Jacobians of two blocks are held at once and
-        when ``x1`` and ``x2`` fit in them each Jacobian is computed once (default: two blocks fill
-        ``JACOBIAN_BUDGET_BYTES``); ``"ntvp"``: examples of ``x2`` per chunk of cotangent basis
-        vectors; unused by ``"structured"``.
+      block_size: examples per block. ``"jacobian"``: when given, Jacobian rows of two blocks of
+        examples are held at once (outputs chunked to fit ``JACOBIAN_BUDGET_BYTES``), column blocks
+        recomputed per row block (default: the plan of :mod:`.ntk_strategies`); ``"ntvp"``: examples
+        of ``x2`` per chunk of cotangent basis vectors; unused by ``"structured"``.
+      jacobian_bytes: the Jacobian rows ``"jacobian"`` may hold at once, in bytes (default
+        ``JACOBIAN_BUDGET_BYTES``, 2 GiB). More can be faster per row when outputs are chunked (the
+        1.6M-parameter transformer, 16 sequences: 2 GiB -> chunks of 20 outputs, XLA temporaries
+        0.75 GiB; 6 GiB -> chunks of 48, 1.75 GiB; 1.0x to 1.55x faster on the shared 2-core machine).
     """
     _check_choice("strategy", strategy, STRATEGIES)
     _check_choice("outputs", outputs, OUTPUT_MODES)
+    _check_choice("extra_axes", extra_axes, EXTRA_AXES)
     _check_inputs(x1, x2)
     if block_size is not None and int(block_size) < 1:
         raise ValueError(f"block_size: must be >= 1, got {block_size}")
     model = _bound_mlp(apply)
     if strategy == "auto":
-        strategy = select_ntk_strategy(apply, params, x1, x2, outputs=outputs)
+        strategy = select_ntk_strategy(apply, params, x1, x2, outputs=outputs, extra_axes=extra_axes,
+                                       jacobian_bytes=jacobian_bytes)
     if strategy == "structured":
         if model is None:
             raise ValueError("strategy: 'structured' needs the bound apply of a learnmech.nets.MLP, e.g. model.apply")
         return mlp_ntk(model, params, x1, x2, outputs=outputs, lr_multipliers=lr_multipliers)
     mults = _leaf_multipliers(params, lr_multipliers)
-    leaves = jax.tree.leaves(params)
-    n_params = sum(int(jnp.size(a)) for a in leaves)
-    itemsize = max(jnp.result_type(a).itemsize for a in leaves)
-    n_out = _output_dim(apply, params, x1)
+    flat, units, width, rows = _layout(apply, params, x1, extra_axes, outputs)
+    n_params, itemsize = _sizes(params)
+    n1, n2 = x1.shape[0], x1.shape[0] if x2 is None else x2.shape[0]
+    block = None if block_size is None else int(block_size)
+    second = x1 if x2 is None else x2
     if strategy == "ntvp":
-        n2 = x1.shape[0] if x2 is None else x2.shape[0]
-        block = int(block_size) if block_size else _ntvp_block(n_params, n_out, itemsize, x1.shape[0], n2)
-        return _ntvp_ntk(apply, params, x1, x1 if x2 is None else x2, mults, outputs, block, x2 is None)
-    block = int(block_size) if block_size else _jacobian_block(n_params, n_out, itemsize)
-    return _jacobian_ntk(apply, params, x1, x1 if x2 is None else x2, mults, outputs, block, x2 is None)
+        chunk = _engines.ntvp_chunk(units, width, n_params, itemsize, n1)
+        block = block or _engines.ntvp_block(n_params, chunk, itemsize, n1, n2)
+        gram = _engines.ntvp_ntk(flat, params, x1, second, mults, units, width, chunk, block)
+    else:
+        plan = _engines.jacobian_plan(n1, n2, x2 is None, units, width, n_params, itemsize, block,
+                                      _check_bytes(jacobian_bytes))
+        gram = _engines.jacobian_ntk(flat, params, x1, second, mults, plan, x2 is None)
+    gram = _symmetrize(gram, "mean") if x2 is None else gram  # (n1 G, n2 G), G units per example
+    if outputs == "mean":
+        return gram  # (n1 rows, n2 rows)
+    n_out = units // rows  # every output its own unit: (n1 rows O, n2 rows O) -> (n1 rows, n2 rows, O, O)
+    return gram.reshape(n1 * rows, n_out, n2 * rows, n_out).transpose(0, 2, 1, 3)
 
 
 def _mlp_factors(model: MLP, params, x: jax.Array) -> tuple[list[jax.Array], list[jax.Array]]:
@@ -457,15 +417,16 @@ def ntk_full_jacobian(
     """The plain empirical NTK, for reference: ``J1 J2^T`` from full per-example Jacobians.
 
     ``ravel_pytree`` the parameters into one vector ``p`` (length ``P``), ``J = d f(x_i) / d p``
-    ``(n, O, P)`` by ``vmap`` over examples of ``jax.jacrev`` (one pullback per example and output;
+    ``(n, O, P)`` by ``vmap`` over examples of ``jax.jacrev`` (outputs ``(n, ..., O)`` folded into
+    ``K`` outputs as ``extra_axes="outputs"`` does) (one pullback per example and output;
     ``jacrev`` of the whole batch would instead pull every cotangent back through all ``n``
     examples, ``n`` times the work), then one contraction. No multipliers; see
     :func:`empirical_ntk` for the definition and the faster strategies.
     """
     _check_choice("outputs", outputs, OUTPUT_MODES)
     _check_inputs(x1, x2)
-    _output_dim(apply, params, x1)
-    return _full_jacobian_ntk(apply, params, x1, x1 if x2 is None else x2, outputs, x2 is None)
+    flat, _, _, _ = _layout(apply, params, x1, "outputs", "mean")
+    return _full_jacobian_ntk(flat, params, x1, x1 if x2 is None else x2, outputs, x2 is None)
 
 
 @functools.partial(jax.jit, static_argnames=("apply", "outputs", "symmetric"))

@@ -73,16 +73,17 @@ def preconditioned_sharpness_probe(loss: Callable, *, name: str = "preconditione
 
 
 def ntk_probe(apply: Callable, x, *, name: str = "ntk", outputs: str = "mean", strategy: str = "auto",
-              **schedule) -> Probe:
+              extra_axes: str = "outputs", **schedule) -> Probe:
     """``Theta(x, x)``, the empirical NTK Gram matrix on the inputs ``x`` (the probe's batch).
 
     ``(n, n)`` for ``outputs="mean"`` (averaged over output units); keep ``n`` small (tens to hundreds):
-    the value is stored at every probe step. ``strategy``: as in :func:`learnmech.observe.ntk.empirical_ntk`.
+    the value is stored at every probe step. ``strategy`` and ``extra_axes`` (outputs ``(n, ..., O)``, e.g.
+    sequences): as in :func:`learnmech.observe.ntk.empirical_ntk`.
     """
 
     def fn(params, preconditioner, inputs):
         del preconditioner
-        return empirical_ntk(apply, params, inputs, outputs=outputs, strategy=strategy)
+        return empirical_ntk(apply, params, inputs, outputs=outputs, strategy=strategy, extra_axes=extra_axes)
 
     return Probe(name, fn, data=x, **schedule)
 
