@@ -314,4 +314,31 @@ def test_a_runaway_parameter_is_reported_and_the_fit_not_converged(workdir):
     printed = _fit(workdir, "pure.csv", "--form", "power-offset", "--x", "x")
     assert printed.exit_code == 0, printed.output
     text = " ".join(printed.stdout.split())
-    assert "converged False" in text and "not identified: E = " in text and "the fit is not converged" in text
+    assert "converged False" in text and "not identified: E = " in text and "ran to a bound of its" in text
+
+
+# ---------------------------------------------------------------- a fit that cannot be trusted
+
+
+def _degenerate_csv(path) -> None:
+    """12 runs, log-normal noise sigma 0.1 (seed 0), N in 1e5..1e7, D in 1e7..1e9: the data cannot pin the law."""
+    rng = np.random.default_rng(0)
+    n, d = 10 ** rng.uniform(5, 7, 12), 10 ** rng.uniform(7, 9, 12)
+    loss = predict("chinchilla", TRUE, n=n, d=d) * np.exp(0.1 * rng.standard_normal(12))
+    _write_csv(path, {"n": n, "d": d, "loss": loss})
+
+
+def test_an_unidentified_fit_prints_its_warnings_and_withholds_the_frontier(workdir):
+    _degenerate_csv(workdir / "degenerate.csv")
+    printed = _fit(workdir, "degenerate.csv", "--n", "n", "--d", "d")
+    assert printed.exit_code == 0, printed.output  # the fit ran: its result, with the reason, is the answer
+    print(printed.stdout)
+    text = " ".join(printed.stdout.split())
+    assert "warnings (4): this fit cannot be trusted as it stands" in text
+    for needle in ("not identified: B: local 95% interval", "spans 10.9 decades (> 2): wider than the data support",
+                   "not identified: alpha: local 95% interval", "contains 0",
+                   "compute-optimal allocation withheld: the fit is not identified (A, B, alpha, beta: 95% interval "
+                   "wider than the data support); see the warnings", "local CI 10.9 decades"):
+        assert needle in text, needle
+    assert "compute-optimal allocation " not in text.replace("compute-optimal allocation withheld", "")
+    assert "N_opt" not in text  # no table (the JSON of such a fit: tests/test_fit_trust.py, without a second fit)

@@ -147,8 +147,12 @@ def test_a_parameter_at_its_bound_is_unidentified_and_not_converged():
     assert fit.unidentified == ("E",) and not fit.converged
     assert fit.params["A"] == pytest.approx(30.0, rel=1e-6) and fit.params["alpha"] == pytest.approx(0.6, rel=1e-6)
     assert fit.params["E"] < 1e-6  # ran towards 0
+    assert [(d.code, d.params) for d in fit.warnings][:1] == [("at_bound", ("E",))] and not fit.identified
+    assert fit.stop_reason.startswith("stationary (|grad|_inf ")  # the optimiser's work is done ...
+    assert fit.stop_reason.endswith("but E at a bound of the parameterisation")  # ... the data's is not
     offset = fit_form("power-offset", {"x": x}, 0.5 + 30.0 * x**-0.6)  # the same law with E = 0.5: identified
     assert offset.unidentified == () and offset.converged
+    assert offset.warnings == () and offset.identified  # exact data: nothing to warn about
 
 
 def test_two_symmetric_basins_are_both_reported():
@@ -159,6 +163,7 @@ def test_two_symmetric_basins_are_both_reported():
     noise = np.exp(0.01 * np.random.default_rng(0).standard_normal(40))
     fit = fit_form(form, {"x": x}, (2.0 * x**-0.3 + 5.0 * x**-1.0) * noise)
     assert len(fit.basins) == 1
+    assert [d.code for d in fit.warnings if d.code == "basins"] == ["basins"] and not fit.identified
     other = fit.basins[0]
     assert other.objective == pytest.approx(fit.objective, rel=1e-9)
     swapped = {"A": fit.params["B"], "a": fit.params["b"], "B": fit.params["A"], "b": fit.params["a"]}

@@ -21,10 +21,17 @@ range, a name given twice, or every parameter fixed is one line naming ``--fix``
 
 A fit that ran exits 0 even when its law has no compute-optimal frontier (an exponent or a
 coefficient not > 0: a loss flat or rising in ``N`` or ``D``): the parameters are printed with a
-note saying so, and the JSON has ``"frontier": []`` and the note in ``"frontier_note"``. It exits 0
-too when the law is not identified, and says so plainly: other basins of the objective within 1%
-of the best are printed as a table (JSON ``"basins"``), and parameters that ran to a bound of their
-parameterisation are named (JSON ``"unidentified"``; the fit is then not converged).
+note saying so, and the JSON has ``"frontier": []`` and the note in ``"frontier_note"``.
+
+A fit that cannot be trusted exits 0 too, and says so (:mod:`learnmech.cli_fit_output`): every
+diagnostic of :mod:`learnmech.fit.diagnostics` (a parameter at a bound or far below the data, a
+runaway exponent, other basins within 1% of the best, a 95% interval wider than the data support,
+non-convergence with its reason) is printed, flagged in the parameter table and listed in the
+JSON; and a fit that is not identified or not converged gets **no compute-optimal table**: the
+line ``compute-optimal allocation withheld: <why>`` stands in its place (JSON ``"frontier": []``,
+the reason in ``"frontier_withheld"`` and ``"frontier_note"``). Exit code 0 was chosen because the
+fit ran and its result, with the reason, is the answer; a script tells an untrusted fit by
+``"identified"`` / ``"converged"`` or by ``"frontier_withheld"`` being non-empty.
 """
 
 from __future__ import annotations
@@ -34,15 +41,14 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import typer
-from rich.table import Table
 
-from learnmech.cli_common import BadInput, doing, fail_input, finite_or_none, out, progress_bar
+from learnmech.cli_common import BadInput, doing, fail_input, out, progress_bar
+from learnmech.cli_fit_output import json_payload, print_summary
 
 __all__ = ["MAX_BOOTSTRAP", "MAX_RESAMPLED_ROWS", "fit_app"]
 
@@ -201,23 +207,6 @@ def _check_counts(form, n_points: int, compute, holdout_above: Optional[float], 
                        f"{above} to test (need >= 1); compute spans {compute.min():.3g}..{compute.max():.3g}")
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses / NamedTuples / arrays as JSON-safe plain data."""
-    if is_dataclass(value):
-        value = asdict(value)
-    elif hasattr(value, "_asdict"):
-        value = value._asdict()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, bool)) or value is None:
-        return value
-    if isinstance(value, (int, float, np.integer, np.floating)) or hasattr(value, "tolist"):
-        return finite_or_none(value)
-    return str(value)
-
-
 def _check_out(out_dir: Path) -> None:
     """``--out`` must be a folder that exists or can be created, and be writable: checked before the fit."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -233,13 +222,16 @@ def _frontier_rows(law, compute) -> tuple[list[dict[str, float]], Optional[str]]
     """Compute-optimal N, D and D/N at the data's largest budget and one and two decades beyond.
 
     Returns the rows and a note: ``None``, or why there are no rows for a form that has a frontier
-    (the fitted law has none; budgets beyond float64 are left out).
+    (the fit is not identified or not converged: withheld; the fitted law has none; budgets beyond
+    float64 are left out).
     """
     from learnmech.theory.scaling_forms import FORMS
     from learnmech.theory.scaling_frontier import frontier_problem
 
     if not FORMS[law.form].frontier or compute is None:
         return [], None
+    if law.frontier_withheld_:
+        return [], f"compute-optimal allocation withheld: {law.frontier_withheld_}; see the warnings"
     problem = frontier_problem(law.params_)
     if problem:
         return [], f"the compute-optimal frontier is undefined for this fit: {problem}"
@@ -276,59 +268,6 @@ def _fit(law, table: dict, inputs: dict, compute, holdout_above: Optional[float]
 
         law.fit(table, **columns, progress=progress)
         return law.holdout(holdout_above, progress=progress) if holdout_above is not None else None
-
-
-def _print_summary(law, path: Path, n_points: int, frontier, note, holdout) -> None:
-    result = law.result_
-    out.print(f"{law.form} fit of {path.name} ({n_points} points)", highlight=False)
-    table = Table()
-    for name, justify in (("parameter", "left"), ("value", "right"), ("CI low", "right"), ("CI high", "right")):
-        table.add_column(name, justify=justify)
-    for name, value in law.params_.items():
-        lo, hi = law.ci_.get(name, (math.nan, math.nan))
-        shown = ("fixed", "fixed") if name in result.fixed else (f"{lo:.6g}", f"{hi:.6g}")
-        table.add_row(name, f"{value:.6g}", *shown)
-    out.print(table)
-    out.print(f"objective {result.objective:.8g} (Huber, delta {law.delta:g}), {result.n_starts} starts, "
-              f"converged {result.converged}", highlight=False)
-    _print_identification(result)
-    if frontier:
-        out.print("compute-optimal allocation", highlight=False)
-        ft = Table()
-        for name in ("compute C", "N_opt", "D_opt", "D/N"):
-            ft.add_column(name, justify="right")
-        for row in frontier:
-            ft.add_row(f"{row['flops']:.3g}", f"{row['n_opt']:.4g}", f"{row['d_opt']:.4g}",
-                       f"{row['tokens_per_parameter']:.3g}")
-        out.print(ft)
-    if note:
-        out.print(f"note: {note}", highlight=False)
-    if holdout is not None:
-        out.print(f"hold-out: fitted on the {holdout.n_train} runs with C <= {holdout.threshold:.3g}, predicted the "
-                  f"{holdout.n_test} above it with mean |relative error| {holdout.mean_abs_rel_error:.2%}, max "
-                  f"{holdout.max_abs_rel_error:.2%}, RMS log error {holdout.rmse_log:.4f}", highlight=False)
-
-
-def _print_identification(result) -> None:
-    """Say plainly when the law is not identified: runaway parameters, and other basins within 1% (a table)."""
-    for name in result.unidentified:
-        out.print(f"not identified: {name} = {result.params[name]:.6g} ran to a bound of its parameterisation or "
-                  "beyond any value the data resolve (at the bound the objective is within the convergence "
-                  "tolerance of this fit's); the fit is not converged", highlight=False)
-    if not result.basins:
-        return
-    count = len(result.basins)
-    out.print(f"not identified: {count} other {'basin reaches' if count == 1 else 'basins reach'} an objective "
-              "within 1% of the best; the data do not single out one set of parameters", highlight=False)
-    free = [p for p in result.params if p not in result.fixed]
-    bt = Table()
-    for name in ("basin", *free, "objective", "above best"):
-        bt.add_column(name, justify="left" if name == "basin" else "right")
-    bt.add_row("best", *(f"{result.params[p]:.6g}" for p in free), f"{result.objective:.8g}", "0")
-    for i, basin in enumerate(result.basins, start=2):
-        gap = basin.objective / result.objective - 1 if result.objective else math.inf
-        bt.add_row(str(i), *(f"{basin.params[p]:.6g}" for p in free), f"{basin.objective:.8g}", f"{gap:.2e}")
-    out.print(bt)
 
 
 @fit_app.command("scaling")
@@ -390,14 +329,8 @@ def scaling(
                            title=f"learnmech fit scaling: {form} on {file.name}")
     paths = _write_figure(fig, out_dir, f"scaling-{form}")
     if as_json:
-        payload = {"file": str(file), "form": form, "n_points": int(losses.size),
-                   "delta": delta, "params": _plain(law.params_), "ci": _plain(law.ci_),
-                   "objective": finite_or_none(law.result_.objective), "converged": bool(law.result_.converged),
-                   "fixed": _plain(law.result_.fixed), "unidentified": list(law.result_.unidentified),
-                   "basins": [{"params": _plain(b.params), "objective": finite_or_none(b.objective)}
-                              for b in law.result_.basins],
-                   "frontier": frontier, "frontier_note": note, "holdout": _plain(holdout), "figures": paths}
+        payload = json_payload(law, file, losses.size, frontier, note, holdout, paths)
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    _print_summary(law, file, int(losses.size), frontier, note, holdout)
+    print_summary(law, file, int(losses.size), frontier, note, holdout)
     out.print(f"figure: {paths[0]}", highlight=False)

@@ -15,6 +15,7 @@ from learnmech.fit.power_law import PowerLaw
 from learnmech.fit.scaling_fit import (
     Basin,
     Bootstrap,
+    Diagnostic,
     FitResult,
     HoldoutReport,
     bootstrap_fit,
@@ -29,6 +30,7 @@ __all__ = [
     # scaling laws (Huber on log-loss from a grid of starts; other basins; bootstrap; hold-out)
     "Basin",
     "Bootstrap",
+    "Diagnostic",
     "FitResult",
     "HoldoutReport",
     "ScalingLaw",

@@ -23,13 +23,19 @@ second derivative jumps where ``|r_i| = delta``), so a vanishing gradient certif
    (it has joined that descent), so the survivors are distinct.
 3. **Polish**: the best ``npolish`` distinct survivors are polished by scipy's L-BFGS-B (float64,
    exact jax gradient, ``gtol = 1e-14``, ``ftol = 1e-15``) and Newton steps
-   (:func:`~learnmech.fit.scaling_solver.newton_steps`); the lowest objective wins. ``converged``
-   says the winner's gradient is below ``GRAD_TOL`` relative to the objective's scale and no
-   parameter is unidentified (:class:`FitResult`).
+   (:func:`~learnmech.fit.convergence.polish_reported`); the lowest objective wins. ``converged``
+   says the winner is stationary (its gradient below ``GRAD_TOL`` relative to the objective's
+   scale, or no step could lower ``J`` beyond float64 rounding: :mod:`learnmech.fit.convergence`)
+   and no parameter is at a bound; ``stop_reason`` says which, or why not (:class:`FitResult`).
 4. **Identification** (:mod:`learnmech.fit.identification`): the polished optima are grouped into
    basins; the other basins within 1% of the best objective are reported (``FitResult.basins``),
    and a parameter that runs to a bound of its parameterisation, or beyond any value the data
    resolve, is reported as unidentified (``FitResult.unidentified``).
+5. **Diagnostics** (:mod:`learnmech.fit.diagnostics`): every rule that says the fit cannot be
+   trusted as it stands (a bound, other basins, ``E`` far below the data, a runaway exponent, a
+   local 95% interval wider than the data support, non-convergence with its reason) is an entry
+   of ``FitResult.diagnostics``; the bootstrap adds its own interval entries
+   (``Bootstrap.diagnostics``).
 
 Fixed parameters (``fixed``): the fit runs on :func:`reduced_form`, over the free coordinates,
 from the default starts restricted to them; the held values stay float64.
@@ -72,9 +78,11 @@ from dataclasses import dataclass, field, replace
 import jax
 import numpy as np
 
+from learnmech.fit.convergence import convergence, objective_function, polish_reported
+from learnmech.fit.diagnostics import (Diagnostic, bootstrap_diagnostics, fit_diagnostics, local_intervals,
+                                      warnings_of)
 from learnmech.fit.identification import Basin, basins, close_basins, distinct, unidentified
-from learnmech.fit.scaling_solver import (ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, polish,
-                                          run_lanes)
+from learnmech.fit.scaling_solver import ELEMENT_BUDGET, LANE_CHUNK, MIN_POINTS, huber, lanes_per_call, run_lanes
 from learnmech.theory.scaling_forms import ScalingForm, get_form, log_inputs, predict, reduced_form
 
 __all__ = [
@@ -83,6 +91,7 @@ __all__ = [
     "MIN_POINTS",
     "Basin",
     "Bootstrap",
+    "Diagnostic",
     "FitResult",
     "HoldoutReport",
     "bootstrap_fit",
@@ -104,10 +113,15 @@ class FitResult:
     """A fitted law: ``params`` in natural units, the optimum's objective and its diagnostics.
 
     ``grad_norm`` is ``||grad J||_inf`` in fit coordinates at the returned optimum. ``converged``
-    is ``grad_norm <= GRAD_TOL * scale`` with ``scale = n_points * delta`` for ``"sum"`` (``delta``
-    for ``"mean"``), the size of ``grad J`` when residuals are of order ``delta``, **and** no
-    parameter unidentified. ``unidentified`` names the natural parameters that ran to a bound of
+    is stationarity, ``grad_norm <= GRAD_TOL * scale`` with ``scale = n_points * delta`` for
+    ``"sum"`` (``delta`` for ``"mean"``), the size of ``grad J`` when residuals are of order
+    ``delta``, or else no step along the gradient lowering ``J`` beyond float64 rounding
+    (:mod:`learnmech.fit.convergence`), **and** no parameter unidentified. ``unidentified`` names the natural parameters that ran to a bound of
     their parameterisation or beyond any value the data resolve (:mod:`learnmech.fit.identification`).
+    ``stop_reason`` says why it is (not) converged in words (:mod:`learnmech.fit.convergence`).
+    ``intervals`` are the local (Gauss-Newton) 95% intervals of the free parameters and
+    ``diagnostics`` every finding of :mod:`learnmech.fit.diagnostics` (``warnings``: those that are
+    not notes; ``identified``: none of severity ``"unidentified"``).
     ``basins`` are the other distinct optima among the polished starts whose objective is within
     1% of ``objective`` (best first): when there are any, the data do not single out one law.
     ``n_agree`` counts the polished starts that reached the same optimum (within 1e-6 in ``J``,
@@ -128,17 +142,32 @@ class FitResult:
     basins: tuple[Basin, ...] = ()  # other basins within 1% of the best objective
     unidentified: tuple[str, ...] = ()  # parameters the data cannot tell from a bound of their parameterisation
     fixed: dict[str, float] = field(default_factory=dict)
+    stop_reason: str = ""  # why converged (gradient / float64 precision) or why not
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # local 95% (Gauss-Newton)
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """The diagnostics that are warnings (all but notes)."""
+        return warnings_of(self.diagnostics)
+
+    @property
+    def identified(self) -> bool:
+        """No diagnostic of severity ``"unidentified"``."""
+        return not any(d.severity == "unidentified" for d in self.diagnostics)
 
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """Bootstrap refits: ``samples[name]`` ``(n_boot,)`` and percentile intervals ``ci[name]``."""
+    """Bootstrap refits: ``samples[name]`` ``(n_boot,)``, percentile intervals ``ci[name]`` and the
+    interval rules of :mod:`learnmech.fit.diagnostics` applied to them (``diagnostics``)."""
 
     samples: dict[str, np.ndarray]
     ci: dict[str, tuple[float, float]]
     level: float
     n_boot: int
     n_failed: int  # refits whose objective was not finite (dropped from the intervals)
+    diagnostics: tuple[Diagnostic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -264,20 +293,29 @@ def fit_form(
         theta, obj = _screen(form, reduction, grid, screen_logs, screen_y, delta,
                              ((grid.shape[0], max_iter), (256, 60), (n_refine, refine_iter)), progress)
         order = distinct(theta, [i for i in np.argsort(obj, kind="stable") if np.isfinite(obj[i])], npolish)
-        polished = []
+        reports = []
         for i in order:  # on all points
-            polished.append(polish(form, reduction, theta[i], logs, log_y, delta))
+            reports.append(polish_reported(form, reduction, theta[i], logs, log_y, delta))
             if progress is not None:
-                progress(f"polishing the best {len(order)} on all {log_y.size} points", len(polished), len(order))
-        polished.sort(key=lambda p: p[1])
-        x, f, g = polished[0]
+                progress(f"polishing the best {len(order)} on all {log_y.size} points", len(reports), len(order))
+        reports.sort(key=lambda p: p.objective)
+        best = reports[0]
+        x, f, g = best.theta, best.objective, best.grad_norm
         loose, loose_coords = unidentified(form, reduction, x, logs, log_y, delta, tol)
-    found = basins(form, polished, ignore=loose_coords)
+        verdict = convergence(best, tol, objective_function(form, reduction, logs, log_y, delta))
+        params = form.to_natural(x)
+        held = tuple(p for p in params if p not in form.params)  # a reduced form's held parameters
+        intervals = local_intervals(form, x, logs, log_y, skip=held)
+    found = basins(form, [(p.theta, p.objective, p.grad_norm) for p in reports], ignore=loose_coords)
+    close = close_basins(found)
     return FitResult(
-        form=form.name, params=form.to_natural(x), objective=f, n_points=log_y.size, n_starts=grid.shape[0],
-        converged=bool(g <= tol) and not loose, grad_norm=g, coords=tuple(float(v) for v in x),
-        runner_up=found[1].objective if len(found) > 1 else math.nan, basins=close_basins(found),
-        n_agree=sum(abs(p[1] - f) <= 1e-6 * abs(f) for p in polished), unidentified=loose,
+        form=form.name, params=params, objective=f, n_points=log_y.size, n_starts=grid.shape[0],
+        converged=verdict.stationary and not loose, grad_norm=g, coords=tuple(float(v) for v in x),
+        runner_up=found[1].objective if len(found) > 1 else math.nan, basins=close,
+        n_agree=sum(abs(p.objective - f) <= 1e-6 * abs(f) for p in reports), unidentified=loose,
+        stop_reason=(f"stationary ({verdict.reason}), but {', '.join(loose)} at a bound of the parameterisation"
+                     if verdict.stationary and loose else verdict.reason), intervals=intervals,
+        diagnostics=fit_diagnostics(params, loose, len(close), verdict, intervals, float(np.exp(log_y.min())), held),
     )
 
 
@@ -416,7 +454,9 @@ def bootstrap_fit(
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
     ci = {p: tuple(float(v) for v in np.percentile(s, q)) if s.size else (math.nan, math.nan)
           for p, s in samples.items()}
-    return Bootstrap(samples=samples, ci=ci, level=level, n_boot=n_boot, n_failed=int((~ok).sum()))
+    n_failed = int((~ok).sum())
+    return Bootstrap(samples=samples, ci=ci, level=level, n_boot=n_boot, n_failed=n_failed,
+                     diagnostics=bootstrap_diagnostics(fit, ci, float(np.exp(log_y.min())), level, n_failed))
 
 
 def holdout_report(

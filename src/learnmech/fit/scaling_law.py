@@ -4,7 +4,11 @@ Contract (scikit-learn's): the constructor only stores its keyword settings (``g
 ``set_params`` and ``sklearn.base.clone`` work); ``fit(table, ...)`` validates the columns, fits
 (and bootstraps when ``n_bootstrap > 0``) and returns ``self``; fitted results end in ``_``
 (``params_``, ``ci_``, ``result_``, ``bootstrap_``; ``basins_``, the other basins within 1% of the
-best objective, and ``unidentified_``, the parameters that ran to a bound). A table is a mapping
+best objective, and ``unidentified_``, the parameters that ran to a bound). Every fit says when it
+cannot be trusted (:mod:`learnmech.fit.diagnostics`): ``diagnostics_`` holds the fit's findings and
+the bootstrap's, ``warnings_`` those that are not notes, and ``frontier_withheld_`` why a
+compute-optimal table must not be drawn from this fit (``""`` when it may; :meth:`frontier` still
+computes one, for a caller who knows better). A table is a mapping
 of column name to 1-D array (a dict of numpy arrays, a DataFrame's columns); tokens come from a
 ``d`` column or from ``D = C / (6 N)`` with a FLOP column (Kaplan et al. 2020, arXiv:2001.08361,
 ``C ~ 6 N D``).
@@ -23,6 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from learnmech.fit.diagnostics import warnings_of, withheld_reason
 from learnmech.fit.scaling_fit import Bootstrap, FitResult, HoldoutReport, bootstrap_fit, fit_form, holdout_report
 from learnmech.theory.scaling_forms import ScalingForm, get_form, predict
 from learnmech.theory.scaling_frontier import compute_optimal
@@ -123,6 +128,9 @@ class ScalingLaw(BaseEstimator):
                                             level=self.level, delta=self.delta, reduction=self.reduction,
                                             fit=self.result_, progress=progress)  # held parameters stay held
             self.ci_ = dict(self.bootstrap_.ci)
+        self.diagnostics_ = self.result_.diagnostics + (self.bootstrap_.diagnostics if self.bootstrap_ else ())
+        self.warnings_ = warnings_of(self.diagnostics_)
+        self.frontier_withheld_ = withheld_reason(self.diagnostics_)
         return self
 
     # ------------------------------------------------------------ use
@@ -138,7 +146,11 @@ class ScalingLaw(BaseEstimator):
         return predict(self.form, self.params_, **self._inputs(table_or_inputs, columns, flops))
 
     def frontier(self, flops) -> tuple[np.ndarray, np.ndarray]:
-        """Compute-optimal ``(N_opt, D_opt)`` at budgets ``flops`` (Chinchilla-type forms only)."""
+        """Compute-optimal ``(N_opt, D_opt)`` at budgets ``flops`` (Chinchilla-type forms only).
+
+        Computed from ``params_`` whatever the diagnostics say; check ``frontier_withheld_`` first
+        (non-empty: the fit is not identified or not converged, and the CLI and the figure withhold it).
+        """
         self._check_fitted()
         form = get_form(self.form)
         if not form.frontier:

@@ -13,7 +13,9 @@ Panels, left to right:
    (:func:`learnmech.theory.scaling_frontier.compute_optimal`) over the data's compute range and two
    decades beyond it, with the 10-90% band over bootstrap refits when they were run (refits
    without a frontier left out). A fit without a frontier (an exponent or coefficient not > 0)
-   gets a panel that says so instead.
+   gets a panel that says so instead, and so does a fit that cannot be trusted (not identified
+   or not converged, ``law.frontier_withheld_``: :mod:`learnmech.fit.diagnostics`): the panel
+   says why the frontier is withheld, and the title names the warnings' count.
 
 At most ``MAX_DRAWN`` points are drawn per scatter panel (a fixed-seed sample, said in the
 title); the frontier panel spans the compute range of all points. Curves and axis limits stay in
@@ -23,6 +25,7 @@ positive values reach the log axes, so data near ``1e308`` or a law that overflo
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 import numpy as np
@@ -119,9 +122,9 @@ def _law_one_input(ax, law, inputs, loss) -> None:
     ax.legend(fontsize=7)
 
 
-def _no_frontier(ax, problem: str) -> None:
-    """The frontier panel of a law that has none: the reason, in words."""
-    ax.text(0.5, 0.5, "no compute-optimal frontier for this fit:\n" + problem.split(";")[0],
+def _no_frontier(ax, problem: str, head: str = "no compute-optimal frontier for this fit:") -> None:
+    """The frontier panel of a law that has none (or whose frontier is withheld): the reason, in words."""
+    ax.text(0.5, 0.5, head + "\n" + textwrap.fill(problem.split(";")[0], 44),
             ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
     ax.set(xticks=[], yticks=[], title="compute-optimal frontier")
 
@@ -135,6 +138,10 @@ def _frontier_paths(samples: dict, grid) -> np.ndarray:
 
 
 def _frontier(ax, law, compute) -> None:
+    withheld = getattr(law, "frontier_withheld_", "")
+    if withheld:
+        _no_frontier(ax, withheld.replace(";", ","), "compute-optimal frontier withheld:")
+        return
     problem = frontier_problem(law.params_)
     if problem:
         _no_frontier(ax, problem)
@@ -169,6 +176,9 @@ def plot_scaling_fit(law, inputs, loss, *, holdout: HoldoutReport | None = None,
     form = get_form(law.form)
     compute = _compute(inputs)  # all points: the frontier panel spans their whole compute range
     title = title or f"scaling-law fit: {form.name}"
+    warned = len(getattr(law, "warnings_", ()))
+    if warned:
+        title += f" ({warned} warning{'s' if warned > 1 else ''}: see the fit's diagnostics)"
     drawn = _drawn(np.size(loss))
     if drawn is not None:
         title += f" ({drawn.size:,} of {np.size(loss):,} points drawn, a fixed-seed sample)"
