@@ -3,6 +3,7 @@ one persistent JAX compilation cache shared by the test process and the CLI subp
 (tests/test_kill_resume.py and the CLI tests start subprocesses), so that a program is compiled once per session.
 Compiled programs are keyed by their full HLO, so a cached entry is only reused for the same program."""
 
+import importlib.util
 import os
 import tempfile
 
@@ -49,3 +50,10 @@ def _alive(process) -> bool:
         return not any("multiprocessing.resource_tracker" in part for part in process.cmdline())
     except psutil.NoSuchProcess:
         return False
+
+
+# Users' models written with optional frameworks: not collected (as doctest modules) where their
+# framework is missing; the tests that use them skip with importorskip.
+collect_ignore = [f"models_{name}.py" for name, module in
+                  (("torch", "torch"), ("equinox", "equinox"), ("nnx", "flax"), ("transformer", "flax"))
+                  if importlib.util.find_spec(module) is None]

@@ -181,3 +181,25 @@ def test_centring_removes_the_initial_output_without_moving_the_network():
     np.testing.assert_allclose(np.asarray(output), np.asarray(f0), rtol=1e-6)  # layers: the network itself
     np.testing.assert_array_equal(np.asarray(grad_f0), 0.0)
     assert multipliers["f0"] == 0.0
+
+
+def test_the_claims_worst_ratio_is_the_coord_checks_worst_step_rule():
+    """The claim's muP verdict value and CoordCheck.worst_ratio read the same rule: the ratio farthest
+    from 1 in log (per layer for CoordCheck, then over layers for the claim)."""
+    from learnmech.observe.coords import CoordCheck
+
+    mup = _grid(1.1)
+    mup[0, 2] = 0.7  # step 1, output: |log 0.7| = 0.357, the farthest from 1
+    mup[2, 0] = 1.3  # step 3, first hidden layer: |log 1.3| = 0.262
+    sp = _grid(1.0)
+    sp[0, -1] = 10.0
+    cfg = Config(widths=WIDTHS, steps=3, hidden_layers=2)
+    m = _measurement(mup, sp)
+    summary = CLAIM.summarize(cfg, CLAIM.predict(cfg), m)
+    change = np.array([[m[key("change", "mup", l, t)].mean for l in range(3)] for t in (1, 2, 3)])  # (K, L, W)
+    rms = np.array([m[key("rms", "mup", l)].mean for l in range(3)]).T  # (W, L)
+    check = CoordCheck(widths=np.asarray(WIDTHS), steps=np.arange(1, 4), rms=rms, change=change.transpose(2, 0, 1))
+    np.testing.assert_allclose(check.worst_ratio, [1.3, 1.1, 0.7], rtol=1e-9)
+    np.testing.assert_array_equal(check.worst_step, [3, 1, 1])  # ties (all 1.1) resolve to the first step
+    farthest = check.worst_ratio[np.argmax(np.abs(np.log(check.worst_ratio)))]
+    assert summary["mup_worst_ratio"] == pytest.approx(farthest, rel=1e-12)

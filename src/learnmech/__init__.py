@@ -53,6 +53,7 @@ _ENTRY_POINTS = {
     # learning-rate transfer across width for your model
     "transfer": "learnmech.width_transfer",
     "log2_grid": "learnmech.width_transfer",
+    "plot_coord_check": "learnmech.report",
     # log your own training loop into the store
     "Recorder": "learnmech.monitor",
     # the atlas of claims

@@ -6,6 +6,7 @@ ready as :class:`learnmech.train.Probe` s (:mod:`.probes`) that the driver runs 
 
 from learnmech.observe.activations import activation_change_rms, activation_rms
 from learnmech.observe.coords import coord_check, CoordCheck, CoordModel, layer_coordinates, minibatch_indices
+from learnmech.observe.coords_summary import format_summary, SLOPE_TOLERANCE
 from learnmech.observe.curvature import (
     adam_preconditioner,
     hvp,
@@ -53,6 +54,8 @@ __all__ = [
     "relative_movement",
     "singular_values",
     # activations and the coordinate check
+    "format_summary",
+    "SLOPE_TOLERANCE",
     "activation_change_rms",
     "activation_rms",
     "coord_check",

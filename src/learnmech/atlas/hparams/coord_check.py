@@ -91,7 +91,7 @@ from learnmech.nets import ACTIVATIONS, MLP
 from learnmech.nets.students import MUP_VS_SP
 from learnmech.theory.coord_exponents import init_exponents, update_exponents
 from learnmech.observe import mse
-from learnmech.observe.coords import CoordCheck, CoordModel, coord_check
+from learnmech.observe.coords import FAST_COMPILE, CoordCheck, CoordModel, coord_check
 from learnmech.report import COLORS, band, finish_figure, new_figure, theory_line
 from learnmech.train import OptimizerSpec, build_optimizer
 
@@ -230,7 +230,7 @@ def measure(cfg: Config, progress=None):
     # Small networks: compiling (the random draws of init above all) costs far more than running,
     # so the per-width programs are compiled without backend optimisation.
     check = coord_check(lambda n: _paired_model(cfg, n, data[0]), cfg.widths, data=data, probe=probe, steps=cfg.steps,
-                        seeds=range(cfg.seeds), compiler_options={"xla_backend_optimization_level": 0})
+                        seeds=range(cfg.seeds), compiler_options=FAST_COMPILE)
     L = cfg.hidden_layers + 1
     out = {}
     for i, prefix in enumerate(MUP_VS_SP):
