@@ -276,12 +276,17 @@ def test_plot_draws_the_unjudged_width_hollow_and_dotted():
     assert fig.axes[1].get_title() == "muP (mup-adam, base width 64)"
 
 
+def _width(model) -> int:
+    """The hidden width of a student ``(d_in, n), (n, n), (n, 1)``: the largest fan-out of its weights."""
+    return max(leaf.shape[-1] for leaf in jax.tree.leaves(jax.eval_shape(model.init, jax.random.key(0))))
+
+
 def test_the_base_width_is_trained_once_and_narrower_mup_networks_are_trained(monkeypatch):
     trained = []
 
-    def fake_train(init, apply, loss, width, lrs, data, *, lr_multipliers, seeds, **kw):  # no training: record
-        total = float(sum(np.sum(m) for m in jax.tree.leaves(lr_multipliers)))  # the per-layer learning rates
-        trained.append((width, total))
+    def fake_train(model, loss, lrs, data, *, seeds, **kw):  # no training: record
+        total = float(sum(np.sum(m) for m in jax.tree.leaves(model.lr_multipliers)))  # the per-layer learning rates
+        trained.append((_width(model), total))
         return np.full((len(lrs), seeds), total)
 
     monkeypatch.setattr(transfer_module, "_train_width", fake_train)
@@ -330,7 +335,7 @@ def test_sweep_matches_a_plain_adam_loop_and_reuses_the_base_width(monkeypatch):
     trained = []
     train_width = transfer_module._train_width
     monkeypatch.setattr(transfer_module, "_train_width",
-                        lambda *a, **kw: trained.append(a[3]) or train_width(*a, **kw))  # a[3]: the width
+                        lambda *a, **kw: trained.append(_width(a[0])) or train_width(*a, **kw))  # a[0]: the model
     results = mt.transfer_sweeps(widths, lrs, steps=steps, seeds=2, **task)
     losses = {p: r.losses for p, r in results.items()}
     assert losses["sp"].shape == losses["mup"].shape == (2, 3, 2)

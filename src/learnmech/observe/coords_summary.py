@@ -71,7 +71,9 @@ _CAUSES = {
     ("init", "shrinks", "input"): "an initialiser scaled by 1/sqrt(width), e.g. flax nnx.Embed's default std "
                                   "1/sqrt(features); an input or embedding layer needs a width-independent std",
     ("init", "shrinks", "hidden"): "init variance falling faster than 1/fan_in (e.g. the readout's 1/fan_in^2 rule "
-                                   "applied to a hidden layer), or a layer below that already shrinks",
+                                   "applied to a hidden layer), or a layer below that already shrinks; for "
+                                   "attention logits under muP's c/d_head with a random query this is expected "
+                                   "(q.k ~ sqrt(d_head) at init: slope -1/2; zero_query=True starts them at 0)",
     ("init", "shrinks", "readout"): "a readout init that is neither SP's 1/fan_in (slope 0) nor muP's "
                                     "base/fan_in^2 (slope -1/2)",
     ("init", "grows", "input"): "an init std that grows with width (a multiplier or std tied to the width)",
