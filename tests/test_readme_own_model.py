@@ -78,11 +78,11 @@ def test_a_pytorch_model_takes_mup_and_the_probes():
     torch.set_num_threads(1)
     ns = _run("torch")
     lrs = sorted({group["lr"] for group in ns["opt"].param_groups})
-    np.testing.assert_allclose(lrs, [3e-3 / 16, 3e-3], rtol=1e-12)  # hidden and readout at 1/m; input, biases at 1
+    np.testing.assert_allclose(lrs, [3e-3 / 8, 3e-3], rtol=1e-12)  # m = 512/64: hidden and readout at 1/m; input, biases at 1
     import learnmech.torch as lt
 
     lanczos = lt.sharpness(ns["model"], ns["loss_fn"], (ns["x"], ns["y"])).eigenvalue
-    power = lt.sharpness(ns["model"], ns["loss_fn"], (ns["x"], ns["y"]), method="power", iterations=200).eigenvalue
+    power = lt.sharpness(ns["model"], ns["loss_fn"], (ns["x"], ns["y"]), method="power", iterations=100).eigenvalue
     assert float(lanczos) == pytest.approx(float(power), rel=1e-3)  # two methods, one top eigenvalue
 
 

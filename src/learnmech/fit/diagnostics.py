@@ -45,6 +45,7 @@ the optimum, not a replacement for the bootstrap.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
+
+from learnmech.fit.scaling_solver import padded_points
 
 __all__ = ["E_FLOOR_FRACTION", "EXPONENT_CAP", "MAX_DECADES", "RCOND", "SEVERITIES", "Diagnostic",
            "bootstrap_diagnostics", "fit_diagnostics", "floor_diagnostics", "identification_diagnostics",
@@ -221,6 +224,12 @@ def interval_diagnostics(params: dict, intervals: dict, loss_min: float, source:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _value_and_jacobian(form):
+    """Jitted ``(log_loss, d log_loss / d theta)`` of ``form`` (compiled once per form and point bucket)."""
+    return jax.jit(lambda theta, logs: (form.log_loss(theta, logs), jax.jacfwd(form.log_loss)(theta, logs)))
+
+
 def local_intervals(form, theta, logs, log_y, level: float = 0.95, skip=()) -> dict[str, tuple[float, float]]:
     """Gauss-Newton ``level`` intervals of the natural parameters at ``theta`` (module docstring).
 
@@ -228,10 +237,14 @@ def local_intervals(form, theta, logs, log_y, level: float = 0.95, skip=()) -> d
     (held ones). Returns ``{param: (lo, hi)}``, infinite ends where the data do not constrain it.
     """
     theta = np.asarray(theta, dtype=np.float64)
-    jlogs = {k: jnp.asarray(v) for k, v in logs.items()}
-    resid = np.asarray(form.log_loss(jnp.asarray(theta), jlogs)) - np.asarray(log_y)  # (n,)
-    jac = np.asarray(jax.jacfwd(form.log_loss)(jnp.asarray(theta), jlogs))  # (n, k)
-    n, k = jac.shape
+    log_y = np.asarray(log_y, dtype=np.float64)
+    n = log_y.size
+    plogs, _, _ = padded_points({k: np.asarray(v, np.float64) for k, v in logs.items()}, log_y, np.ones(n))
+    jlogs = {k: jnp.asarray(v) for k, v in plogs.items()}  # padded: one compiled program per size bucket
+    value, jac = _value_and_jacobian(form)(jnp.asarray(theta), jlogs)
+    resid = np.asarray(value)[:n] - log_y  # (n,)
+    jac = np.asarray(jac)[:n]  # (n, k)
+    k = jac.shape[1]
     s2 = float(resid @ resid) / max(1, n - k)
     lam, vec = np.linalg.eigh(jac.T @ jac) if np.all(np.isfinite(jac)) else (np.zeros(k), np.eye(k))
     null = lam <= RCOND * max(float(lam.max()), 0.0)
