@@ -31,18 +31,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
-from learnmech.fit.scaling_solver import newton_steps, padded_points, value_and_grad
+from learnmech.fit.scaling_solver import POLISH_ITER as MAX_ITER
+from learnmech.fit.scaling_solver import objective_function, polish_with
 
 __all__ = ["FLAT_RTOL", "MAX_ITER", "PROBE_STEPS", "Convergence", "PolishReport", "achievable_decrease", "convergence",
            "objective_function", "polish_reported"]
 
 FLAT_RTOL = 1e-13  # relative change of J that float64 cannot resolve in a sum over the points
 PROBE_STEPS = 64  # steps 1, 1/2, ..., 2^-63 along -g / ||g||_inf
-MAX_ITER = 20000  # scipy L-BFGS-B iterations of one polish (function evaluations: twice that)
 
 
 @dataclass(frozen=True)
@@ -72,29 +70,9 @@ class Convergence:
 
 def polish_reported(form, reduction: str, theta0, logs, log_y, delta: float) -> PolishReport:
     """Polish one start exactly as :func:`learnmech.fit.scaling_solver.polish`, keeping scipy's stop."""
-    fun = objective_function(form, reduction, logs, log_y, delta)
-    res = scipy.optimize.minimize(
-        fun, np.asarray(theta0, dtype=np.float64), jac=True, method="L-BFGS-B",
-        options={"maxiter": MAX_ITER, "maxfun": 2 * MAX_ITER, "gtol": 1e-14, "ftol": 1e-15, "maxcor": 20},
-    )
-    x, f, g = newton_steps(fun, np.asarray(res.x, dtype=np.float64))
+    res, x, f, g = polish_with(objective_function(form, reduction, logs, log_y, delta), theta0)
     message = res.message.decode() if isinstance(res.message, bytes) else str(res.message)
     return PolishReport(x, float(f), float(np.max(np.abs(g))), int(res.nit), int(res.status), message)
-
-
-def objective_function(form, reduction: str, logs, log_y, delta: float):
-    """``fun(theta) -> (J, grad J)`` in numpy on all points (non-finite ``J``: ``(inf, 0)``)."""
-    vg = value_and_grad(form, reduction)
-    plogs, py, pw = padded_points(logs, np.asarray(log_y), np.ones_like(log_y))
-    jlogs = {k: jnp.asarray(v) for k, v in plogs.items()}
-    jy, jw = jnp.asarray(py), jnp.asarray(pw)
-
-    def fun(th):
-        f, g = vg(jnp.asarray(th), jlogs, jy, jw, delta)
-        f = float(f)
-        return (f, np.asarray(g)) if math.isfinite(f) else (math.inf, np.zeros_like(np.asarray(th, dtype=float)))
-
-    return fun
 
 
 def achievable_decrease(fun, x) -> float:

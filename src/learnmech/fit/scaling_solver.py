@@ -27,8 +27,8 @@ import scipy.optimize
 from learnmech.fit.lbfgs import lbfgs
 from learnmech.theory.scaling_forms import ScalingForm
 
-__all__ = ["ELEMENT_BUDGET", "LANE_CHUNK", "MIN_POINTS", "huber", "lanes_per_call", "newton_steps", "point_bucket",
-           "polish", "run_lanes", "value_and_grad"]
+__all__ = ["ELEMENT_BUDGET", "LANE_CHUNK", "MIN_POINTS", "POLISH_ITER", "huber", "lanes_per_call", "newton_steps",
+           "objective_function", "point_bucket", "polish", "polish_with", "run_lanes", "value_and_grad"]
 
 LANE_CHUNK = 256  # lanes per solver call at most; points padded to a power of two >= MIN_POINTS, so that
 MIN_POINTS = 64  # one compiled solver serves every stage, resample count and similar data size
@@ -130,13 +130,8 @@ def run_lanes(form, reduction, n_iter, theta0, logs, log_y, w, delta, report=Non
     return theta, np.where(np.isfinite(obj), obj, np.inf), gnorm
 
 
-def polish(form, reduction, theta0, logs, log_y, delta):
-    """Finish one start: scipy's L-BFGS-B at tight tolerances, then :func:`newton_steps`; ``(theta, J, |g|_inf)``.
-
-    Along a flat valley L-BFGS-B stops where ``J`` stops falling in float64 (``ftol = 1e-15``), with
-    a gradient that depends on where it came from (1e-9 to 2e-7 on the Chinchilla table, all at one
-    ``J`` to 1e-13); the Newton steps take it to the stationary point itself.
-    """
+def objective_function(form, reduction: str, logs, log_y, delta: float):
+    """``fun(theta) -> (J, grad J)`` in numpy on all points, padded to their bucket (non-finite ``J``: ``(inf, 0)``)."""
     vg = value_and_grad(form, reduction)
     logs, log_y, w = padded_points(logs, np.asarray(log_y), np.ones_like(log_y))
     jlogs = {k: jnp.asarray(v) for k, v in logs.items()}
@@ -145,13 +140,32 @@ def polish(form, reduction, theta0, logs, log_y, delta):
     def fun(th):
         f, g = vg(jnp.asarray(th), jlogs, jy, jw, delta)
         f = float(f)
-        return (f, np.asarray(g)) if math.isfinite(f) else (math.inf, np.zeros_like(th))
+        return (f, np.asarray(g)) if math.isfinite(f) else (math.inf, np.zeros_like(np.asarray(th, dtype=float)))
 
+    return fun
+
+
+POLISH_ITER = 20000  # scipy L-BFGS-B iterations of one polish (function evaluations: twice that)
+
+
+def polish_with(fun, theta0):
+    """scipy's L-BFGS-B at tight tolerances from ``theta0``, then :func:`newton_steps`: ``(scipy result, x, J, g)``."""
     res = scipy.optimize.minimize(
-        fun, theta0, jac=True, method="L-BFGS-B",
-        options={"maxiter": 20000, "maxfun": 40000, "gtol": 1e-14, "ftol": 1e-15, "maxcor": 20},
+        fun, np.asarray(theta0, dtype=np.float64), jac=True, method="L-BFGS-B",
+        options={"maxiter": POLISH_ITER, "maxfun": 2 * POLISH_ITER, "gtol": 1e-14, "ftol": 1e-15, "maxcor": 20},
     )
     x, f, g = newton_steps(fun, np.asarray(res.x, dtype=np.float64))
+    return res, x, f, g
+
+
+def polish(form, reduction, theta0, logs, log_y, delta):
+    """Finish one start: scipy's L-BFGS-B at tight tolerances, then :func:`newton_steps`; ``(theta, J, |g|_inf)``.
+
+    Along a flat valley L-BFGS-B stops where ``J`` stops falling in float64 (``ftol = 1e-15``), with
+    a gradient that depends on where it came from (1e-9 to 2e-7 on the Chinchilla table, all at one
+    ``J`` to 1e-13); the Newton steps take it to the stationary point itself.
+    """
+    _, x, f, g = polish_with(objective_function(form, reduction, logs, log_y, delta), theta0)
     return x, f, float(np.max(np.abs(g)))
 
 
