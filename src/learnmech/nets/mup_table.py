@@ -20,7 +20,7 @@ from learnmech.nets.mup_shapes import classify_leaf
 from learnmech.nets.roles import ROLES, infer_role, role_kind
 from learnmech.theory.parameterization import get_parameterization
 
-__all__ = ["LeafRow", "leaf_table"]
+__all__ = ["LeafRow", "leaf_table", "tag_lookup"]
 
 _LAYOUTS = ("in_out", "out_in")
 
@@ -41,8 +41,10 @@ def _shape(leaf) -> tuple[int, ...]:
     return tuple(leaf.shape) if hasattr(leaf, "shape") else tuple(np.shape(leaf))
 
 
-def _lookup(field: str, tags, names: list[str], allowed: tuple[str, ...] | None) -> Callable[[str], str | None]:
-    """A function path -> tag from a mapping (checked: known paths, allowed values) or a function."""
+def tag_lookup(field: str, tags, names: list[str], allowed: tuple[str, ...] | None,
+               noun: str = "leaf") -> Callable[[str], str | None]:
+    """A function path -> tag from a mapping (checked now: known paths, allowed values) or a function
+    (checked per call); ``noun`` names what the paths point at in messages (``leaf``, ``parameter``)."""
     if tags is None:
         return lambda path: None
     if callable(tags) and not isinstance(tags, Mapping):
@@ -57,7 +59,7 @@ def _lookup(field: str, tags, names: list[str], allowed: tuple[str, ...] | None)
                          f"got {type(tags).__name__}")
     unknown = sorted(set(tags) - set(names))
     if unknown:
-        raise ValueError(f"{field}: no leaf at {unknown}; paths are {sorted(names)}")
+        raise ValueError(f"{field}: no {noun} at {unknown}; paths are {sorted(names)}")
     bad = {p: v for p, v in tags.items() if allowed is not None and v not in allowed}
     if bad:
         raise ValueError(f"{field}: {bad} not allowed; allowed: {list(allowed)}")
@@ -106,9 +108,9 @@ def leaf_table(base, target, parameterization: str, *, kinds=None, roles=None, w
     if isinstance(weight_layout, str) and weight_layout not in ("auto", *_LAYOUTS):
         raise ValueError(f"weight_layout: must be 'auto', 'in_out' or 'out_in' (or per path), got {weight_layout!r}")
     layout_of = (lambda p: None if weight_layout == "auto" else weight_layout) if isinstance(weight_layout, str) \
-        else _lookup("weight_layout", weight_layout, names, _LAYOUTS)
-    kind_of = _lookup("kinds", kinds, names, None)  # classify_leaf names the allowed kinds
-    role_of = _lookup("roles", roles, names, ROLES)
+        else tag_lookup("weight_layout", weight_layout, names, _LAYOUTS)
+    kind_of = tag_lookup("kinds", kinds, names, None)  # classify_leaf names the allowed kinds
+    role_of = tag_lookup("roles", roles, names, ROLES)
     concrete = all(is_concrete(x) for x in (*leaves_b, *leaves_t))
     if init_convention == "base" and not concrete:
         raise ValueError("init_convention: 'base' measures the initial arrays; pass both models with concrete "

@@ -44,6 +44,7 @@ from torch import nn
 from learnmech.nets.mup import LeafScaling
 from learnmech.nets.mup_gauge import CONVENTIONS, gauge_mismatch, init_multiplier, rms
 from learnmech.nets.mup_shapes import classify_leaf
+from learnmech.nets.mup_table import tag_lookup
 from learnmech.nets.roles import ROLES, infer_role, role_kind
 from learnmech.theory.parameterization import get_parameterization
 
@@ -170,29 +171,6 @@ def _tied(model: nn.Module) -> set[str]:
             and any(isinstance(modules.get(n.rpartition(".")[0]), nn.Embedding) for n in ns)}
 
 
-def _tagger(field: str, tags, names: list[str], allowed: tuple[str, ...] | None) -> Callable[[str], str | None]:
-    """``name -> tag`` from a mapping (known names and allowed values checked now) or a function (checked per call)."""
-    if tags is None:
-        return lambda name: None
-    if isinstance(tags, Mapping):
-        unknown = sorted(set(tags) - set(names))
-        if unknown:
-            raise ValueError(f"{field}: no parameter named {unknown}; names are {names}")
-        lookup = tags.get
-    elif callable(tags):
-        lookup = tags
-    else:
-        raise ValueError(f"{field}: must be a dict {{name: value}} or a function of the name, got {type(tags).__name__}")
-
-    def tag(name: str) -> str | None:
-        value = lookup(name)
-        if value is not None and allowed is not None and value not in allowed:
-            raise ValueError(f"{field}: {name!r} got {value!r}; allowed: {list(allowed)}")
-        return value
-
-    return tag
-
-
 def _role(name: str, tagged: str | None, tied: bool, kind: str, ndim: int) -> str | None:
     """The tagged role, else ``tied_embedding`` for a shared embedding, else the role the name suggests
     when the parameter is a weight whose shapes give that role's kind (the JAX table's rule)."""
@@ -253,7 +231,8 @@ def mup(base: nn.Module, target: nn.Module, *, optimizer: Literal["adam", "sgd"]
     if list(b_params) != list(t_params):
         raise ValueError(f"base, target: parameter names differ ({sorted(set(b_params) ^ set(t_params))[:6]})")
     names = list(t_params)
-    kind_of, role_of = _tagger("kinds", kinds, names, None), _tagger("roles", roles, names, ROLES)
+    kind_of = tag_lookup("kinds", kinds, names, None, noun="parameter")
+    role_of = tag_lookup("roles", roles, names, ROLES, noun="parameter")
     layouts, tied = _layouts(target, names, weight_layout), _tied(target)
     arrays = {n: (_array(b_params[n]), _array(t_params[n])) for n in names}
     concrete = all(a is not None for pair in arrays.values() for a in pair)
