@@ -10,6 +10,7 @@ mlxtend; dependencies of learnmech) only when called.
 - :mod:`.gaussian`: Gaussian inputs with any covariance spectrum (e.g. a power law).
 - :mod:`.teacher_mlp`: regression on a random teacher MLP.
 - :mod:`.real`: digits and the MNIST 5k subset; one-hot and centred regression targets.
+- :mod:`.text`: byte-level text corpora (the Python standard library, or a user's UTF-8 file), windows, bits per byte.
 - :mod:`.tables`: the published scaling-law tables, shipped as package data.
 - :mod:`.noisy_linear`, :mod:`.noisy_teacher`, :mod:`.transfer_task`: the tasks of the batch-size and
   learning-rate transfer experiments.
@@ -30,6 +31,7 @@ from .tables import (
     read_table,
     tables_dir,
 )
+from .text import bits_per_byte, Corpus, CorpusError, load_corpus, stdlib_corpus, text_corpus, windows
 from .teacher_mlp import ACTIVATIONS, teacher_mlp_apply, teacher_mlp_init, teacher_mlp_regression
 from .transfer_task import TEACHER, transfer_task, zero_function_loss
 
@@ -63,6 +65,14 @@ __all__ = [
     "load_mnist5k",
     "one_hot",
     "regression_targets",
+    # byte-level text corpora
+    "bits_per_byte",
+    "Corpus",
+    "CorpusError",
+    "load_corpus",
+    "stdlib_corpus",
+    "text_corpus",
+    "windows",
     # tables (published measurements, shipped as package data)
     "load_chinchilla",
     "load_datablations",
