@@ -74,7 +74,7 @@ def export(
                                                         "artifacts.parquet"),
     store: Path = typer.Option(DEFAULT_STORE_PATH, "--store", help="DuckDB results store"),
 ) -> None:
-    """Export the store's runs, curves (series), verdicts and artifacts tables as Parquet files."""
+    """Export the store's runs, curves (series), verdicts, artifacts and preregistrations tables as Parquet files."""
     _writable_folder("--parquet", parquet)
     with existing_store(store) as db, doing("writing the Parquet export"):
         try:

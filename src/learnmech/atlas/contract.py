@@ -4,7 +4,17 @@ A claim has an id (``family.name``), a pillar, a one-sentence statement, referen
 pydantic ``Config`` with ``tiny``, ``quick`` and ``full`` presets, and five functions:
 
 - ``predict(config) -> Record``: theory only (pure, no training);
-- ``measure(config, progress) -> Record``: the experiment;
+- ``measure(config, progress) -> Record``: the experiment. A ``measure`` with a parameter named
+  ``preregister`` (found by name, as ``train.member.call_with_hp`` finds ``hp``) is called as
+  ``measure(config, progress, preregister=fn)``, where ``fn(name, values) -> float`` (a
+  :data:`Preregister`) writes a prediction before the experiment that tests it: ``values`` maps
+  str keys to floats (NaN allowed, +-inf refused), and ``fn`` always returns the registration
+  time in seconds since the Unix epoch (UTC, as ``time.time()``). Run in process against a store
+  (``atlas``, ``check``: ``atlas.runner.run_claim``), ``fn`` appends the prediction to the
+  store's ``preregistrations`` table at once, and the time returned is the one stored. Run by a
+  sweep worker, which never touches the store, ``fn`` checks ``values`` and only returns the time
+  it was called: the claim records that time in its own measurement. Call it before the
+  training it predicts starts, and record that start time too, so the order can be read back;
 - ``summarize(config, prediction, measurement) -> Record``: the derived numbers (fitted slopes,
   crossing times, errors, the number of diverged members) that both the verdict and the figure
   use, computed once;
@@ -31,9 +41,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from learnmech.value_bounds import INT64_MAX, INT64_MIN, scalars
 
-__all__ = ["Claim", "ClaimConfig", "Curve", "PRESETS", "Progress", "Record", "SEED_LIMIT", "Verdict"]
+__all__ = ["Claim", "ClaimConfig", "Curve", "PRESETS", "Preregister", "Progress", "Record", "SEED_LIMIT",
+           "Verdict"]
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
+Preregister = Callable[[str, Mapping[str, float]], float]  # (name, values) -> unix time (s, UTC) it was registered
 SEED_LIMIT = 2**32  # a config's seeds are 0 <= seed < SEED_LIMIT (ClaimConfig)
 PRESETS = ("tiny", "quick", "full")  # every claim has these three
 
@@ -136,7 +148,7 @@ class Claim:
     config: type[ClaimConfig]
     presets: Mapping[str, Mapping[str, Any]]
     predict: Callable[[Any], Record]
-    measure: Callable[[Any, Progress | None], Record]
+    measure: Callable[..., Record]  # (config, progress) or (config, progress, preregister=...)
     summarize: Callable[[Any, Record, Record], Record]
     rules: "Rules"
     plot: Callable[[Any, Record, Record, Record, Verdict | None], Any]

@@ -8,28 +8,35 @@ verdict row (the summary is stored as a third source of curves, ``summary``), th
 never raises for a failure of the claim: an exception becomes a ``failed`` payload carrying
 the traceback, so a sweep records it and goes on. ``claim`` is a registered id (what a remote
 worker receives) or a :class:`Claim`.
+
+Preregistration. ``execute_run(..., preregister=fn)`` hands ``fn`` to a claim's ``measure`` that
+has a parameter named ``preregister`` (:func:`call_measure`); without ``fn`` (a sweep worker) the
+claim gets :func:`clock_preregister`, which checks the values and returns the time it was called.
+The channel and its time unit (Unix seconds, UTC) are stated in :mod:`learnmech.atlas.contract`.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
 
 from learnmech import __version__
-from learnmech.atlas.contract import Claim, Curve, Progress, Record, Verdict
+from learnmech.atlas.contract import Claim, Curve, Preregister, Progress, Record, Verdict
 from learnmech.atlas.registry import get_claim
 from learnmech.report.figures import figure_bytes
 from learnmech.store import run_id
+from learnmech.store.preregistrations import check_values
 from learnmech.sweep.payload import RunPayload
 
-__all__ = ["execute_run", "record_columns", "record_from_columns", "verdict_from_row", "verdict_row",
-           "versions"]
+__all__ = ["call_measure", "clock_preregister", "execute_run", "record_columns", "record_from_columns",
+           "verdict_from_row", "verdict_row", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -93,13 +100,44 @@ def verdict_from_row(row: Mapping | None) -> Verdict | None:
                    reason=row["reason"], details=details)
 
 
+def clock_preregister(name: str, values: Mapping[str, float]) -> float:
+    """The ``preregister`` of a run with no store behind it: check ``values``, return ``time.time()``.
+
+    Nothing is written; the claim keeps the returned time (Unix seconds, UTC) in its measurement.
+    Bad values raise the same one-line ``ValueError`` as ``Store.preregister``.
+    """
+    check_values(name, values)
+    return time.time()
+
+
+def call_measure(measure: Callable[..., Record], cfg, progress: Progress | None,
+                 preregister: Preregister) -> Record:
+    """``measure(cfg, progress, preregister=preregister)`` when ``measure`` has a parameter named
+    ``preregister``, else ``measure(cfg, progress)``; the channel is the name, as for ``hp`` in
+    :func:`learnmech.train.member.call_with_hp`. A positional-only ``preregister`` gets it in place; a
+    signature that cannot be read, or one with only ``*args`` / ``**kwargs``, gets two arguments.
+    """
+    try:
+        channel = inspect.signature(measure).parameters.get("preregister")
+    except (TypeError, ValueError):
+        channel = None
+    if channel is None or channel.kind in (channel.VAR_POSITIONAL, channel.VAR_KEYWORD):
+        return measure(cfg, progress)
+    if channel.kind == channel.POSITIONAL_ONLY:
+        return measure(cfg, progress, preregister)
+    return measure(cfg, progress, preregister=preregister)
+
+
 def _where() -> dict:
     return {"host": platform.node(), "pid": os.getpid(), "versions": versions()}
 
 
-def execute_run(claim: Claim | str, preset: str, config: Mapping,
-                progress: Progress | None = None) -> RunPayload:
-    """Predict, measure, judge and plot one run of ``claim``; see the module docstring."""
+def execute_run(claim: Claim | str, preset: str, config: Mapping, progress: Progress | None = None,
+                preregister: Preregister | None = None) -> RunPayload:
+    """Predict, measure, judge and plot one run of ``claim``; see the module docstring.
+
+    ``preregister`` (default :func:`clock_preregister`) reaches a ``measure`` that asks for it.
+    """
     claim = get_claim(claim) if isinstance(claim, str) else claim
     start = time.perf_counter()
     rid = run_id(claim.id, dict(config), __version__)
@@ -107,7 +145,7 @@ def execute_run(claim: Claim | str, preset: str, config: Mapping,
         cfg = claim.config.model_validate(dict(config))
         with jax.enable_x64(True):  # claims state their dtypes; this only makes float64 available
             prediction = claim.predict(cfg)
-            measurement = claim.measure(cfg, progress)
+            measurement = call_measure(claim.measure, cfg, progress, preregister or clock_preregister)
             summary, verdict = claim.evaluate(cfg, prediction, measurement)
             figure = claim.figure(cfg, prediction, measurement, summary, verdict)
         figures = figure_bytes(figure)

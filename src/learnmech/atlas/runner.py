@@ -11,22 +11,27 @@ verdict and figure paths are written and it is marked ``done`` in one transactio
 (:func:`~learnmech.sweep.payload.record_payload`, the same path a sweep's driver takes). A
 process killed in between leaves it ``running``, and the next call redoes it; an exception
 inside the claim marks it ``failed`` with the traceback and is reported, not raised, so the
-atlas goes on.
+atlas goes on. A claim's ``measure`` that asks for ``preregister`` gets :func:`store_preregister`:
+each prediction is in the store (``Store.preregister``) before ``measure`` goes on, and stays there
+whatever happens to the run.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from learnmech import __version__
-from learnmech.atlas.contract import Claim, Progress, Verdict
+from learnmech.atlas.contract import Claim, Preregister, Progress, Verdict
 from learnmech.atlas.execute import (execute_run, record_columns, record_from_columns, verdict_from_row,
                                      versions)
 from learnmech.store import Store, run_id
+from learnmech.store.preregistrations import unix_time
 from learnmech.sweep.payload import record_payload
 
-__all__ = ["Outcome", "record_columns", "record_from_columns", "redo_note", "run_claim", "stored_verdict", "versions"]
+__all__ = ["Outcome", "record_columns", "record_from_columns", "redo_note", "run_claim", "store_preregister",
+           "stored_verdict", "versions"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,15 @@ def redo_note(redo: dict | None) -> str | None:
     return f"a --force redo started {started} UTC {how}; the result kept is the earlier one"
 
 
+def store_preregister(store: Store, rid: str) -> Preregister:
+    """The ``preregister`` of run ``rid``: ``Store.preregister`` at once; returns the stored time in Unix seconds."""
+
+    def preregister(name: str, values: Mapping[str, float]) -> float:
+        return unix_time(store.preregister(rid, name, values))
+
+    return preregister
+
+
 def run_claim(claim: Claim, config, *, preset: str, store: Store, force: bool = False,
               progress: Progress | None = None) -> Outcome:
     """Run one claim with ``config`` (see the module docstring)."""
@@ -68,7 +82,7 @@ def run_claim(claim: Claim, config, *, preset: str, store: Store, force: bool = 
         return Outcome(claim.id, preset, rid, "skipped", stored_verdict(store, rid), 0.0, figs,
                        note=redo_note(store.redo(rid)))
     store.begin_run(rid, claim=claim.id, preset=preset, config=cfg_json, versions=versions(), host=platform.node())
-    payload = execute_run(claim, preset, cfg_json, progress)
+    payload = execute_run(claim, preset, cfg_json, progress, store_preregister(store, rid))
     paths = [str(p) for p in record_payload(store, payload)]
     return Outcome(claim.id, preset, rid, payload.state, verdict_from_row(payload.verdict), payload.seconds,
                    paths, payload.error)

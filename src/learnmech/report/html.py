@@ -19,6 +19,9 @@ Contract
   ``store.directory / "figures" / <file name>``; when neither exists the page says "figure
   missing" and has no ``<img>``.
 * ``run_page_path(directory, run_id)`` is where a run's page lives.
+* A run page lists the run's preregistrations (``Store.preregistrations``), every one, oldest
+  first, with its time to the microsecond beside the run's start, so that a prediction written
+  before the experiment it predicts can be seen to be.
 
 Numbers are shown to six significant digits (``fmt_number``); all text is HTML-escaped (jinja2 autoescape). The templates
 live in ``report/templates/`` (``atlas.html.j2``, ``run.html.j2``) and carry their CSS and JS
@@ -93,6 +96,15 @@ class CurveView:
 
 
 @dataclass(frozen=True)
+class PreregistrationView:
+    """One preregistration of a run: its name, when it was stored and its values."""
+
+    name: str
+    registered: str
+    values: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class RunView:
     """Everything a page shows about one run; hrefs are relative to the report folder."""
 
@@ -117,6 +129,8 @@ class RunView:
     error: str
     error_excerpt: str
     page: str
+    preregistrations: tuple[PreregistrationView, ...] = ()
+    started_precise: str = "–"  # started_at to the microsecond, beside the preregistration times
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,18 @@ def fmt_number(value: object, digits: int = 6) -> str:
 def fmt_time(moment: datetime | None) -> str:
     """A naive-UTC timestamp as ``YYYY-MM-DD HH:MM:SS UTC`` ("–" for None)."""
     return "–" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def fmt_precise_time(moment: datetime | None) -> str:
+    """A naive-UTC timestamp to the microsecond, ``YYYY-MM-DD HH:MM:SS.ffffff UTC`` ("–" for None)."""
+    return "–" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC"
+
+
+def preregistration_views(store: Store, run_id: str) -> tuple[PreregistrationView, ...]:
+    """Every preregistration of ``run_id``, oldest first (none for a store without the table)."""
+    return tuple(PreregistrationView(name=entry["name"], registered=fmt_precise_time(entry["registered_at"]),
+                                     values=tuple((k, fmt_number(v)) for k, v in entry["values"].items()))
+                 for entry in store.preregistrations(run_id, latest=False))
 
 
 def traceback_excerpt(error: str | None, head: int = 1, tail: int = 3) -> str:
@@ -292,7 +318,8 @@ def run_view(store: Store, run: RunRecord, copier: _FigureCopier) -> RunView:
         versions=tuple((str(k), str(v)) for k, v in sorted(run.versions.items())),
         host=run.host or "–", started=fmt_time(run.started_at), finished=fmt_time(run.finished_at),
         seconds=fmt_number(run.seconds, 4), error=run.error or "",
-        error_excerpt=traceback_excerpt(run.error), page=_href("runs", f"{run.run_id}.html"))
+        error_excerpt=traceback_excerpt(run.error), page=_href("runs", f"{run.run_id}.html"),
+        preregistrations=preregistration_views(store, run.run_id), started_precise=fmt_precise_time(run.started_at))
 
 
 def _missing_reason(run: RunRecord) -> str:

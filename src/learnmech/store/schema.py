@@ -5,7 +5,8 @@ Contract
 * ``TABLES`` maps each table name to its column DDL; ``ADDED_TABLES`` are those added later,
   which older stores lack until opened for writing (``create_added_tables``).
   ``create_statements()`` turns both into ``CREATE TABLE`` statements, ``create_schema(con,
-  version)`` runs them in one transaction.
+  version)`` runs them in one transaction. ``has_table(con, name)`` says whether a table is
+  there; ``empty_select(name)`` reads as an added table with no rows, for a store that lacks it.
 * ``file_kind(path)`` tells a DuckDB file from anything else by its header alone (DuckDB files
   carry ``b"DUCK"`` at byte 8), without opening it with DuckDB, and never opens anything but a
   regular file.
@@ -53,7 +54,9 @@ __all__ = [
     "create_schema",
     "create_added_tables",
     "create_statements",
+    "empty_select",
     "file_kind",
+    "has_table",
     "integrity_problem",
     "meta_problem",
     "meta_rows",
@@ -137,6 +140,15 @@ ADDED_TABLES: dict[str, str] = {
         host VARCHAR,
         versions JSON,
         error VARCHAR
+    """,
+    # a claim's prediction, written while its run runs and before the experiment that tests it
+    # (store/preregistrations.py); append-only: a redo adds rows, nothing deletes them
+    "preregistrations": """
+        run_id VARCHAR,
+        name VARCHAR,
+        key VARCHAR,
+        value DOUBLE,
+        registered_at TIMESTAMP
     """,
 }
 
@@ -233,6 +245,22 @@ def create_added_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ``ADDED_TABLES`` a store written by an earlier learnmech lacks (idempotent)."""
     for name, cols in ADDED_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({' '.join(cols.split())})").fetchall()
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the store on ``con`` has table ``name`` (an older store opened read-only may lack an added one)."""
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+                            [name]).fetchall())
+
+
+def empty_select(name: str) -> str:
+    """A ``SELECT`` with the columns and types of ``TABLES`` / ``ADDED_TABLES`` entry ``name`` and no rows.
+
+    The type of a column is the word after its name in the DDL (``value DOUBLE,`` -> DOUBLE).
+    """
+    lines = [line.split() for line in {**TABLES, **ADDED_TABLES}[name].strip().splitlines() if line.strip()]
+    columns = ", ".join(f"CAST(NULL AS {words[1].rstrip(',')}) AS {words[0]}" for words in lines)
+    return f"SELECT {columns} WHERE false"
 
 
 def file_kind(path: Path) -> str:

@@ -17,6 +17,8 @@ Contract
   ``finish_run`` replaces them with the redo's in one transaction. A redo that is interrupted
   (killed, Ctrl-C, disk full) or fails leaves the earlier result intact, and ``RunRecord.redo``
   says so (``{"status": "running" | "failed", ...}``).
+* ``preregister`` appends a claim's prediction for a running run, stamped with the store's clock,
+  in one transaction; nothing ever removes it (:mod:`~learnmech.store.preregistrations`).
 * Integrity is DuckDB's to judge (``schema.integrity_problem``: every table read at open).
 * Errors about the store file are one line starting with ``--store:``. Times are naive UTC.
 """
@@ -39,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from learnmech import __version__
-from learnmech.store import schema
+from learnmech.store import preregistrations as prereg, schema
 from learnmech.store.files import write_folder
 from learnmech.store.ids import canonical_json
 
@@ -53,7 +55,8 @@ _KIND_PROBLEMS = {"directory": "is a directory, not a learnmech store file",
                   "special": "is not a regular file (a FIFO, socket or device), not a learnmech store",
                   "other": "is not a learnmech store (not a DuckDB file)"}
 EXPORT_TABLES = {"runs": "started_at, run_id", "series": "run_id, source, name, member, step",
-                 "verdicts": "run_id", "artifacts": "run_id, rowid"}
+                 "verdicts": "run_id", "artifacts": "run_id, rowid",
+                 "preregistrations": "run_id, registered_at, name, key"}
 _RUN_COLUMNS = ("run_id, claim, preset, config, status, started_at, finished_at, seconds, "
                 "host, versions, error")
 
@@ -360,14 +363,21 @@ class Store:
             return "redo"
         raise StoreError(f"run {run_id} is {found}, not running; call begin_run first")
 
-    def _has_redos(self) -> bool:
-        """Whether the store has the ``redos`` table (a store of an earlier learnmech opened read-only may not)."""
-        return bool(_rows(self._db, "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'main' "
-                          "AND table_name = 'redos'"))
+    def preregister(self, run_id: str, name: str, values: Mapping[str, float]) -> datetime:
+        """Append prediction ``name`` (key -> float) of the running run ``run_id``; return its naive-UTC time.
+
+        One transaction. A run not running, or bad values: one-line ``ValueError`` (:mod:`.preregistrations`)."""
+        items = prereg.check_values(name, values)
+        with self._transaction() as con:
+            return prereg.insert(con, run_id, name, items, _now())
+
+    def preregistrations(self, run_id: str, *, latest: bool = True) -> dict[str, dict] | list[dict]:
+        """``{name: {"registered_at", "values"}}`` of the latest per name, or all (``latest=False``), oldest first."""
+        return prereg.latest(self._db, run_id) if latest else prereg.history(self._db, run_id)
 
     def redo(self, run_id: str) -> dict | None:
         """The run's unfinished or failed ``--force`` redo: ``{"status", "started_at", "error"}``, or None."""
-        if not self._has_redos():
+        if not schema.has_table(self._db, "redos"):  # a store of an earlier learnmech opened read-only
             return None
         rows = _rows(self._db, "SELECT status, started_at, error FROM redos WHERE run_id = ?", [run_id])
         return dict(zip(("status", "started_at", "error"), rows[0])) if rows else None
@@ -401,7 +411,7 @@ class Store:
     def _select_runs(self) -> str:
         """``SELECT`` of the runs columns and the redo's status, started_at and error (NULL when none)."""
         columns = ", ".join(f"runs.{c.strip()}" for c in _RUN_COLUMNS.split(","))
-        if self._has_redos():
+        if schema.has_table(self._db, "redos"):
             return (f"SELECT {columns}, redos.status, redos.started_at, redos.error FROM runs "
                     "LEFT JOIN redos USING (run_id)")
         return f"SELECT {columns}, NULL, NULL, NULL FROM runs"
@@ -468,7 +478,7 @@ class Store:
         return target
 
     def export_tables(self, directory: str | os.PathLike) -> dict[str, Path]:
-        """Write the ``runs``, ``series`` (curves), ``verdicts`` and ``artifacts`` tables as Parquet.
+        """Write the tables ``EXPORT_TABLES`` (runs, series, verdicts, artifacts, preregistrations) as Parquet.
 
         Each table goes to ``<directory>/<table>.parquet``. The set is written into a fresh folder
         and swapped in whole (:func:`~learnmech.store.files.write_folder`): ``directory`` holds the
@@ -479,7 +489,8 @@ class Store:
 
         def fill(staged: Path) -> None:
             for table, order in EXPORT_TABLES.items():
-                data = self._db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_table()
+                source = table if schema.has_table(self._db, table) else f"({schema.empty_select(table)})"
+                data = self._db.sql(f"SELECT * FROM {source} ORDER BY {order}").to_arrow_table()
                 pq.write_table(data, staged / f"{table}.parquet")
 
         write_folder(folder, [f"{table}.parquet" for table in EXPORT_TABLES], fill)
