@@ -73,7 +73,7 @@ class TrainResult:
     after the step at which it diverged are NaN. ``params`` holds the final parameters with the
     same leading axes. ``grid`` maps every hyperparameter to its values along its axis.
     ``step_loss`` (when asked for) is the loss of every step, ``(*grid_shape, n_seeds, last_step)``:
-    entry ``t`` is the loss at the parameters after ``t`` steps, on the batch of step ``t + 1``.
+    entry ``t`` is the loss at the parameters after ``t`` steps, on the batch of step ``t + 1``. Entries past a member's own ``member_steps`` are NaN (steps not taken).
     ``probes`` maps the name of each probe value to its :class:`~learnmech.train.probes.ProbeSeries`.
     """
 

@@ -12,6 +12,13 @@ most ``blowup`` times its initial loss, and that the updated parameters are fini
 failure marks it diverged at that step and freezes parameters and optimiser state there; a
 frozen member keeps computing (it shares the vectorised program) but never changes again, and
 it cannot affect any other member.
+
+Own step counts: with ``member_steps`` (the name of a hyperparameter holding each member's number of
+steps) a member whose ``state.step`` reached it takes no further step: its parameters, optimiser
+state, key and step count stay as they are, and it is not marked diverged. The step is behind a
+``lax.cond`` on the member's flag: one after another (``lax.map``) a finished member skips the work;
+vmapped, the cond is a select and the member computes and discards its step. The loss of a step not
+taken is NaN.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from learnmech.train.optimizers import UpdateRule, build_optimizer, preconditioner
-from learnmech.train.sampling import SAMPLINGS, draw_batch
+from learnmech.train.sampling import SAMPLINGS, STREAMS, draw_batch
 
 __all__ = ["SAMPLINGS", "MemberState", "MemberProgram", "call_with_hp"]
 
@@ -86,6 +93,8 @@ class MemberProgram:
       accumulate: gradient accumulation (``optax.MultiSteps``): ``None``, a number of steps, or the
         name of the hyperparameter holding it per member. ``k`` micro-batch gradients are averaged,
         then applied: one update at batch ``k batch_size``. A "step" of the trainer is a micro-step.
+      member_steps: ``None``, or the name of the hyperparameter holding each member's own number of
+        (micro-)steps; the member stops there (see the module docstring).
     """
 
     init: Callable | None
@@ -96,12 +105,15 @@ class MemberProgram:
     blowup: float | None = 1e6
     sampling: str = "without_replacement"
     accumulate: int | str | None = None
+    member_steps: str | None = None
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling: must be one of {list(SAMPLINGS)}, got {self.sampling!r}")
-        if self.sampling == "stream" and self.batch_size is None:
-            raise ValueError("batch_size: a stream is read batch_size examples at a time; give it")
+        if self.sampling in STREAMS and self.batch_size is None:
+            raise ValueError(f"batch_size: sampling {self.sampling!r} reads batch_size examples at a time; give it")
+        if not (self.member_steps is None or isinstance(self.member_steps, str)):
+            raise ValueError(f"member_steps: must be None or a hyperparameter name, got {self.member_steps!r}")
         if isinstance(self.accumulate, bool) or not (self.accumulate is None or isinstance(self.accumulate, str)
                                                      or (isinstance(self.accumulate, int) and self.accumulate >= 1)):
             raise ValueError(f"accumulate: must be None, an int >= 1 or a hyperparameter name, got {self.accumulate!r}")
@@ -150,6 +162,17 @@ class MemberProgram:
         return draw_batch(self.sampling, self.batch_size, state.key, state.step, data)
 
     def step(self, state: MemberState, hp, data) -> tuple[MemberState, jax.Array]:
+        """One step (:meth:`update`), or none once the member took its own ``member_steps`` (loss NaN)."""
+        if self.member_steps is None:
+            return self.update(state, hp, data)
+        active = state.step < jnp.asarray(hp[self.member_steps]).astype(state.step.dtype)
+
+        def stay(state):
+            return state, jnp.full((), jnp.nan, jnp.result_type(state.loss0))
+
+        return jax.lax.cond(active, lambda s: self.update(s, hp, data), stay, state)
+
+    def update(self, state: MemberState, hp, data) -> tuple[MemberState, jax.Array]:
         """One optimiser step with divergence detection and freezing; also returns the step's loss."""
         loss, grads = jax.value_and_grad(self.loss_value)(state.params, self.batch(state, data), hp)
         updates, opt_state = self.tx(hp).update(grads, state.opt_state, state.params)

@@ -17,6 +17,12 @@ neighbours in an ensemble, and two members with the same seed read the same exam
   ``k B`` reads positions ``[t k B, (t + 1) k B)``, so members with different ``k`` but the same seed
   see the same examples in the same order: batch sizes compared on common random numbers (the device
   of the linear-scaling rule, Goyal et al. 2017, arXiv:1706.02677).
+- ``"epochs"``: a stream read as in ``"stream"`` (same positions, so gradient accumulation keeps
+  common random numbers), but without repetition inside an epoch: position ``p`` is example
+  ``permute(fold_in(key, e), p mod n, n)`` with epoch ``e = p // n``, a keyed permutation of
+  ``range(n)`` evaluated per index (:func:`~learnmech.train.shuffle.permute`, the swap-or-not shuffle,
+  ``O(rounds)`` work per example and no ``n``-sized array). No example is read twice before every
+  example was read once; each epoch has a fresh order. :func:`epochs_read` counts the passes.
 """
 
 from __future__ import annotations
@@ -24,9 +30,28 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["SAMPLINGS", "draw_batch"]
+from learnmech.train.shuffle import permute
 
-SAMPLINGS = ("without_replacement", "with_replacement", "stream")
+__all__ = ["SAMPLINGS", "draw_batch", "epoch_positions", "epochs_read"]
+
+SAMPLINGS = ("without_replacement", "with_replacement", "stream", "epochs")
+STREAMS = ("stream", "epochs")  # samplings that read consecutive positions of one stream per seed
+
+
+def epochs_read(n_examples: int, batch_size: int, steps: int) -> float:
+    """Passes over the data that ``steps`` steps of ``batch_size`` examples make: ``steps B / n``."""
+    if n_examples < 1 or batch_size < 1 or steps < 0:
+        raise ValueError(f"epochs_read: need n_examples >= 1, batch_size >= 1, steps >= 0, got "
+                         f"{(n_examples, batch_size, steps)}")
+    return steps * batch_size / n_examples
+
+
+def epoch_positions(key: jax.Array, positions: jax.Array, n: int) -> jax.Array:
+    """Example read at stream position ``p``: ``permute(fold_in(key, p // n), p mod n, n)`` (elementwise)."""
+    positions = jnp.asarray(positions)
+    epoch_keys = jax.vmap(lambda p: jax.random.fold_in(key, p // n))(positions.ravel())
+    examples = jax.vmap(lambda k, p: permute(k, p % n, n))(epoch_keys, positions.ravel())
+    return examples.reshape(positions.shape)
 
 
 def _examples(data) -> int:
@@ -35,8 +60,10 @@ def _examples(data) -> int:
 
 def _indices(sampling: str, batch_size: int, key: jax.Array, step: jax.Array, n: int) -> jax.Array:
     """Example indices ``(batch_size,)`` of step ``step``."""
-    if sampling == "stream":
+    if sampling in STREAMS:
         positions = step * batch_size + jnp.arange(batch_size)  # (B,)
+        if sampling == "epochs":
+            return epoch_positions(key, positions, n)
         return jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(key, p), (), 0, n))(positions)
     step_key = jax.random.fold_in(key, step)
     if sampling == "with_replacement":

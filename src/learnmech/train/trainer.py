@@ -138,6 +138,21 @@ def _check(seeds, layout, probes):
         raise ValueError(f"probes: need Probe objects with distinct names, got {names}")
 
 
+def _check_member_steps(name: str | None, hp: Mapping[str, np.ndarray], last: int) -> None:
+    """``hp[name]`` holds integers in ``[0, last]`` (one line per failure)."""
+    if name is None:
+        return
+    if name not in hp:
+        raise ValueError(f"member_steps: {name!r} must name a grid hyperparameter; the grid has {sorted(hp)}")
+    values = np.asarray(hp[name])
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating) \
+            or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise ValueError(f"member_steps: grid values of {name!r} must be integers, got {values.tolist()}")
+    if values.min() < 0 or values.max() > last:
+        raise ValueError(f"member_steps: grid values of {name!r} must lie in [0, {last}] (the last scheduled "
+                         f"step), got {values.tolist()}")
+
+
 def train(
     *,
     init: Callable | None = None,
@@ -153,6 +168,7 @@ def train(
     batch_size: int | None = None,
     sampling: str = "without_replacement",
     accumulate: int | str | None = None,
+    member_steps: str | None = None,
     probes: Sequence[Probe] = (),
     params0: Any = None,
     step_loss: bool = False,
@@ -182,9 +198,12 @@ def train(
         it off when ``data`` is a large pool that minibatches or a stream draw from.
       lr_multipliers: per-leaf learning-rate multipliers (a pytree prefix of the parameters).
       batch_size: ``None`` (full batch) or examples per step.
-      sampling: ``"without_replacement" | "with_replacement" | "stream"`` (:mod:`.sampling`).
+      sampling: ``"without_replacement" | "with_replacement" | "stream" | "epochs"`` (:mod:`.sampling`).
       accumulate: gradient accumulation: ``None``, steps per update, or the name of a hyperparameter
         holding it (:class:`MemberProgram`); a step is then a micro-step.
+      member_steps: ``None``, or the name of a grid hyperparameter holding each member's own number of
+        (micro-)steps, integers in ``[0, last scheduled step]``. A member stops there (not diverged):
+        its later observations repeat its final state and its ``step_loss`` past it is NaN.
       probes: costly measurements on their own schedules (:class:`~learnmech.train.probes.Probe`).
       params0: initial parameters instead of ``init``: leaves ``(n_seeds, ...)``; member ``(g, s)``
         starts from ``params0[s]`` (its batch key is still ``jax.random.key(seeds[s])``'s).
@@ -201,9 +220,11 @@ def train(
     axes, n_seeds = grid_axes(grid), len(seeds)
     schedule = log_schedule(steps) if np.isscalar(steps) else validate_schedule(steps)
     last = int(schedule[-1])
-    program = MemberProgram(init, loss, optimizer, lr_multipliers, batch_size, blowup, sampling, accumulate)
+    program = MemberProgram(init, loss, optimizer, lr_multipliers, batch_size, blowup, sampling, accumulate,
+                            member_steps)
 
     hp_np, seed_index = ensemble_members(grid, seeds)
+    _check_member_steps(member_steps, hp_np, last)
     hp = {k: jnp.asarray(v) for k, v in hp_np.items()}
     keys = jax.vmap(jax.random.key)(jnp.asarray(np.asarray(seeds)[seed_index]))
     data = jax.device_put(data)  # an argument of the compiled programs, never a baked-in constant
