@@ -88,7 +88,8 @@ class MemberProgram:
       lr_multipliers: pytree prefix of ``params`` (per-parameter learning-rate multipliers).
       batch_size: ``None`` for full batch, else examples per step, drawn along the leading axis
         of every leaf of the data as ``sampling`` says (:func:`~learnmech.train.sampling.draw_batch`).
-      blowup: a loss above ``blowup * loss0`` counts as divergence (``None``: only non-finite).
+      blowup: a loss above ``blowup * loss0`` counts as divergence (``None``: only non-finite); ``loss0`` is the
+        loss at initialisation on the whole data, or on the first batch with ``sampling="epochs"``.
       sampling: ``"without_replacement" | "with_replacement" | "stream"``.
       accumulate: gradient accumulation (``optax.MultiSteps``): ``None``, a number of steps, or the
         name of the hyperparameter holding it per member. ``k`` micro-batch gradients are averaged,
@@ -147,7 +148,11 @@ class MemberProgram:
         """
         k_init, k_batch = jax.random.split(seed_key)
         params = call_with_hp(self.init, k_init, hp=hp) if params is None else params
-        loss0 = self.loss_value(params, data, hp)
+        # A pool read in epochs (a text corpus) can be far larger than one pass of the model holds in memory:
+        # its reference loss for the blow-up test is that of the member's first batch, not of the whole pool.
+        first = draw_batch(self.sampling, self.batch_size, k_batch, jnp.zeros((), jnp.int32), data) \
+            if self.sampling == "epochs" else data
+        loss0 = self.loss_value(params, first, hp)
         return MemberState(
             params=params,
             opt_state=self.tx(hp).init(params),

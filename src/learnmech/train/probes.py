@@ -7,7 +7,8 @@ Contract. A :class:`Probe` names a function of one member's training state,
 (the hyperparameter channel is the parameter name ``hp``, as everywhere in the trainer), returning a
 scalar or small array, or a mapping of names to them. ``preconditioner`` is the diagonal ``P`` of the
 member's update ``w <- w - eta P^{-1} m`` (:func:`learnmech.train.optimizers.preconditioner`: ones for
-SGD and heavy ball, Adam's from its state), so a probe of ``lambda_max(P^{-1} H)`` needs nothing else;
+SGD and heavy ball, Adam's from its state; ``None`` for a custom optax chain holding Adam's state, whose
+``b1, b2, eps`` are not known), so a probe of ``lambda_max(P^{-1} H)`` needs nothing else;
 ``data`` is the probe's own batch (``Probe.data``) or, by default, the training data. The schedule is
 ``every=K`` (steps ``0, K, 2K, ...`` up to the last step) or explicit ``steps``; ``members`` restricts
 the probe to some members (flat indices, grid-major as :func:`learnmech.train.ensemble_members` orders

@@ -118,7 +118,10 @@ def _compile_chunk(chunk, layout: str, probes=()):
 
 def _probe_member_fn(program: MemberProgram, probe: Probe):
     def member(state: MemberState, hp, data):
-        P = program.preconditioner(state, hp)
+        try:
+            P = program.preconditioner(state, hp)
+        except ValueError:  # a custom optax chain holding Adam's state: its b1, b2, eps are not known here
+            P = None
         return dict(as_mapping(probe.name, call_with_hp(probe.fn, state.params, P, data, hp=hp)))
 
     return member
