@@ -9,6 +9,7 @@ from learnmech.nets.mup import LeafScaling, MuP, classify_leaf, mup, scale_by_mu
 from learnmech.nets.roles import ROLES, infer_role, role_kind
 from learnmech.nets.parameterization import PARAMETERIZATIONS, LayerScaling, layer_kind, layer_scalings
 from learnmech.nets.students import MUP_VS_SP, Student, one_draw_init
+from learnmech.nets.transformer import TransformerConfig
 
 __all__ = [
     # models
@@ -18,6 +19,7 @@ __all__ = [
     "MUP_VS_SP",
     "one_draw_init",
     "Student",
+    "TransformerConfig",  # the decoder-only transformer of learnmech.nets.transformer
     # muP for attention (logit scale c/d_head, tied readout)
     "ATTENTION_RULES",
     "attention_logits",
