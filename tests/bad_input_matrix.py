@@ -78,6 +78,8 @@ def prepare(folder: Path) -> None:
     (folder / "latin1.csv").write_bytes("n,flops,loss\n1e8,1e19,3.0 \xe9\n".encode("latin-1"))
     (folder / "dup.csv").write_text("n,flops,loss,loss\n1e8,1e19,3.0,3.1\n")
     os.mkfifo(folder / "fifo.csv")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "image.bin").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 40)
     (folder / "huge.csv").write_text("n,d,loss\n" + "".join(f"{float(n)!r},1e10,3.0\n"
                                                               for n in np.geomspace(1e300, 1e305, 36)))
 
@@ -164,6 +166,21 @@ CASES: list[tuple[str, list[str], str]] = [
     ("transfer --steps abc", ["transfer", "--steps", "abc"],
      "error: Invalid value for '--steps': Input should be a valid integer, unable to parse string as an integer "
      "(see learnmech transfer --help)"),
+    # lm: a missing, empty, binary or too-small corpus; a budget too small for one step
+    ("lm transfer --corpus missing.txt", ["lm", "transfer", "--corpus", "missing.txt"],
+     "error: --corpus: file not found: " + ELLIPSIS),
+    ("lm transfer --corpus empty.txt", ["lm", "transfer", "--corpus", "empty.txt"], "error: --corpus: " + ELLIPSIS),
+    ("lm scaling --corpus image.bin", ["lm", "scaling", "--corpus", "image.bin"], "error: --corpus: " + ELLIPSIS),
+    ("lm transfer --corpus notes.txt (15 bytes)", ["lm", "transfer", "--corpus", "notes.txt"],
+     "error: --corpus: " + ELLIPSIS),
+    ("lm transfer --widths 64,32", ["lm", "transfer", "--widths", "64,32"],
+     "error: --widths: must be positive and strictly increasing, got '64,32'"),
+    ("lm transfer --parameterization ntk", ["lm", "transfer", "--parameterization", "ntk"],
+     "error: --parameterization: must be mup, sp or both, got 'ntk'"),
+    ("lm transfer --seq-len 0", ["lm", "transfer", "--seq-len", "0"],
+     "error: --seq-len: must be an integer from 1 to 2048 (MAX_SEQ_LEN), got 0"),
+    ("lm scaling --budgets 1e3,3e3,1e4", ["lm", "scaling", "--budgets", "1e3,3e3,1e4"],
+     "error: --budgets: " + ELLIPSIS),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The ``learnmech`` command line: list, check, atlas, sweep, runs, show, report, export, docs, transfer, fit scaling.
+"""The ``learnmech`` command line: list, check, atlas, sweep, runs, show, report, export, docs, transfer, fit scaling,
+lm (transfer and scaling sweeps of transformer language models on a text file).
 
 Exit codes: 0 when every verdict holds or is inconclusive, 1 when any claim fails (or its run
 crashed), 2 for bad input — which is reported in one line naming the field and what is allowed,
@@ -22,6 +23,7 @@ from learnmech.cli_common import (BadInput, GuardedGroup, doing, err, existing_s
                                   progress_bar)
 from learnmech.cli_common import fail_input as _fail_input
 from learnmech.cli_fit import fit_app
+from learnmech.cli_lm import lm_app
 from learnmech.cli_report import export, report, run_page, write_atlas_page
 from learnmech.cli_sweep import sweep
 from learnmech.cli_transfer import transfer
@@ -31,6 +33,7 @@ from learnmech.store import DEFAULT_STORE_PATH, Store, StoreError
 app = typer.Typer(cls=GuardedGroup, add_completion=False, no_args_is_help=True,
                   help="learnmech: predict, measure and judge the mechanics of neural-network learning.")
 app.add_typer(fit_app, name="fit")
+app.add_typer(lm_app, name="lm")
 app.command("sweep")(sweep)
 app.command("transfer")(transfer)
 app.command("report")(report)

@@ -16,6 +16,9 @@ returns an :class:`LMResult`:
   multipliers (muP, depth-muP, CompleteP) chained after it;
 - a member with a smaller step budget than the others stops at its own last step (the driver's
   ``member_steps``), so budgets share one program without training the short ones longer;
+- a member diverges when its loss or its parameters stop being finite (no blow-up factor: a cross-entropy
+  cannot grow without its logits growing, which the parameters' finiteness catches first in practice), and is
+  then frozen, its losses NaN;
 - the loss on ``eval_windows`` held-out windows, spread evenly over the validation text, is measured at
   log-spaced steps and at the end (a probe in the same program); every step's training loss is kept.
 
@@ -231,7 +234,7 @@ def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Seque
                    grid={"steps": budget.astype(np.int32), "learning_rate": lrs.astype(np.float32)},
                    steps=[0, last], record_loss=False, lr_multipliers=tf.lr_multipliers(cfg),
                    batch_size=recipe.batch_size, sampling="epochs", member_steps="steps", probes=[probe],
-                   step_loss=True, layout="auto", progress=progress)
+                   step_loss=True, blowup=None, layout="auto", progress=progress)
     seconds = time.perf_counter() - start
     shape = result.shape  # (S, K, seeds)
     curve = np.asarray(result.probes["val_loss"].values, np.float64).reshape(shape + (val_steps.size,))

@@ -89,7 +89,8 @@ class MemberProgram:
       batch_size: ``None`` for full batch, else examples per step, drawn along the leading axis
         of every leaf of the data as ``sampling`` says (:func:`~learnmech.train.sampling.draw_batch`).
       blowup: a loss above ``blowup * loss0`` counts as divergence (``None``: only non-finite); ``loss0`` is the
-        loss at initialisation on the whole data, or on the first batch with ``sampling="epochs"``.
+        loss at initialisation on the whole data, or on the first batch with ``sampling="epochs"`` (not computed,
+        and recorded as 0, when ``blowup`` is None).
       sampling: ``"without_replacement" | "with_replacement" | "stream"``.
       accumulate: gradient accumulation (``optax.MultiSteps``): ``None``, a number of steps, or the
         name of the hyperparameter holding it per member. ``k`` micro-batch gradients are averaged,
@@ -152,7 +153,11 @@ class MemberProgram:
         # its reference loss for the blow-up test is that of the member's first batch, not of the whole pool.
         first = draw_batch(self.sampling, self.batch_size, k_batch, jnp.zeros((), jnp.int32), data) \
             if self.sampling == "epochs" else data
-        loss0 = self.loss_value(params, first, hp)
+        if self.blowup is None:  # no reference loss needed: skip its forward pass (and its compilation)
+            shape = jax.eval_shape(lambda: self.loss_value(params, first, hp))
+            loss0 = jnp.zeros(shape.shape, shape.dtype)
+        else:
+            loss0 = self.loss_value(params, first, hp)
         return MemberState(
             params=params,
             opt_state=self.tx(hp).init(params),
