@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +52,8 @@ from learnmech.train import epochs_read
 from learnmech.train.schedule import log_schedule
 from learnmech.transfer_budget import MEMORY_SHARE, PARAMETER_COPIES, machine_memory_bytes
 
-__all__ = ["LMRecipe", "LMResult", "MAX_MEMBERS", "MAX_STEPS", "lm_memory_bytes", "train_lm", "validation_windows"]
+__all__ = ["LMRecipe", "LMResult", "MAX_MEMBERS", "MAX_STEPS", "initial_params", "lm_memory_bytes", "train_lm",
+           "validation_windows"]
 
 MAX_MEMBERS = 256  # learning rates x budgets x seeds trained by one call
 MAX_STEPS = 1_000_000
@@ -65,7 +66,9 @@ class LMRecipe:
 
     ``warmup`` and ``decay_fraction`` are fractions of each member's own steps; ``final_fraction`` is the
     learning rate at the last step relative to the peak. ``eval_windows`` held-out windows are read at
-    ``observations`` log-spaced steps and at the end.
+    ``observations`` log-spaced steps and at the end. ``train_loss``: also keep every step's training loss
+    (:attr:`LMResult.train_loss`); off by default, since writing it from the compiled loop cost about a fifth of
+    the throughput of a d_model 128 model on the 2-core machine (``bench/lm.py --profile``).
     """
 
     seq_len: int = 64
@@ -81,6 +84,7 @@ class LMRecipe:
     eps: float = 1e-8
     eval_windows: int = 64
     observations: int = 8
+    train_loss: bool = False
 
     def __post_init__(self):
         for name in ("seq_len", "batch_size", "eval_windows", "observations"):
@@ -111,7 +115,7 @@ class LMResult:
     ``val_loss`` is the held-out loss at each member's last step (NaN where the member diverged);
     ``val_curve`` ``(S, K, seeds, T)`` the held-out loss at ``val_steps`` (a member that stopped earlier
     repeats its final value); ``train_loss`` ``(S, K, seeds)`` the mean training loss of each member's last
-    10% of steps. ``tokens``, ``compute_6nd`` and ``flops`` are per budget ``(S,)``; ``passes`` the number of
+    10% of steps (NaN unless the recipe keeps it). ``tokens``, ``compute_6nd`` and ``flops`` are per budget ``(S,)``; ``passes`` the number of
     times the largest budget reads the training windows.
     """
 
@@ -149,6 +153,17 @@ class LMResult:
         """``(S, K)`` seed mean of :attr:`val_loss`; ``+inf`` where a seed diverged."""
         loss = np.where(np.isfinite(self.val_loss), self.val_loss, np.inf)
         return loss.mean(axis=-1)
+
+
+def initial_params(cfg: tf.TransformerConfig, seeds: Sequence[int]):
+    """Each seed's initial parameters, stacked ``(seeds, ...)``: :func:`~learnmech.nets.transformer.init_numpy`.
+
+    Drawn by numpy from the seed (PCG64), not by ``jax.random``: each ``jax.random`` draw of a new shape, or the
+    driver's start program around them, is XLA compilation that costs seconds per model size on a 2-core CPU,
+    more than training a small model. The seed still sets the member's order of windows (its JAX batch key).
+    """
+    draws = [tf.init_numpy(int(s), cfg) for s in seeds]
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *draws)
 
 
 def validation_windows(corpus: Corpus, seq_len: int, count: int) -> np.ndarray:
@@ -229,19 +244,20 @@ def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Seque
     probe = Probe("val_loss", lambda params, P, batch: tf.loss(params, batch, cfg), steps=val_steps.tolist(),
                   data=jnp.asarray(held_out))
     start = time.perf_counter()
-    result = train(init=lambda key: tf.init(key, cfg), loss=member_loss, data=jnp.asarray(data),
+    result = train(params0=initial_params(cfg, seeds), loss=member_loss, data=jnp.asarray(data),
                    optimizer=recipe.update_rule(cfg), seeds=list(seeds),
                    grid={"steps": budget.astype(np.int32), "learning_rate": lrs.astype(np.float32)},
                    steps=[0, last], record_loss=False, lr_multipliers=tf.lr_multipliers(cfg),
                    batch_size=recipe.batch_size, sampling="epochs", member_steps="steps", probes=[probe],
-                   step_loss=True, blowup=None, layout="auto", progress=progress)
+                   step_loss=recipe.train_loss, blowup=None, layout="auto", progress=progress)
     seconds = time.perf_counter() - start
     shape = result.shape  # (S, K, seeds)
     curve = np.asarray(result.probes["val_loss"].values, np.float64).reshape(shape + (val_steps.size,))
     at_end = np.searchsorted(val_steps, budget)  # each budget's own last step is a probe step
     val_loss = np.stack([curve[s, ..., at_end[s]] for s in range(budget.size)])  # (S, K, seeds)
     val_loss = np.where(result.diverged, np.nan, val_loss)
-    train_loss = _trailing_train_loss(np.asarray(result.step_loss, np.float64), budget)
+    train_loss = _trailing_train_loss(np.asarray(result.step_loss, np.float64), budget) if recipe.train_loss \
+        else np.full(shape, np.nan)
     tokens = recipe.tokens(budget)
     passes = float(epochs_read(data.shape[0], recipe.batch_size, last))
     notes = ()
@@ -262,13 +278,3 @@ def _trailing_train_loss(step_loss: np.ndarray, budget: np.ndarray) -> np.ndarra
         with np.errstate(invalid="ignore"):
             out[s] = np.mean(step_loss[s, ..., n - tail:n], axis=-1)
     return out
-
-
-def describe_run(result: LMResult) -> dict[str, Any]:
-    """A JSON-able summary of a run (model, recipe, corpus hash, tokens, compute, time)."""
-    cfg = result.config
-    return {"d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
-            "parameterization": cfg.parameterization, "depth_scaling": cfg.depth_scaling,
-            "non_embedding_params": tf.non_embedding_params(cfg), "params": tf.n_params(cfg),
-            "tokens": result.tokens.tolist(), "passes": result.passes, "seconds": result.seconds,
-            "corpus_sha256": result.corpus.get("sha256"), "notes": list(result.notes)}

@@ -25,6 +25,8 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.hparams.mup_transfer",
     "learnmech.atlas.hparams.linear_scaling",
     "learnmech.atlas.hparams.critical_batch",
+    "learnmech.atlas.hparams.mup_transfer_lm",
+    "learnmech.atlas.hparams.depth_transfer",
     "learnmech.atlas.universal.representations",
     "learnmech.atlas.universal.data_spectra",
 )

@@ -53,8 +53,7 @@ __all__ = [
     "stdlib_corpus",
     "text_corpus",
     "VALIDATION_EVERY",
-    "windows",
-]
+    "windows", "SHA_DIGITS", "corpus_scalars", "unigram_entropy"]
 
 EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"})
 VALIDATION_EVERY = 10  # file i of the sorted list is validation when i % 10 == 9
@@ -323,3 +322,31 @@ def bits_per_byte(nats):
     if np.ndim(nats) == 0:
         return float(nats) / _LN2
     return np.asarray(nats, dtype=np.float64) / _LN2
+
+
+SHA_DIGITS = 12  # hex digits of the corpus hash stored as a number: 48 bits, exact in a float64
+
+
+def unigram_entropy(tokens) -> float:
+    """``H_1 = -sum_b p_b ln p_b`` in nats, ``p_b`` the frequency of byte ``b`` in ``tokens`` (1-D uint8; ``0 ln 0 = 0``).
+
+    The cross-entropy of the best model that ignores the context, on the same bytes: a language model whose
+    held-out loss is below it has learned more than byte frequencies.
+
+    >>> round(unigram_entropy(np.array([0, 1, 0, 1], np.uint8)), 6)  # ln 2
+    0.693147
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or tokens.dtype != np.uint8 or tokens.size == 0:
+        raise ValueError(f"tokens: must be a non-empty 1-D uint8 array, got {tokens.dtype} {tokens.shape}")
+    counts = np.bincount(tokens, minlength=256).astype(np.float64)  # (256,)
+    p = counts[counts > 0] / tokens.size
+    return float(-np.sum(p * np.log(p)))
+
+
+def corpus_scalars(corpus: Corpus) -> dict[str, float]:
+    """The corpus as numbers a run can store: train / validation bytes, file count, the first :data:`SHA_DIGITS`
+    hex digits of its SHA-256 as an integer, and the unigram entropy of its training bytes (nats)."""
+    return {"train_bytes": float(corpus.train.size), "validation_bytes": float(corpus.validation.size),
+            "n_files": float(len(corpus.files)), "sha256_prefix": float(int(corpus.sha256[:SHA_DIGITS], 16)),
+            "unigram_entropy": unigram_entropy(corpus.train)}

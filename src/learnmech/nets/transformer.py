@@ -82,8 +82,8 @@ from learnmech.nets.attention import attention_scale, dot_product_attention, tie
 from learnmech.theory.parameterization import get_parameterization
 
 __all__ = ["DEPTH_ALPHA", "PARAMETERIZATION_ROWS", "TensorSpec", "TransformerConfig", "apply", "block",
-           "decay_mask", "flops_per_token", "init", "loss", "lr_multipliers", "n_params", "non_embedding_params",
-           "parameterization_table", "sinusoidal_positions", "tensor_specs"]
+           "decay_mask", "flops_per_token", "init", "init_numpy", "loss", "lr_multipliers", "n_params", "non_embedding_params",
+           "parameterization_table", "same_network", "sinusoidal_positions", "tensor_specs"]
 
 PARAMETERIZATION_ROWS = {"sp": "sp", "mup": "mup-adam"}  # cfg.parameterization -> row of the abc table
 DEPTH_ALPHA = {"none": 0.0, "depth-mup": 0.5, "completep": 1.0}
@@ -317,14 +317,31 @@ def init(key: jax.Array, cfg: TransformerConfig) -> dict:
     """
     specs = tensor_specs(cfg)
     keys = jax.random.split(key, len(specs))
+    return _build(cfg, lambda i, shape: jax.random.normal(keys[i], shape, cfg.dtype), jnp)
+
+
+def init_numpy(seed: int, cfg: TransformerConfig) -> dict:
+    """:func:`init` with the standard normals drawn by numpy (``np.random.default_rng(seed)``, PCG64), tensor by
+    tensor in the order of :func:`tensor_specs`; numpy arrays in ``cfg.dtype``.
+
+    The same distribution as :func:`init`, not the same numbers. It compiles nothing: every ``jax.random`` draw of
+    a new shape is a program XLA compiles (about 0.1-0.4 s each on a 2-core CPU), which for a small model costs
+    far more than drawing its weights. :func:`learnmech.lm_train.train_lm` starts its members from it.
+    """
+    rng = np.random.default_rng(int(seed))
+    return _build(cfg, lambda i, shape: rng.standard_normal(shape).astype(cfg.dtype), np)
+
+
+def _build(cfg: TransformerConfig, normal, xp) -> dict:
+    """The parameters from ``normal(index, shape)`` standard normals (``xp``: jax.numpy or numpy)."""
     flat = {}
-    for k, spec in zip(keys, specs.values()):
+    for i, spec in enumerate(tensor_specs(cfg).values()):
         if spec.init == "normal":
-            flat[spec.path] = spec.init_std * jax.random.normal(k, spec.shape, cfg.dtype)
+            flat[spec.path] = (normal(i, spec.shape) * np.asarray(spec.init_std, cfg.dtype)).astype(cfg.dtype)
         elif spec.init == "ones":
-            flat[spec.path] = jnp.ones(spec.shape, cfg.dtype)
+            flat[spec.path] = xp.ones(spec.shape, cfg.dtype)
         else:
-            flat[spec.path] = jnp.zeros(spec.shape, cfg.dtype)
+            flat[spec.path] = xp.zeros(spec.shape, cfg.dtype)
     return _nest(flat)
 
 
@@ -465,3 +482,14 @@ def parameterization_table(cfg: TransformerConfig) -> list[dict]:
     return [{"path": s.path, "shape": s.shape, "kind": s.kind, "role": s.role, "init": s.init,
              "init_std": s.init_std, "lr_multiplier": s.lr_multiplier, "forward_multiplier": s.forward_multiplier,
              "weight_decay": s.weight_decay} for s in tensor_specs(cfg).values()]
+
+
+def same_network(a: TransformerConfig, b: TransformerConfig) -> bool:
+    """Whether two configs build one network: equal :func:`parameterization_table` (every tensor's shape, init, init
+    std, learning-rate and forward multiplier, weight decay), attention scale, residual and tied-readout
+    multipliers. muP and SP at the base width, or the depth rules at the base depth, are one network: a sweep
+    trains it once."""
+    def key(c: TransformerConfig):
+        return parameterization_table(c), c.attention_scale, c.residual_multiplier, c.tied_multiplier
+
+    return key(a) == key(b)

@@ -89,7 +89,8 @@ from learnmech.theory.lr_transfer import ADAM_LR_SLOPES, predicted_lr_shift
 from learnmech.width_transfer import Transfer, log2_grid, transfer
 from learnmech.transfer_budget import mlp_memory
 
-__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "transfer_sweeps"]
+__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "mark_unjudged_losses", "plot_judged_optima",
+           "stored_transfer", "transfer_sweeps"]
 
 MUP_SHIFT_MAX = 0.5  # CLAIMS.md: |log2 eta*(widest) - log2 eta*(narrowest)| <= 0.5 under muP
 SP_SLOPE_MAX = -0.5  # CLAIMS.md: slope of log2 eta* vs log2 width <= -0.5 under SP
@@ -257,7 +258,7 @@ RULES = Rules(
 # Figures
 
 
-def _stored_transfer(cfg: Config, measurement, summary, p: str) -> Transfer:
+def stored_transfer(cfg: Config, measurement, summary, p: str) -> Transfer:
     """The :class:`Transfer` of parameterisation ``p`` from the measured losses and the summary (no refit)."""
     eta = np.array([2.0 ** summary[key("log2_eta_star", p, w)] for w in cfg.widths])
     edge = np.array([summary[key("at_edge", p, w)] > 0 for w in cfg.widths])
@@ -265,7 +266,7 @@ def _stored_transfer(cfg: Config, measurement, summary, p: str) -> Transfer:
                     ~edge & np.isfinite(eta), float(summary[key("slope", p)]), float(summary[key("intercept", p)]))
 
 
-def _mark_unjudged_losses(ax, unjudged: Sequence[int]) -> None:
+def mark_unjudged_losses(ax, unjudged: Sequence[int]) -> None:
     """Dot the loss curves of the unjudged widths and say so in the legend."""
     names = {f"width {w}" for w in unjudged}  # plot_transfer's label of each width's curve
     for line in ax.lines:
@@ -275,7 +276,7 @@ def _mark_unjudged_losses(ax, unjudged: Sequence[int]) -> None:
     ax.legend(fontsize=7)
 
 
-def _plot_judged_optima(ax, cfg: Config, prediction, summary) -> None:
+def plot_judged_optima(ax, cfg: Config, prediction, summary) -> None:
     """``log2 eta*`` vs ``log2 width``: judged widths filled, unjudged hollow in a grey span; the fitted line over
     the judged widths; theory and verdict bands from ``n_0``."""
     x = np.log2(np.asarray(cfg.widths, np.float64))
@@ -308,16 +309,16 @@ def _plot_judged_optima(ax, cfg: Config, prediction, summary) -> None:
 
 
 def plot(cfg: Config, prediction, measurement, summary, verdict=None):
-    results = {p: _stored_transfer(cfg, measurement, summary, p) for p in MUP_VS_SP}
+    results = {p: stored_transfer(cfg, measurement, summary, p) for p in MUP_VS_SP}
     fig = plot_transfer(results, float(measurement["zero_loss"]), mup_band=MUP_SHIFT_MAX, sp_slope=SP_SLOPE_MAX,
                         verdict=verdict,
                         title=f"hparams.mup-transfer: Adam, {cfg.steps} steps, MLP with {cfg.hidden_layers} "
                               "hidden layers on a teacher")
     for ax in fig.axes[:-1]:
-        _mark_unjudged_losses(ax, cfg.unjudged_widths)
+        mark_unjudged_losses(ax, cfg.unjudged_widths)
     fig.axes[1].set_title(f"muP (mup-adam, base width {cfg.base_width})")  # axes: SP, muP, optima
     fig.axes[-1].clear()  # plot_transfer anchors its optima panel at the narrowest width; this claim's is n_0
-    _plot_judged_optima(fig.axes[-1], cfg, prediction, summary)
+    plot_judged_optima(fig.axes[-1], cfg, prediction, summary)
     return fig
 
 
