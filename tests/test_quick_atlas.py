@@ -23,10 +23,11 @@ from learnmech.store import Store, run_id
 
 CLAIMS = list(all_claims().values())
 
-# The quick presets' verdicts as measured and reported in the README: a claim that does not hold is
-# data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
-QUICK_FAILS: set[str] = set()  # every quick verdict holds today
-EXPECTED = {c.id: "fails" if c.id in QUICK_FAILS else "holds" for c in CLAIMS}
+# The quick presets' verdicts as measured and reported in the README: a claim that does not hold, or cannot
+# be judged, is data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
+QUICK_VERDICTS: dict[str, str] = {}  # claim id -> "fails" | "inconclusive", where the quick verdict is not "holds"
+QUICK_FAILS = {c for c, v in QUICK_VERDICTS.items() if v == "fails"}
+EXPECTED = {c.id: QUICK_VERDICTS.get(c.id, "holds") for c in CLAIMS}
 runner = CliRunner()
 
 

@@ -15,7 +15,8 @@ returns an :class:`LMResult`:
   (:func:`~learnmech.train.lm_optimizer.lm_update_rule`), and the model's per-tensor learning-rate
   multipliers (muP, depth-muP, CompleteP) chained after it;
 - a member with a smaller step budget than the others stops at its own last step (the driver's
-  ``member_steps``), so budgets share one program without training the short ones longer;
+  ``member_steps``), so budgets share one program without training the short ones longer; a later call with
+  the same model, recipe and number of members reuses the compiled program (the driver's cache);
 - a member diverges when its loss or its parameters stop being finite (no blow-up factor: a cross-entropy
   cannot grow without its logits growing, which the parameters' finiteness catches first in practice), and is
   then frozen, its losses NaN;
@@ -35,6 +36,7 @@ members and :data:`MAX_STEPS` steps; the ensemble must fit in
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -155,6 +157,22 @@ class LMResult:
         return loss.mean(axis=-1)
 
 
+@functools.lru_cache(maxsize=64)
+def _functions(cfg: tf.TransformerConfig, recipe: LMRecipe):
+    """The training loss, the held-out loss probe, the update rule and the multipliers of one model and recipe.
+
+    The same objects for every call with equal ``cfg`` and ``recipe``, so that the driver reuses the programs it
+    compiled for an earlier call (``learnmech.train.trainer``: its cache is keyed by these functions).
+    """
+    def member_loss(params, batch):
+        return tf.loss(params, batch, cfg)
+
+    def held_out_loss(params, P, batch):
+        return tf.loss(params, batch, cfg)
+
+    return member_loss, held_out_loss, recipe.update_rule(cfg), tf.lr_multipliers(cfg)
+
+
 def initial_params(cfg: tf.TransformerConfig, seeds: Sequence[int]):
     """Each seed's initial parameters, stacked ``(seeds, ...)``: :func:`~learnmech.nets.transformer.init_numpy`.
 
@@ -188,7 +206,7 @@ def lm_memory_bytes(cfg: tf.TransformerConfig, recipe: LMRecipe, members: int) -
     return 4 * (weights + activations)
 
 
-def _check(cfg, recipe, learning_rates, steps, seeds, n_windows):
+def _check(cfg, recipe, learning_rates, steps, seeds, n_windows, points=None):
     lrs = np.asarray(learning_rates, np.float64).ravel()
     if lrs.size < 1 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
         raise ValueError(f"learning_rates: need positive finite values, got {lrs.tolist()}")
@@ -200,7 +218,7 @@ def _check(cfg, recipe, learning_rates, steps, seeds, n_windows):
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds: need at least one seed")
-    members = lrs.size * budget.size * len(seeds)
+    members = max(lrs.size * budget.size, points if isinstance(points, int) else 0) * len(seeds)
     if members > MAX_MEMBERS:
         raise ValueError(f"learning_rates x steps x seeds: at most {MAX_MEMBERS} members per call, got {members}")
     if n_windows < recipe.batch_size:
@@ -215,7 +233,7 @@ def _check(cfg, recipe, learning_rates, steps, seeds, n_windows):
 
 def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Sequence[float], steps: int | Sequence[int],
              seeds: int | Sequence[int] = 1, recipe: LMRecipe = LMRecipe(), data_offset: int = 0,
-             progress: Callable[[int, int], None] | None = None) -> LMResult:
+             points: int | None = None, progress: Callable[[int, int], None] | None = None) -> LMResult:
     """Train every learning rate x step budget x seed of ``cfg`` on ``corpus`` (see the module docstring).
 
     Args:
@@ -226,6 +244,10 @@ def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Seque
       seeds: a count (seeds ``0 .. seeds - 1``) or the seeds (initialisation and the order of the windows).
       recipe: sequence length, batch, schedule and evaluation (:class:`LMRecipe`).
       data_offset: where the first training window starts (``0 <= data_offset <= seq_len``).
+      points: train as if with this many (budget, learning rate) points (at least ``budgets x learning rates``):
+        the extra members take no step and are dropped from the result. Calls of one model and recipe with the
+        same number of points and seeds share one compiled program (the driver's cache), e.g. a learning-rate
+        sweep and the budgets that follow it.
       progress: ``progress(done_steps, total_steps)``.
     """
     if cfg.seq_len != recipe.seq_len:
@@ -233,30 +255,38 @@ def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Seque
     if not 0 <= data_offset <= recipe.seq_len:
         raise ValueError(f"data_offset: must be in [0, {recipe.seq_len}], got {data_offset}")
     data = windows(corpus.train, recipe.seq_len, offset=data_offset)
-    lrs, budget, seeds = _check(cfg, recipe, learning_rates, steps, seeds, data.shape[0])
+    lrs, budget, seeds = _check(cfg, recipe, learning_rates, steps, seeds, data.shape[0], points)
+    real = budget.size * lrs.size
+    if points is not None and (isinstance(points, bool) or not isinstance(points, int) or not
+                               real <= points <= MAX_MEMBERS):
+        raise ValueError(f"points: must be an integer from budgets x learning rates = {real} to {MAX_MEMBERS}, "
+                         f"got {points!r}")
+    pad = 0 if points is None else points - real
     held_out = validation_windows(corpus, recipe.seq_len, recipe.eval_windows)
     last = int(budget[-1])
     val_steps = np.unique(np.concatenate([log_schedule(last, recipe.observations), budget]))
 
-    def member_loss(params, batch):
-        return tf.loss(params, batch, cfg)
-
-    probe = Probe("val_loss", lambda params, P, batch: tf.loss(params, batch, cfg), steps=val_steps.tolist(),
-                  data=jnp.asarray(held_out))
+    member_loss, held_out_loss, update_rule, multipliers = _functions(cfg, recipe)
+    probe = Probe("val_loss", held_out_loss, steps=val_steps.tolist(), data=jnp.asarray(held_out))
     start = time.perf_counter()
     result = train(params0=initial_params(cfg, seeds), loss=member_loss, data=jnp.asarray(data),
-                   optimizer=recipe.update_rule(cfg), seeds=list(seeds),
-                   grid={"steps": budget.astype(np.int32), "learning_rate": lrs.astype(np.float32)},
-                   steps=[0, last], record_loss=False, lr_multipliers=tf.lr_multipliers(cfg),
+                   optimizer=update_rule, seeds=list(seeds),
+                   grid={"point": {"steps": np.concatenate([np.repeat(budget, lrs.size), np.zeros(pad)]).astype(np.int32),
+                                   "learning_rate": np.concatenate([np.tile(lrs, budget.size),
+                                                                    np.full(pad, lrs[0])]).astype(np.float32)}},
+                   steps=[0, last], record_loss=False, lr_multipliers=multipliers,
                    batch_size=recipe.batch_size, sampling="epochs", member_steps="steps", probes=[probe],
                    step_loss=recipe.train_loss, blowup=None, layout="auto", progress=progress)
     seconds = time.perf_counter() - start
-    shape = result.shape  # (S, K, seeds)
-    curve = np.asarray(result.probes["val_loss"].values, np.float64).reshape(shape + (val_steps.size,))
+    shape = (budget.size, lrs.size, len(seeds))  # (S, K, seeds): the points budget-major, then the padding
+    n_real = real * len(seeds)
+    curve = np.asarray(result.probes["val_loss"].values, np.float64)[:n_real].reshape(shape + (val_steps.size,))
+    diverged = np.asarray(result.diverged)[:real].reshape(shape)
     at_end = np.searchsorted(val_steps, budget)  # each budget's own last step is a probe step
     val_loss = np.stack([curve[s, ..., at_end[s]] for s in range(budget.size)])  # (S, K, seeds)
-    val_loss = np.where(result.diverged, np.nan, val_loss)
-    train_loss = _trailing_train_loss(np.asarray(result.step_loss, np.float64), budget) if recipe.train_loss \
+    val_loss = np.where(diverged, np.nan, val_loss)
+    train_loss = _trailing_train_loss(np.asarray(result.step_loss, np.float64)[:real].reshape(shape + (-1,)),
+                                      budget) if recipe.train_loss \
         else np.full(shape, np.nan)
     tokens = recipe.tokens(budget)
     passes = float(epochs_read(data.shape[0], recipe.batch_size, last))
@@ -264,7 +294,7 @@ def train_lm(cfg: tf.TransformerConfig, corpus: Corpus, *, learning_rates: Seque
     if passes > 1:
         notes = (f"the largest budget reads the training text {passes:.2f} times: windows repeat after the first pass",)
     return LMResult(config=cfg, recipe=recipe, learning_rates=lrs, steps=budget, seeds=seeds, val_loss=val_loss,
-                    val_steps=val_steps, val_curve=curve, train_loss=train_loss, diverged=np.asarray(result.diverged),
+                    val_steps=val_steps, val_curve=curve, train_loss=train_loss, diverged=diverged,
                     tokens=tokens, compute_6nd=6.0 * tf.non_embedding_params(cfg) * tokens,
                     flops=tf.flops_per_token(cfg) * tokens, passes=passes, seconds=seconds,
                     corpus=corpus.describe(), notes=notes)

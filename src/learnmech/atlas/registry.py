@@ -21,6 +21,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.laws.edge_of_stability",
     "learnmech.atlas.laws.scaling_fit",
     "learnmech.atlas.laws.kernel_scaling",
+    "learnmech.atlas.laws.lm_scaling",
     "learnmech.atlas.hparams.coord_check",
     "learnmech.atlas.hparams.mup_transfer",
     "learnmech.atlas.hparams.linear_scaling",

@@ -262,7 +262,9 @@ def local_intervals(form, theta, logs, log_y, level: float = 0.95, skip=()) -> d
             out[p] = (0.0 if scale else -math.inf, math.inf)
             continue
         half = t * math.sqrt(s2 * float(np.sum(proj[~null] ** 2 / lam[~null])))
-        out[p] = (value * math.exp(-half), value * math.exp(half)) if scale else (value - half, value + half)
+        wide = half >= 709.0  # e^half past the largest float: an interval without an upper end
+        out[p] = ((value * math.exp(-half), math.inf if wide else value * math.exp(half)) if scale
+                  else (value - half, value + half))
     return out
 
 

@@ -189,7 +189,10 @@ def newton_steps(fun, x, max_steps: int = NEWTON_STEPS):
         hess = 0.5 * (hess + hess.T)  # (k, k)
         if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess)[0] <= 0:
             break
-        x_new = x - np.linalg.solve(hess, g)
+        try:
+            x_new = x - np.linalg.solve(hess, g)
+        except np.linalg.LinAlgError:  # positive but numerically singular (a flat direction): no Newton step
+            break
         f_new, g_new = fun(x_new)
         noise = NEWTON_RTOL * abs(f)
         lower = f_new < f - noise

@@ -19,9 +19,8 @@ Forms (``FORMS``):
   ``log L = c - alpha log N`` with ``c = alpha log N_c``.
 - ``"kaplan-joint"``: ``L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D`` (Kaplan et al.
   2020, eq. 1.5), fitted as ``log L = alpha_D LSE((alpha_N/alpha_D)(log N_c - log N), log D_c - log D)``.
-- ``"power-offset"``: ``L = E + A x^(-alpha)``, fitted as ``log L = LSE(a - alpha log x, e)``.
-- ``"data-constrained"``: Muennighoff et al. 2023, arXiv:2305.16264, eqs. 5-7 (see
-  :func:`_data_constrained_log_loss`).
+- ``"power-offset"``: ``L = E + A x^(-alpha)``, fitted as ``log L = LSE(a - alpha log x, e)``;
+  ``"data-constrained"``: Muennighoff et al. 2023, arXiv:2305.16264, eqs. 5-7 (:func:`_data_constrained_log_loss`).
 
 :func:`user_form` wraps any jax-traceable ``fn(params, inputs) -> loss``; :func:`reduced_form`
 holds some natural parameters of a form fixed (a form over the other coordinates).
@@ -42,8 +41,12 @@ import numpy as np
 __all__ = ["FORMS", "INPUT_NAMES", "ScalingForm", "get_form", "predict", "reduced_form", "user_form"]
 
 INPUT_NAMES = ("n", "d", "u", "x")
-
 LogLoss = Callable[[jnp.ndarray, Mapping[str, jnp.ndarray]], jnp.ndarray]
+
+
+def _exp(x: float) -> float:
+    """``e^x``, or ``+inf`` past the largest float (a runaway fit's scale: unidentified, not an ``OverflowError``)."""
+    return math.exp(x) if x < 709.0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def _chinchilla_log_loss(theta, logs):
 
 def _chinchilla_natural(theta):
     a, b, e, alpha, beta = np.asarray(theta, dtype=np.float64)
-    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": float(alpha), "beta": float(beta)}
+    return {"E": _exp(e), "A": _exp(a), "B": _exp(b), "alpha": float(alpha), "beta": float(beta)}
 
 
 def _chinchilla_coords(p):
@@ -206,7 +209,7 @@ def _kaplan_single(var: str, scale: str, exponent: str) -> ScalingForm:
 
     def natural(theta):
         c, alpha = np.asarray(theta, dtype=np.float64)
-        return {scale: math.exp(c / alpha) if alpha != 0 else math.inf, exponent: float(alpha)}
+        return {scale: _exp(c / alpha) if alpha != 0 else math.inf, exponent: float(alpha)}
 
     def coords(p):
         return np.array([p[exponent] * math.log(p[scale]), p[exponent]])
@@ -236,7 +239,7 @@ KAPLAN_JOINT = ScalingForm(
     params=("N_c", "D_c", "alpha_N", "alpha_D"),
     coords=("log_N_c", "log_D_c", "alpha_N", "alpha_D"),
     log_loss=_kaplan_joint_log_loss,
-    to_natural=lambda t: {"N_c": math.exp(t[0]), "D_c": math.exp(t[1]), "alpha_N": float(t[2]), "alpha_D": float(t[3])},
+    to_natural=lambda t: {"N_c": _exp(t[0]), "D_c": _exp(t[1]), "alpha_N": float(t[2]), "alpha_D": float(t[3])},
     from_natural=lambda p: np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]]),
     grid=((15.0, 25.0, 35.0), (15.0, 25.0, 35.0), (0.05, 0.2, 0.5), (0.05, 0.2, 0.5)),
     equation="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
@@ -257,7 +260,7 @@ POWER_OFFSET = ScalingForm(
     params=("E", "A", "alpha"),
     coords=("a", "e", "alpha"),
     log_loss=_power_offset_log_loss,
-    to_natural=lambda t: {"E": math.exp(t[1]), "A": math.exp(t[0]), "alpha": float(t[2])},
+    to_natural=lambda t: {"E": _exp(t[1]), "A": _exp(t[0]), "alpha": float(t[2])},
     from_natural=lambda p: np.array([math.log(p["A"]), math.log(p["E"]), p["alpha"]]),
     grid=((0.0, 5.0, 10.0, 15.0, 20.0, 25.0), (-1.0, -0.5, 0.0, 0.5, 1.0), (0.0, 0.5, 1.0, 1.5, 2.0)),
     equation="L = E + A x^-alpha",
@@ -299,7 +302,7 @@ def _data_constrained_log_loss(theta, logs):
 
 def _dc_natural(theta):
     out = _chinchilla_natural(theta[:5])
-    out.update(R_D=math.exp(theta[5]), R_N=math.exp(theta[6]))
+    out.update(R_D=_exp(theta[5]), R_N=_exp(theta[6]))
     return out
 
 

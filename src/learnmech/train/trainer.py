@@ -26,6 +26,7 @@ large matmuls at full size. ``"auto"`` picks by the parameters per member.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -57,17 +58,16 @@ LAYOUTS = ("vmap", "map", "auto")
 _AUTO_MAP_PARAMETERS = 2**10
 
 
-def _parameters_per_member(params) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-
-
 def _pick(layout: str, params, map_from: int | None = None) -> str:
-    """``layout``, or for ``"auto"``: ``"map"`` from ``map_from`` parameters per member on (default the trainer's)."""
+    """``layout``, or for ``"auto"``: ``"map"`` from ``map_from`` parameters per member on (default the trainer's).
+
+    ``params``: arrays or shape structs with a leading member axis (only their shapes are read).
+    """
     if layout != "auto":
         return layout
-    one = jax.tree.map(lambda a: a[0], params)
+    per_member = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
     threshold = _AUTO_MAP_PARAMETERS if map_from is None else map_from
-    return "map" if _parameters_per_member(one) >= threshold else "vmap"
+    return "map" if per_member >= threshold else "vmap"
 
 
 def _member_program(program: MemberProgram, observe, record_loss: bool, trace: int | None, skippable: bool):
@@ -156,6 +156,52 @@ def _check_member_steps(name: str | None, hp: Mapping[str, np.ndarray], last: in
                          f"step), got {values.tolist()}")
 
 
+# Compiled programs of earlier calls, reused by a call that builds the same programs: the same model, loss,
+# update rule and probe functions (the same Python objects), the same static settings, and arguments of the same
+# shapes (jax.jit compiles once per shape). On a 2-core CPU a transformer's program takes seconds to compile,
+# more than training it for a few hundred steps; a caller that trains one model in several calls (a scaling-law
+# study: budgets before and after a preregistration) passes the same functions and pays once. Least recently
+# used first out; a key with an unhashable part (arrays as learning-rate multipliers) is never cached.
+_PROGRAMS: "OrderedDict[tuple, tuple]" = OrderedDict()
+_PROGRAM_CACHE_SIZE = 16
+
+
+def _frozen(tree):
+    """A hashable stand-in for a pytree of Python numbers (``TypeError`` for anything else)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    if not all(isinstance(x, (int, float)) for x in leaves):
+        raise TypeError("not a pytree of Python numbers")
+    return treedef, tuple(leaves)
+
+
+def _program_key(program: MemberProgram, observe, record_loss: bool, trace, skippable: bool, layout: str,
+                 probes, probe_layouts, probed, n_members: int, from_params0: bool):
+    """The cache key of a call's compiled programs, or ``None`` when a part cannot be hashed."""
+    try:
+        key = (program.init, program.loss, program.optimizer,
+               None if program.lr_multipliers is None else _frozen(program.lr_multipliers), program.batch_size,
+               program.blowup, program.sampling, program.accumulate, program.member_steps, observe, record_loss,
+               trace, skippable, layout, n_members, from_params0,
+               tuple((p.name, p.fn, lay, tuple(m.tolist())) for p, lay, m in zip(probes, probe_layouts, probed)))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _cached(key, build):
+    """``build()`` once per key (see :data:`_PROGRAMS`)."""
+    if key is None:
+        return build()
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    built = _PROGRAMS[key] = build()
+    while len(_PROGRAMS) > _PROGRAM_CACHE_SIZE:
+        _PROGRAMS.popitem(last=False)
+    return built
+
+
 def train(
     *,
     init: Callable | None = None,
@@ -238,19 +284,32 @@ def train(
 
     # Members start one after another inside one program: a vmapped threefry draw compiles
     # several times slower than a single one, and initialisation is cheap to run.
+    shapes = jax.eval_shape(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)), keys, hp,
+                            data) if params0 is None else None
+    stacked = shapes.params if params0 is None else params0  # leading axis: members, or seeds
+    layout = _pick(layout, stacked)
+    trace = int(max(gaps.max(), 1)) if step_loss else None
+    probe_layouts = [_pick(p.layout, stacked, p.map_from) for p in probes]
+    skippable = stops.size > schedule.size
+    key = _program_key(program, observe, record_loss, trace, skippable, layout, probes, probe_layouts, probed,
+                       seed_index.size, params0 is not None)
+
+    def build():
+        if params0 is None:
+            start = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
+        else:
+            start = jax.jit(lambda k, h, p, d: jax.lax.map(lambda a: program.start(a[0], a[1], d, a[2]), (k, h, p)))
+        programs = [probe_program(_probe_member_fn(program, p), lay, members, seed_index.size)
+                    for p, lay, members in zip(probes, probe_layouts, probed)]
+        return start, _compile_chunk(_member_program(program, observe, record_loss, trace, skippable), layout,
+                                     programs)
+
+    start, chunk = _cached(key, build)
     if params0 is None:
-        start = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
         states = start(keys, hp, data)
     else:
-        start = jax.jit(lambda k, h, p, d: jax.lax.map(lambda a: program.start(a[0], a[1], d, a[2]), (k, h, p)))
         states = start(keys, hp, _take(jax.device_put(params0), jnp.asarray(seed_index)), data)
     params_start = states.params
-    layout = _pick(layout, params_start)
-    trace = int(max(gaps.max(), 1)) if step_loss else None
-    programs = [probe_program(_probe_member_fn(program, p), _pick(p.layout, params_start, p.map_from), members,
-                              seed_index.size) for p, members in zip(probes, probed)]
-    chunk = _compile_chunk(_member_program(program, observe, record_loss, trace, stops.size > schedule.size),
-                           layout, programs)
     probe_data = [data if p.data is None else jax.device_put(p.data) for p in probes]
 
     records, losses, values, done = [], [], [[] for _ in probes], 0

@@ -324,7 +324,7 @@ CLAIM = Claim(
     presets={
         "tiny": {"seeds": 1, "depths": (1, 4), "d_model": 16, "n_heads": 2, "lr_log2_min": -8.0, "lr_log2_max": -2.0,
                  "lr_log2_step": 3.0, "steps": 20, "batch_size": 8, "seq_len": 16, "eval_windows": 8},
-        "quick": {},
+        "quick": {"seeds": 1, "steps": 150},
         "full": {"depths": (2, 4, 8, 16), "lr_log2_step": 0.5, "steps": 1500, "eval_windows": 256},
     },
     predict=predict, measure=measure, summarize=summarize, rules=RULES, plot=plot,

@@ -51,8 +51,9 @@ slopes, the muP shift, the best held-out loss per width in bits per byte, and th
 bytes, file count, the first 12 hex digits of its SHA-256 as an integer; the full description is
 ``Corpus.describe()`` of :func:`~learnmech.data.text.stdlib_corpus`).
 
-Presets. ``quick`` judges ``d_model`` 8 .. 64 (8x, ``n_0 = 8``, 2 heads: ``d_head`` 4 .. 32), one seed and 200
-steps (one seed for cost: three compiled programs already dominate its time); ``full`` 64 .. 512 (the spec), one
+Presets. ``quick`` judges ``d_model`` 8 .. 64 (8x, ``n_0 = 8``, 2 heads: ``d_head`` 4 .. 32), one seed, 150
+steps and seven learning rates (one seed for cost: three compiled programs take a third of its ~40 s; at 100
+steps the narrowest model ended at the unigram entropy, too short to locate its optimum, so 150); ``full`` 64 .. 512 (the spec), one
 seed, 300 steps, about 30 minutes on 2 CPU cores by a FLOP estimate (not run); ``tiny`` 8 and 64 in 4 steps (it
 exercises every path and is too short to hold).
 """
@@ -241,7 +242,7 @@ def plot(cfg: Config, prediction, measurement, summary, verdict=None):
 PRESETS = {
     "tiny": {"seeds": 1, "widths": (8, 64), "n_heads": 2, "lr_log2_min": -8.0, "lr_log2_max": -2.0,
              "lr_log2_step": 3.0, "steps": 4, "batch_size": 2, "seq_len": 8, "eval_windows": 4},
-    "quick": {"seeds": 1, "widths": (8, 64), "n_heads": 2, "lr_log2_min": -10.0, "lr_log2_max": -2.0, "steps": 200},
+    "quick": {"seeds": 1, "widths": (8, 64), "n_heads": 2, "lr_log2_min": -9.0, "lr_log2_max": -3.0, "steps": 150},
     "full": {"seeds": 1, "widths": (64, 128, 256, 512), "lr_log2_min": -11.0, "lr_log2_max": -5.0, "steps": 300,
              "eval_windows": 256},
 }
