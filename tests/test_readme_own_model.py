@@ -99,3 +99,16 @@ def test_a_users_loop_lands_in_the_store(tmp_path):
     assert np.all(np.isfinite(loss)) and loss[-1] < loss[0]
     assert set(np.unique(cols["name"])) >= {"loss", "sharpness", "noise_scale"}
     del ns
+
+
+def test_a_language_model_trains_on_the_bundled_text():
+    """The README's language-model block: shapes, counts (D = steps x batch x seq_len, C = 6 N D), bits = nats / ln 2,
+    and training that beats the uniform byte model (ln 256 nats) at the longer budget."""
+    ns = _run("lm")
+    run, N = ns["run"], ns["N"]
+    assert run.val_loss.shape == (2, 2, 2) and np.all(np.isfinite(run.val_loss))
+    np.testing.assert_array_equal(run.tokens, np.array([20, 60]) * 8 * 32)
+    np.testing.assert_allclose(run.compute_6nd, 6.0 * N * run.tokens, rtol=1e-12)
+    np.testing.assert_allclose(ns["bits"], run.val_loss / np.log(2), rtol=1e-12)
+    assert np.all(run.val_loss[1] < np.log(256))  # 60 steps of AdamW: better than guessing bytes uniformly
+    assert run.corpus["sha256"] and run.passes < 1  # the run records what it read; 60 x 8 windows: no repeat

@@ -174,15 +174,19 @@ def _frozen(tree):
     return treedef, tuple(leaves)
 
 
-def _program_key(program: MemberProgram, observe, record_loss: bool, trace, skippable: bool, layout: str,
-                 probes, probe_layouts, probed, n_members: int, from_params0: bool):
-    """The cache key of a call's compiled programs, or ``None`` when a part cannot be hashed."""
+def _program_key(program: MemberProgram, observe, record_loss: bool, trace, skippable: bool, layout: str, probes,
+                 probed, n_members: int, params0_shapes):
+    """The cache key of a call's compiled programs, or ``None`` when a part cannot be hashed.
+
+    The layouts the programs are built with follow from the requested ones and the parameters' shapes, which
+    ``init`` fixes (a function of the key alone) or the shapes of ``params0`` give (in the key).
+    """
     try:
         key = (program.init, program.loss, program.optimizer,
                None if program.lr_multipliers is None else _frozen(program.lr_multipliers), program.batch_size,
                program.blowup, program.sampling, program.accumulate, program.member_steps, observe, record_loss,
-               trace, skippable, layout, n_members, from_params0,
-               tuple((p.name, p.fn, lay, tuple(m.tolist())) for p, lay, m in zip(probes, probe_layouts, probed)))
+               trace, skippable, layout, n_members, params0_shapes,
+               tuple((p.name, p.fn, p.layout, p.map_from, tuple(m.tolist())) for p, m in zip(probes, probed)))
         hash(key)
     except TypeError:
         return None
@@ -190,7 +194,7 @@ def _program_key(program: MemberProgram, observe, record_loss: bool, trace, skip
 
 
 def _cached(key, build):
-    """``build()`` once per key (see :data:`_PROGRAMS`)."""
+    """``build()`` once per key (see :data:`_PROGRAMS`); a fresh ``build()`` for a key of ``None``."""
     if key is None:
         return build()
     if key in _PROGRAMS:
@@ -284,32 +288,30 @@ def train(
 
     # Members start one after another inside one program: a vmapped threefry draw compiles
     # several times slower than a single one, and initialisation is cheap to run.
-    shapes = jax.eval_shape(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)), keys, hp,
-                            data) if params0 is None else None
-    stacked = shapes.params if params0 is None else params0  # leading axis: members, or seeds
-    layout = _pick(layout, stacked)
     trace = int(max(gaps.max(), 1)) if step_loss else None
-    probe_layouts = [_pick(p.layout, stacked, p.map_from) for p in probes]
     skippable = stops.size > schedule.size
-    key = _program_key(program, observe, record_loss, trace, skippable, layout, probes, probe_layouts, probed,
-                       seed_index.size, params0 is not None)
-
-    def build():
+    shapes0 = None if params0 is None else tuple((np.shape(x), str(getattr(x, "dtype", np.asarray(x).dtype)))
+                                                 for x in jax.tree.leaves(params0))
+    key = _program_key(program, observe, record_loss, trace, skippable, layout, probes, probed, seed_index.size,
+                       shapes0)
+    entry = _cached(key, lambda: {})  # the start program, then the layout and the chunk program once known
+    if "start" not in entry:
         if params0 is None:
-            start = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
+            entry["start"] = jax.jit(lambda k, h, d: jax.lax.map(lambda a: program.start(a[0], a[1], d), (k, h)))
         else:
-            start = jax.jit(lambda k, h, p, d: jax.lax.map(lambda a: program.start(a[0], a[1], d, a[2]), (k, h, p)))
-        programs = [probe_program(_probe_member_fn(program, p), lay, members, seed_index.size)
-                    for p, lay, members in zip(probes, probe_layouts, probed)]
-        return start, _compile_chunk(_member_program(program, observe, record_loss, trace, skippable), layout,
-                                     programs)
-
-    start, chunk = _cached(key, build)
+            entry["start"] = jax.jit(lambda k, h, p, d: jax.lax.map(lambda a: program.start(a[0], a[1], d, a[2]),
+                                                                    (k, h, p)))
     if params0 is None:
-        states = start(keys, hp, data)
+        states = entry["start"](keys, hp, data)
     else:
-        states = start(keys, hp, _take(jax.device_put(params0), jnp.asarray(seed_index)), data)
+        states = entry["start"](keys, hp, _take(jax.device_put(params0), jnp.asarray(seed_index)), data)
     params_start = states.params
+    if "chunk" not in entry:
+        programs = [probe_program(_probe_member_fn(program, p), _pick(p.layout, params_start, p.map_from), members,
+                                  seed_index.size) for p, members in zip(probes, probed)]
+        entry["chunk"] = _compile_chunk(_member_program(program, observe, record_loss, trace, skippable),
+                                        _pick(layout, params_start), programs)
+    chunk = entry["chunk"]
     probe_data = [data if p.data is None else jax.device_put(p.data) for p in probes]
 
     records, losses, values, done = [], [], [[] for _ in probes], 0
