@@ -21,7 +21,13 @@ from learnmech.atlas.runner import record_from_columns, stored_verdict
 from learnmech.cli import app
 from learnmech.store import Store, run_id
 
-CLAIMS = list(all_claims().values())
+# The transformer claims' quick presets take 40-120 s each on the 2-core machine (70-125 s when the suite's other
+# worker shares the cores), more than the suite's budget holds beside everything else: like the full presets they
+# run outside the suite (`learnmech atlas --quick --only ...`, verdicts in the README); their tiny presets run here
+# (tests/test_claim_conformance.py and their own test files).
+OUTSIDE_SUITE = ("hparams.mup-transfer-lm", "hparams.depth-transfer", "laws.lm-scaling")
+CLAIMS = [c for c in all_claims().values() if c.id not in OUTSIDE_SUITE]
+SKIP = [arg for claim_id in OUTSIDE_SUITE for arg in ("--skip", claim_id)]
 
 # The quick presets' verdicts as measured and reported in the README: a claim that does not hold, or cannot
 # be judged, is data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
@@ -33,10 +39,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def quick_atlas(tmp_path_factory):
-    """``learnmech atlas --quick --json`` on a fresh store, then once more on the same store."""
+    """``learnmech atlas --quick --json`` (less the transformer claims) on a fresh store, then once more on it."""
     store = tmp_path_factory.mktemp("atlas") / "learnmech.duckdb"
-    first = runner.invoke(app, ["atlas", "--quick", "--store", str(store), "--json"])
-    again = runner.invoke(app, ["atlas", "--quick", "--store", str(store), "--json"])
+    first = runner.invoke(app, ["atlas", "--quick", *SKIP, "--store", str(store), "--json"])
+    again = runner.invoke(app, ["atlas", "--quick", *SKIP, "--store", str(store), "--json"])
     return {"store": store, "first": first, "again": again}
 
 
@@ -91,8 +97,9 @@ def test_the_atlas_page_renders_every_claim_with_its_figure_in_chromium(quick_at
     index = quick_atlas["store"].parent / "report" / "index.html"
     shot = browser.artifact_path("atlas-quick.png")
     report = browser.check_page(index, shot)
-    assert report.card_ids == [f"claim-{c.id}" for c in CLAIMS]
-    assert all(card.images == (True,) for card in report.cards), report.summary()
-    assert {card.id.removeprefix("claim-"): card.verdict for card in report.cards} == EXPECTED
+    assert report.card_ids == [f"claim-{c}" for c in all_claims()]  # every catalog claim, run or not
+    ran = [card for card in report.cards if card.id.removeprefix("claim-") in EXPECTED]
+    assert len(ran) == len(CLAIMS) and all(card.images == (True,) for card in ran), report.summary()
+    assert {card.id.removeprefix("claim-"): card.verdict for card in ran} == EXPECTED
     assert report.ok, report.summary()  # no console or page error, every filter right
     assert shot.stat().st_size > 50_000

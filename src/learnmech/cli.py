@@ -212,17 +212,21 @@ def check(
 def atlas(
     quick: bool = PRESET_OPT,
     only: Optional[str] = typer.Option(None, "--only", help="glob or substring of claim ids, e.g. 'dln.*'"),
+    skip: list[str] = typer.Option([], "--skip", help="leave out claims matching this glob or substring "
+                                   "(repeatable), e.g. 'laws.lm-*'"),
     store: Path = STORE_OPT,
     force: bool = FORCE_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Run every registered claim (or those matching --only) and print the verdict table."""
+    """Run every registered claim (or those matching --only, less those matching --skip) and print the verdicts."""
     from learnmech.atlas import all_claims, select_claims
 
     preset = "quick" if quick else "full"
-    claims = select_claims(only)
-    if not claims:
+    claims = select_claims(only, tuple(skip))
+    if not select_claims(only):
         _fail_input(f"--only: no claim matches {only!r}; claims: {', '.join(all_claims())}")
+    if not claims:
+        _fail_input(f"--skip: {list(skip)} leaves no claim to run; claims: {', '.join(all_claims())}")
     try:
         Store.check(store)
     except StoreError as exc:

@@ -53,9 +53,12 @@ def get_claim(claim_id: str) -> Claim:
     return claims[claim_id]
 
 
-def select_claims(pattern: str | None = None) -> list[Claim]:
-    """Claims whose id matches a glob (``dln.*``) or contains ``pattern`` as a substring."""
-    claims = list(all_claims().values())
-    if not pattern:
-        return claims
-    return [c for c in claims if fnmatch.fnmatchcase(c.id, pattern) or pattern in c.id]
+def _matches(claim_id: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(claim_id, pattern) or pattern in claim_id
+
+
+def select_claims(pattern: str | None = None, skip: tuple[str, ...] = ()) -> list[Claim]:
+    """Claims whose id matches a glob (``dln.*``) or contains ``pattern`` as a substring, less those matching any
+    pattern of ``skip``."""
+    claims = [c for c in all_claims().values() if not pattern or _matches(c.id, pattern)]
+    return [c for c in claims if not any(_matches(c.id, s) for s in skip)]

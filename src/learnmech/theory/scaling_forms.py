@@ -44,8 +44,7 @@ INPUT_NAMES = ("n", "d", "u", "x")
 LogLoss = Callable[[jnp.ndarray, Mapping[str, jnp.ndarray]], jnp.ndarray]
 
 
-def _exp(x: float) -> float:
-    """``e^x``, or ``+inf`` past the largest float (a runaway fit's scale: unidentified, not an ``OverflowError``)."""
+def _exp(x: float) -> float:  # e^x, or +inf past the largest float (a runaway scale: unidentified, no OverflowError)
     return math.exp(x) if x < 709.0 else math.inf
 
 
@@ -172,7 +171,8 @@ def _chinchilla_natural(theta):
 
 
 def _chinchilla_coords(p):
-    return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
+    with np.errstate(divide="ignore"):  # a scale of 0 (a term the fit switched off) is log 0 = -inf, not an error
+        return np.array([*np.log([p["A"], p["B"], p["E"]]), p["alpha"], p["beta"]])
 
 
 # Hoffmann et al. 2022, App. D.2: alpha, beta in {0, 0.5, ..., 2}, e in {-1, -0.5, ..., 1},
