@@ -65,7 +65,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve
-from learnmech.atlas.hparams.mup_transfer import MUP_SHIFT_MAX
+from learnmech.atlas.hparams.mup_transfer import MUP_SHIFT_MAX, grid_edge_guard
 from learnmech.atlas.keys import key
 from learnmech.atlas.rules import Check, Guard, Rules
 from learnmech.data.text import Corpus, bits_per_byte, corpus_scalars, stdlib_corpus
@@ -240,9 +240,7 @@ def summarize(cfg: Config, prediction, measurement):
 
 
 RULES = Rules(
-    guards=(Guard("eta* at the grid edge (count, judged parameterisation)", "edges", "<=", 0.0, fmt="g",
-                  advice="the loss minimum is at the edge of the learning-rate grid (at_edge/... in the details); "
-                         "widen the grid (lr_log2_min / lr_log2_max)"),
+    guards=(grid_edge_guard("judged parameterisation"),
             Guard("best mean held-out loss / unigram entropy (max over depths)", "worst_loss_ratio", "<",
                   "trained_below", fmt=".3f",
                   advice="at some depth the best learning rate learned no more than byte frequencies; train longer")),

@@ -89,8 +89,8 @@ from learnmech.theory.lr_transfer import ADAM_LR_SLOPES, predicted_lr_shift
 from learnmech.width_transfer import Transfer, log2_grid, transfer
 from learnmech.transfer_budget import mlp_memory
 
-__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "mark_unjudged_losses", "plot_judged_optima",
-           "stored_transfer", "transfer_sweeps"]
+__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "grid_edge_guard", "mark_unjudged_losses",
+           "plot_judged_optima", "stored_transfer", "transfer_sweeps"]
 
 MUP_SHIFT_MAX = 0.5  # CLAIMS.md: |log2 eta*(widest) - log2 eta*(narrowest)| <= 0.5 under muP
 SP_SLOPE_MAX = -0.5  # CLAIMS.md: slope of log2 eta* vs log2 width <= -0.5 under SP
@@ -240,10 +240,15 @@ def summarize(cfg: Config, prediction, measurement):
     return out
 
 
+def grid_edge_guard(over: str) -> Guard:
+    """Inconclusive when some ``eta*`` of ``over`` sits at the edge of the learning-rate grid (summary ``edges``)."""
+    return Guard(f"eta* at the grid edge (count, {over})", "edges", "<=", 0.0, fmt="g",
+                 advice="the loss minimum is at the edge of the learning-rate grid (at_edge/... in the details); "
+                        "widen the grid (lr_log2_min / lr_log2_max)")
+
+
 RULES = Rules(
-    guards=(Guard("eta* at the grid edge (count, judged widths)", "edges", "<=", 0.0, fmt="g",
-                  advice="the loss minimum is at the edge of the learning-rate grid (at_edge/... in the details); "
-                         "widen the grid (lr_log2_min / lr_log2_max)"),
+    guards=(grid_edge_guard("judged widths"),
             Guard("best mean loss / zero-function loss (max over judged widths)", "worst_loss_ratio", "<=",
                   "trained_below", fmt=".3f",
                   advice="at some width the best learning rate did not train far enough; train longer to locate eta*")),
