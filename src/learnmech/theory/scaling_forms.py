@@ -170,9 +170,8 @@ def _chinchilla_natural(theta):
     return {"E": _exp(e), "A": _exp(a), "B": _exp(b), "alpha": float(alpha), "beta": float(beta)}
 
 
-def _chinchilla_coords(p):
-    with np.errstate(divide="ignore"):  # a scale of 0 (a term the fit switched off) is log 0 = -inf, not an error
-        return np.array([*np.log([p["A"], p["B"], p["E"]]), p["alpha"], p["beta"]])
+def _chinchilla_coords(p):  # a scale of 0 (a term the fit switched off) is log 0 = -inf; a negative one is refused
+    return np.array([*(math.log(v) if v != 0 else -math.inf for v in (p["A"], p["B"], p["E"])), p["alpha"], p["beta"]])
 
 
 # Hoffmann et al. 2022, App. D.2: alpha, beta in {0, 0.5, ..., 2}, e in {-1, -0.5, ..., 1},
