@@ -35,7 +35,7 @@ def runs(corpus):
     budgets = train_lm(CFG, corpus, learning_rates=[1e-2], steps=[10, 30], seeds=2, recipe=RECIPE, points=3)
     reused = len(trainer._PROGRAMS) == cached
     alone = train_lm(CFG, corpus, learning_rates=[1e-2], steps=[30], seeds=2, recipe=RECIPE)
-    long = train_lm(CFG, corpus, learning_rates=[1e-2], steps=[120], seeds=1, recipe=RECIPE)
+    long = train_lm(CFG, corpus, learning_rates=[1e-2], steps=[120], seeds=2, recipe=RECIPE)  # alone's program
     return sweep, budgets, alone, long, reused
 
 
