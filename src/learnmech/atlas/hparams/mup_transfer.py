@@ -89,7 +89,7 @@ from learnmech.theory.lr_transfer import ADAM_LR_SLOPES, predicted_lr_shift
 from learnmech.width_transfer import Transfer, log2_grid, transfer
 from learnmech.transfer_budget import mlp_memory
 
-__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "grid_edge_guard", "mark_unjudged_losses",
+__all__ = ["CLAIM", "Config", "MUP_SHIFT_MAX", "SP_SLOPE_MAX", "WidthGrid", "grid_edge_guard", "mark_unjudged_losses",
            "plot_judged_optima", "stored_transfer", "transfer_sweeps"]
 
 MUP_SHIFT_MAX = 0.5  # CLAIMS.md: |log2 eta*(widest) - log2 eta*(narrowest)| <= 0.5 under muP
@@ -100,7 +100,41 @@ MIN_SPAN = 8.0  # CLAIMS.md: widths span at least 8x
 Progress = Callable[[str, int, int], None]
 
 
-class Config(ClaimConfig):
+class WidthGrid:
+    """The learning-rate grid and the judged widths of a width-transfer config (fields ``widths``,
+    ``judged_from``, ``lr_log2_min``, ``lr_log2_max``, ``lr_log2_step``), shared by the MLP and the
+    transformer claims."""
+
+    def check_width_grid(self) -> None:
+        """At least 3 learning rates; ``judged_from`` one of the widths; the judged widths span ``MIN_SPAN``x."""
+        if len(self.learning_rates) < 3:
+            raise ValueError("lr_log2_min, lr_log2_max, lr_log2_step: need at least 3 learning rates")
+        if self.judged_from is not None and self.judged_from not in self.widths:
+            raise ValueError(f"judged_from: must be one of the widths {list(self.widths)}, got {self.judged_from}")
+        judged = self.judged_widths
+        if len(judged) < 2 or judged[-1] < MIN_SPAN * judged[0]:
+            raise ValueError(f"judged_from: the judged widths (>= {judged[0]}) must span at least {MIN_SPAN:g}x, "
+                             f"got {judged[0]}..{judged[-1]}")
+
+    @property
+    def learning_rates(self) -> np.ndarray:
+        return log2_grid(self.lr_log2_min, self.lr_log2_max, self.lr_log2_step)
+
+    @property
+    def base_width(self) -> int:
+        """muP's base width ``n_0``: the narrowest judged width."""
+        return self.widths[0] if self.judged_from is None else self.judged_from
+
+    @property
+    def judged_widths(self) -> tuple[int, ...]:
+        return tuple(w for w in self.widths if w >= self.base_width)
+
+    @property
+    def unjudged_widths(self) -> tuple[int, ...]:
+        return tuple(w for w in self.widths if w < self.base_width)
+
+
+class Config(WidthGrid, ClaimConfig):
     seeds: int = Field(4, ge=1, le=64, description="independent initialisations (and minibatch orders)")
     widths: Increasing(int, 2, "widths") = Field((32, 256), description="hidden widths, increasing, spanning >= "
                                                 "8x")
@@ -126,34 +160,10 @@ class Config(ClaimConfig):
 
     @model_validator(mode="after")
     def _grid(self):
-        if len(self.learning_rates) < 3:
-            raise ValueError("lr_log2_min, lr_log2_max, lr_log2_step: need at least 3 learning rates")
+        self.check_width_grid()
         if self.batch_size > self.n_samples:
             raise ValueError(f"batch_size: must be at most n_samples = {self.n_samples}, got {self.batch_size}")
-        if self.judged_from is not None and self.judged_from not in self.widths:
-            raise ValueError(f"judged_from: must be one of the widths {list(self.widths)}, got {self.judged_from}")
-        judged = self.judged_widths
-        if len(judged) < 2 or judged[-1] < MIN_SPAN * judged[0]:
-            raise ValueError(f"judged_from: the judged widths (>= {judged[0]}) must span at least {MIN_SPAN:g}x, "
-                             f"got {judged[0]}..{judged[-1]}")
         return self
-
-    @property
-    def learning_rates(self) -> np.ndarray:
-        return log2_grid(self.lr_log2_min, self.lr_log2_max, self.lr_log2_step)
-
-    @property
-    def base_width(self) -> int:
-        """muP's base width ``n_0``: the narrowest judged width."""
-        return self.widths[0] if self.judged_from is None else self.judged_from
-
-    @property
-    def judged_widths(self) -> tuple[int, ...]:
-        return tuple(w for w in self.widths if w >= self.base_width)
-
-    @property
-    def unjudged_widths(self) -> tuple[int, ...]:
-        return tuple(w for w in self.widths if w < self.base_width)
 
 
 # ---------------------------------------------------------------------------------------------

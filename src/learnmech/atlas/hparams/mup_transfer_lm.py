@@ -54,13 +54,15 @@ bytes, file count, the first 12 hex digits of its SHA-256 as an integer; the ful
 Presets. ``quick`` judges ``d_model`` 8 .. 64 (8x, ``n_0 = 8``, 2 heads: ``d_head`` 4 .. 32), one seed, 150
 steps and seven learning rates (one seed for cost: three compiled programs take a third of its ~40 s; at 100
 steps the narrowest model ended at the unigram entropy, too short to locate its optimum, so 150); ``full`` 64 .. 512 (the spec), one
-seed, 300 steps, about 30 minutes on 2 CPU cores by a FLOP estimate (not run); ``tiny`` 8 and 64 in 4 steps (it
+seed, 200 steps of 16 windows, seven rates 2^-10 .. 2^-4 (the quick run's muP optimum at d_model 64,
+2^-5.2, would sit on the top edge of 2^-11 .. 2^-5, the grid first written for it; 300 steps were cut to
+200 for time, by a FLOP estimate at the bench's d_model 256 rate, before any full verdict was seen);
+``tiny`` 8 and 64 in 4 steps (it
 exercises every path and is too short to hold).
 """
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve
@@ -69,6 +71,7 @@ from learnmech.atlas.hparams.mup_transfer import (
     MUP_SHIFT_MAX,
     RULES as MLP_RULES,
     SP_SLOPE_MAX,
+    WidthGrid,
     mark_unjudged_losses,
     plot_judged_optima,
     stored_transfer,
@@ -85,13 +88,12 @@ from learnmech.lm_transfer import LRSweep, lr_sweep
 from learnmech.nets.students import MUP_VS_SP
 from learnmech.nets.transformer import TransformerConfig, same_network
 from learnmech.report.transfer import plot_transfer
-from learnmech.width_transfer import log2_grid
 
 __all__ = ["CLAIM", "Config", "PRESETS", "sweep_configs"]
 
 
 
-class Config(ClaimConfig):
+class Config(WidthGrid, ClaimConfig):
     seeds: int = Field(2, ge=1, le=16, description="independent initialisations and window orders")
     widths: Increasing(int, 2, "widths") = Field((16, 128), description="d_model values, increasing, spanning "
                                                  ">= 8x, each divisible by n_heads")
@@ -118,33 +120,10 @@ class Config(ClaimConfig):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if len(self.learning_rates) < 3:
-            raise ValueError("lr_log2_min, lr_log2_max, lr_log2_step: need at least 3 learning rates")
         if any(w % self.n_heads for w in self.widths):
             raise ValueError(f"widths: each must be divisible by n_heads = {self.n_heads}, got {list(self.widths)}")
-        if self.judged_from is not None and self.judged_from not in self.widths:
-            raise ValueError(f"judged_from: must be one of the widths {list(self.widths)}, got {self.judged_from}")
-        if self.judged_widths[-1] < MIN_SPAN * self.base_width:
-            raise ValueError(f"judged_from: the judged widths must span at least {MIN_SPAN:g}x, got "
-                             f"{self.base_width}..{self.widths[-1]}")
+        self.check_width_grid()
         return self
-
-    @property
-    def learning_rates(self) -> np.ndarray:
-        return log2_grid(self.lr_log2_min, self.lr_log2_max, self.lr_log2_step)
-
-    @property
-    def base_width(self) -> int:
-        """muP's ``base_d_model``: the narrowest judged width."""
-        return self.judged_from or self.widths[0]
-
-    @property
-    def judged_widths(self) -> tuple[int, ...]:
-        return tuple(w for w in self.widths if w >= self.base_width)
-
-    @property
-    def unjudged_widths(self) -> tuple[int, ...]:
-        return tuple(w for w in self.widths if w < self.base_width)
 
     @property
     def recipe(self) -> LMRecipe:
@@ -243,7 +222,7 @@ PRESETS = {
     "tiny": {"seeds": 1, "widths": (8, 64), "n_heads": 2, "lr_log2_min": -8.0, "lr_log2_max": -2.0,
              "lr_log2_step": 3.0, "steps": 4, "batch_size": 2, "seq_len": 8, "eval_windows": 4},
     "quick": {"seeds": 1, "widths": (8, 64), "n_heads": 2, "lr_log2_min": -9.0, "lr_log2_max": -3.0, "steps": 150},
-    "full": {"seeds": 1, "widths": (64, 128, 256, 512), "lr_log2_min": -11.0, "lr_log2_max": -5.0, "steps": 300,
+    "full": {"seeds": 1, "widths": (64, 128, 256, 512), "lr_log2_min": -10.0, "lr_log2_max": -4.0, "steps": 200,
              "eval_windows": 256},
 }
 
