@@ -5,6 +5,40 @@ ready as :class:`learnmech.train.Probe` s (:mod:`.probes`) that the driver runs 
 """
 
 from learnmech.observe.activations import activation_change_rms, activation_rms
+from learnmech.observe.agop import (
+    agop,
+    best_exponent,
+    dln_first_layer,
+    ExponentFit,
+    feature_correlation,
+    jacobian_moments,
+    matrix_power,
+    mlp_first_layer,
+    neural_feature_matrix,
+    power_correlations,
+    spectrum,
+    Spectrum,
+)
+from learnmech.observe.collapse import (
+    class_statistics,
+    collapse_metrics,
+    equiangularity,
+    equinorm,
+    etf_distance,
+    nc1,
+    ncc_disagreement,
+    self_duality,
+)
+from learnmech.observe.conservation import (
+    chain_balance,
+    chain_euler_residual,
+    chain_grams,
+    neuron_balance,
+    neuron_euler_residual,
+    neuron_norms,
+    scale_euler_residual,
+    scale_norm,
+)
 from learnmech.observe.coords import coord_check, CoordCheck, CoordModel, layer_coordinates, minibatch_indices
 from learnmech.observe.coords_summary import format_summary, SLOPE_TOLERANCE
 from learnmech.observe.curvature import (
@@ -100,6 +134,37 @@ __all__ = [
     "kernel_spectrum",
     "linear_kernel_eigensystem",
     "target_power",
+    # conserved quantities of gradient flow
+    "chain_balance",
+    "chain_euler_residual",
+    "chain_grams",
+    "neuron_balance",
+    "neuron_euler_residual",
+    "neuron_norms",
+    "scale_euler_residual",
+    "scale_norm",
+    # neural collapse
+    "class_statistics",
+    "collapse_metrics",
+    "equiangularity",
+    "equinorm",
+    "etf_distance",
+    "nc1",
+    "ncc_disagreement",
+    "self_duality",
+    # feature learning: the neural feature matrix and the AGOP
+    "agop",
+    "best_exponent",
+    "dln_first_layer",
+    "ExponentFit",
+    "feature_correlation",
+    "jacobian_moments",
+    "matrix_power",
+    "mlp_first_layer",
+    "neural_feature_matrix",
+    "power_correlations",
+    "spectrum",
+    "Spectrum",
     # probes for the driver's schedule
     "noise_scale_probe",
     "ntk_probe",

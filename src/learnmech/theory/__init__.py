@@ -3,6 +3,23 @@
 
 from learnmech.theory.batch_scaling import scaled_hyperparameters, SCALING_RULES
 from learnmech.theory.batch_tradeoff import run_average, steps_hyperbola
+from learnmech.theory.central_flow import (
+    central_flow,
+    complementarity,
+    FlowPath,
+    gradient_flow,
+    one_eigenvalue_sigma2,
+)
+from learnmech.theory.central_flow import predicted_loss as central_flow_loss
+from learnmech.theory.conservation import (
+    chain_step_change,
+    decay_recursion,
+    kunin_momentum,
+    kunin_weight_decay,
+    momentum_recursion,
+    neuron_step_change,
+    scale_step_change,
+)
 from learnmech.theory.coord_exponents import init_exponents, update_exponents
 from learnmech.theory.dln import mode_trajectory, mode_trajectory_two_layer, predicted_loss, t_half, t_half_two_layer
 from learnmech.theory.dual import (
@@ -126,6 +143,21 @@ __all__ = [
     "noise_limit",
     "stability_limit",
     "steps_hyperbola",
+    # the central flow of gradient descent at the edge of stability
+    "central_flow",
+    "central_flow_loss",
+    "complementarity",
+    "FlowPath",
+    "gradient_flow",
+    "one_eigenvalue_sigma2",
+    # conservation laws and how finite steps break them
+    "chain_step_change",
+    "decay_recursion",
+    "kunin_momentum",
+    "kunin_weight_decay",
+    "momentum_recursion",
+    "neuron_step_change",
+    "scale_step_change",
     # scaling laws (the forms; fits live in learnmech.fit)
     "compute_optimal",
     "FORMS",
