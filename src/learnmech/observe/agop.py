@@ -17,8 +17,9 @@ The ansatz says ``NFM`` is proportional to ``G^alpha`` with ``alpha = 1/2``; bot
 :func:`feature_correlation`, the reference's ``correlate``, and :func:`best_exponent` finds the
 ``alpha`` that matches best.
 
-Any model given as ``apply(params, x) -> outputs`` over a batch works (equinox or flax nnx modules
-through a closure); each example is pushed through ``apply`` alone, as a batch of one, so a model
+Any model given as ``apply(params, x) -> outputs`` over a batch works; ``params`` is only closed over,
+never traced as an argument, so it may be an equinox module with non-array leaves (its activation
+function) or a flax nnx module; each example is pushed through ``apply`` alone, as a batch of one, so a model
 whose output for one example depends on the rest of the batch (batch norm in training mode) is
 outside this contract.
 """
@@ -113,7 +114,7 @@ def jacobian_moments(apply: Callable, params, x, *, block: int = 256, mode: str 
         raise ValueError(f"mode: must be 'auto', 'rev' or 'fwd', got {mode!r}")
     n, d = x.shape[0], int(np.prod(x.shape[1:]))
     if mode == "auto":
-        c = int(np.prod(jax.eval_shape(lambda p, xi: apply(p, xi), params, x[:1]).shape))
+        c = int(np.prod(jax.eval_shape(lambda xi: apply(params, xi), x[:1]).shape))  # params closed over: any leaves
         mode = "rev" if c <= d else "fwd"
     return _moments(apply, params, x, int(block), mode, n, d)
 
