@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.linalg
 import scipy.stats
@@ -180,3 +181,67 @@ def test_tiny_preset_runs():
 
     payload = execute_run(CLAIM, "tiny", CLAIM.make_config("tiny").model_dump(mode="json"))
     assert payload.state == "done", payload.error
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment's conventions (audit of the failing verdict): update rule, schedule, probed layer
+
+
+def test_optimizer_is_pytorch_sgd_with_l2_and_step_drops():
+    """Papyan et al.'s rule (PyTorch ``SGD(momentum, weight_decay)`` + ``MultiStepLR``), by hand:
+    ``d = g + lambda w``, ``b <- mu b + d`` (``b = d`` on the first step), ``w <- w - eta_t b``, with
+    ``eta_t`` divided by 10 from step ``floor(f T)`` on. A decoupled decay (``w <- (1 - eta lambda) w``
+    after the momentum), a drop one step late or a missing drop would all differ at 1e-3 or more."""
+    from learnmech.atlas.laws.neural_collapse import CLAIM, _optimizer
+
+    cfg = CLAIM.make_config("tiny").model_copy(update={"epochs": 8, "every": 1, "lr_drops": (0.25, 0.5),
+                                                      "learning_rate": 0.3, "weight_decay": 0.05})
+    a = np.array([[2.0, -1.0], [0.5, 3.0]])
+    grad = lambda w: a.T @ (a @ w - 1.0) + np.sin(w)  # noqa: E731  a fixed non-linear gradient field
+    tx = _optimizer(cfg)({})
+    w = jnp.asarray([0.7, -1.2])
+    state = tx.init(w)
+    w_ref, buf = np.array([0.7, -1.2]), None
+    for t in range(8):  # 8 full-batch steps: the rate drops at steps int(0.25 * 8) = 2 and int(0.5 * 8) = 4
+        updates, state = tx.update(jnp.asarray(grad(np.asarray(w))), state, w)
+        w = optax.apply_updates(w, updates)
+        d = grad(w_ref) + cfg.weight_decay * w_ref
+        buf = d if buf is None else cfg.momentum * buf + d
+        w_ref = w_ref - cfg.learning_rate * 0.1 ** ((t >= 2) + (t >= 4)) * buf
+    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-12)  # float64 under the x64 fixture
+
+
+def test_probe_reads_the_last_hidden_layer_and_the_classifier():
+    """The probe's metrics are those of the post-ReLU features of the last hidden layer (Papyan's
+    penultimate features, the classifier's input) with the classifier ``W = w^T``, on the data it is given;
+    reference: a numpy forward pass of the same parameters."""
+    from learnmech.atlas.laws.neural_collapse import CLAIM, _network, _probe
+
+    cfg = CLAIM.make_config("tiny").model_copy(update={"width": 6, "hidden_layers": 2})
+    net = _network(cfg, 5)
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), net.init(jax.random.key(0)))
+    params = [{"w": layer["w"], "b": layer["b"] + 0.1} for layer in params]  # non-zero biases: they count
+    rng = np.random.default_rng(4)
+    x, labels = rng.standard_normal((40, 5)), np.arange(40) % 10
+    z = x
+    for layer in params[:-1]:
+        z = np.maximum(z @ np.asarray(layer["w"]) + np.asarray(layer["b"]), 0.0)  # (40, 6) post-ReLU
+    logits = z @ np.asarray(params[-1]["w"]) + np.asarray(params[-1]["b"])
+    ref = collapse_metrics(jnp.asarray(z), jnp.asarray(labels), jnp.asarray(params[-1]["w"]).T,
+                           jnp.asarray(logits.argmax(1)), 10)
+    out = _probe(net)(params, None, (jnp.asarray(x), jnp.asarray(labels)))
+    for name in ("nc1", "std_cosine", "etf_distance", "nc3", "nc4"):
+        assert float(out[name]) == pytest.approx(float(getattr(ref, name)), rel=1e-9), name
+    assert float(out["train_error"]) == pytest.approx(np.mean(logits.argmax(1) != labels), abs=1e-7)  # a float32 mean
+    ce = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(40), labels])  # mean cross-entropy
+    assert float(out["loss"]) == pytest.approx(ce, rel=1e-9)
+
+
+def test_config_refuses_learning_rate_drops_that_merge():
+    from pydantic import ValidationError
+
+    from learnmech.atlas.laws.neural_collapse import CLAIM
+
+    base = CLAIM.make_config("tiny").model_dump()
+    with pytest.raises(ValidationError, match="lr_drops: must fall on distinct steps"):
+        CLAIM.config(**{**base, "epochs": 3, "every": 1, "lr_drops": (0.3, 0.35)})  # steps 0 and 1 of 3

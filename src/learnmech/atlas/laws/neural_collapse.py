@@ -43,14 +43,26 @@ Zero training error by epoch 10-15; NC1 falls only 1.03-1.06x (0.31 -> 0.29), NC
 but the cosine spread and the ETF distance *rise* (rho +1.00; std 0.26 -> 0.29): **fails** on NC1 and on
 NC2's trend; final cosine gap 0.002 and NC4 0.12% hold.
 
-What was seen while choosing the quick preset (500-1,000 images, width 128, 1,500-3,000 full-batch
-steps; not tuned to pass): with weight decay 5e-4 NC1 creeps down (0.47 -> 0.32 in 3,000 steps) while
-the cosine spread stays near 0.27-0.36 (a simplex ETF has 0); with 2e-3 or 1e-2 NC1 turns *up* after a
-few hundred steps because the centred means go low-rank (at 2e-3, three of the nine non-zero singular
-values fell below 0.1 of the largest by step 3,000), so ``Sigma_B^+`` amplifies the within-class spread in those directions.
-This is the low-rank bias of deep networks under weight decay (Sukenik, Mondelli & Lampert 2024,
-arXiv:2405.14468), not the ETF; the reference MLPs of tding1/Neural-Collapse also carry BatchNorm, which
-this MLP has not.
+Audit (no bug found; the failure is a finding about this network, with two departures from the references).
+Checked: every metric against the definitions and tding1/Neural-Collapse ``validate_NC.py`` (tests); the
+probe reads the post-ReLU last hidden layer and ``W = w^T`` of the readout on the training set, the
+same examples as the training error (test against a numpy forward pass); the update is PyTorch's
+``SGD(momentum=0.9, weight_decay)`` with L2 in the gradient and ``MultiStepLR`` drops from step
+``floor(f T)`` (test against a hand loop); the init is SP, ``N(0, 1/fan_in)`` with multiplier 1 (not
+muP/NTK, so ``weight_decay`` is the stated L2; PyTorch's default ``nn.Linear`` init is smaller still).
+Departures: (1) both references' networks carry BatchNorm (Papyan's VGG/ResNet/DenseNet, tding1's MLP),
+this MLP has none; (2) the run is short in weight-decay time ``tau = lambda sum_t eta_t / (1 - mu)``:
+quick ends at ``tau = 0.25``, full at ``0.97`` (frozen after its first drop: the metrics agree to 3 digits
+from epoch 90 to 210), while Papyan's 350 epochs of 391 steps at ``eta ~ 0.1`` reach ``tau ~ 25``.
+Longer runs (plain loop, seed 0, quick's network and data) do not collapse either: at ``tau = 5`` (20,000
+steps) NC1 0.42 -> 0.17 (``tau = 1``) -> 0.24, cosine std 0.36 -> 0.34, ETF distance 0.84 -> 0.80, while the
+smallest singular values of the centred means fall (9th / 1st 0.12 -> 0.06); at ``tau = 25`` (weight
+decay 5e-3, 10,000 steps) NC1 rises 0.23 -> 1.43, four of the nine non-zero singular values end below 0.11
+of the largest (9th 0.024), the cosine std stays 0.34 and the ETF distance 0.80, while NC3 (0.06) and NC4
+(0) hold. The means collapse in rank, not to a simplex, so ``Sigma_B^+`` amplifies the within-class spread
+in the vanishing directions: the low-rank bias of deep networks under weight decay (Sukenik, Mondelli &
+Lampert 2024, arXiv:2405.14468). One hidden layer (``tau = 5``) keeps full rank but NC1 only creeps
+(0.27 -> 0.21, ETF distance 0.55).
 """
 
 from __future__ import annotations
@@ -114,6 +126,10 @@ class Config(ClaimConfig):
             raise ValueError(f"batch_size: must divide the {n} training images, got {self.batch_size}")
         if self.dataset == "digits" and self.per_class > 170:
             raise ValueError("per_class: digits has at least 174 images of each class; use at most 170")
+        steps = self.epochs * steps_per_epoch(self)
+        at = [int(f * steps) for f in self.lr_drops]
+        if len(set(at)) != len(at) or (at and at[0] < 1):
+            raise ValueError(f"lr_drops: must fall on distinct steps >= 1 of the {steps} steps, got steps {at}")
         return self
 
 
