@@ -101,7 +101,7 @@ def test_below_the_edge_central_flow_is_gradient_flow():
 
     w0 = jnp.array([1.0, -2.0, 0.5])
     cf = central_flow(quad, w0, ETA, 10, k=2, substeps=4, method="dense")
-    gf = gradient_flow(quad, w0, ETA, 10, substeps=4)
+    gf = gradient_flow(quad, w0, ETA, 10, substeps=4, method="dense")  # eta S = 0.5: n = 4
     assert float(jnp.max(cf.sigma2)) == 0.0
     np.testing.assert_allclose(cf.w, gf.w, rtol=1e-14)
     np.testing.assert_allclose(cf.loss, gf.loss, rtol=1e-14)
@@ -124,8 +124,30 @@ def test_gradient_flow_euler_is_first_order():
     w0 = jnp.array([1.0, 1.0])
     exact = w0 * jnp.exp(-ETA * A * 4)
     subs = (2, 4, 8, 16)
-    errors = [float(jnp.linalg.norm(gradient_flow(quad, w0, ETA, 4, substeps=n).w - exact)) for n in subs]
+    ends = [gradient_flow(quad, w0, ETA, 4, substeps=n, method="dense").w for n in subs]
+    errors = [float(jnp.linalg.norm(end - exact)) for end in ends]
     assert _order(errors, [1 / n for n in subs]) == pytest.approx(1.0, abs=0.1)  # Euler: error ~ dt
+
+
+def test_gradient_flow_stays_stable_past_the_edge():
+    # eta S = 10 on L = S w^2 / 2: a fixed dt = 1/4 gives the Euler factor 1 - 10/4 = -1.5 per substep
+    # (oscillating growth: not gradient flow). The adaptive scheme takes n = ceil(10 / 0.5) = 20 substeps,
+    # so one step multiplies w by (1 - 10/20)^20 exactly (hand-derived Euler factor), and a fine max_step
+    # approaches the exact flow exp(-eta S t) (error of Euler ~ dt).
+    S = 10 / ETA
+
+    def quad(w):
+        return 0.5 * S * jnp.sum(w**2)
+
+    w0 = jnp.array([1.0, 0.0, 0.0])
+    gf = gradient_flow(quad, w0, ETA, 3, substeps=4, method="dense")
+    np.testing.assert_allclose(gf.w[0], 0.5**60, rtol=1e-12)  # three steps of (1 - 1/2)^20
+    np.testing.assert_allclose(gf.eigenvalues[:, 0], S, rtol=1e-12)
+    assert np.all(np.diff(np.asarray(gf.loss)) < 0)  # gradient flow only descends
+    fine = gradient_flow(quad, w0, ETA, 1, substeps=4, max_step=1e-3, method="dense")
+    assert float(fine.w[0]) == pytest.approx(np.exp(-10.0), rel=0.01)  # (1 - 1e-3)^1e4 / e^-10 - 1 = -0.005
+    with pytest.raises(ValueError, match="max_step"):
+        gradient_flow(quad, w0, ETA, 1, max_step=3.0)
 
 
 def test_central_flow_order_and_limit_at_the_edge():

@@ -50,8 +50,10 @@ QP is the nonnegative least-squares problem ``min_{x >= 0} ||C x + C^{-T} a||^2`
 :func:`scipy.optimize.nnls` (Lawson & Hanson's active-set method: exact in finitely many steps, no
 tolerance to tune, a well-kept solver for the ``k <= 8`` variables here).
 
-Integrator: explicit Euler substeps ``w <- w + dt v(x)`` (first order in ``dt``), the Hessian quantities
-by Hessian-vector products (Pearlmutter 1994, forward-over-reverse) and the top eigenvectors by LOBPCG
+Integrator: explicit Euler substeps ``w <- w + dt v(x)`` (first order in ``dt``; the central flow holds
+``eta lambda_1 <= 2``, so ``dt = 1/4`` keeps ``eta lambda dt <= 1/2``; gradient flow adapts ``dt``), the
+Hessian quantities by Hessian-vector products (Pearlmutter 1994, forward-over-reverse) and the top
+eigenvectors by LOBPCG
 (``jax.experimental.sparse.linalg.lobpcg_standard``) warm-started from the previous substep's (a few
 HVP blocks per substep), or by the dense Hessian for tiny models. This module imports nothing from
 :mod:`learnmech.observe` (``observe.curvature`` imports ``theory``); its one-line HVP is the same
@@ -99,7 +101,8 @@ class FlowPath(NamedTuple):
     Attributes:
       loss: ``L(w(t))`` ``(steps,)``.
       predicted: ``L(w) + (1/2) sum_i x_i lambda_i`` ``(steps,)`` (equals ``loss`` for gradient flow).
-      eigenvalues: the ``k`` tracked top Hessian eigenvalues, descending ``(steps, k)`` (``k = 0``: none).
+      eigenvalues: the ``k`` tracked top Hessian eigenvalues, descending ``(steps, k)`` (gradient flow:
+        its sharpness, ``k = 1``).
       sigma2: the oscillation variances ``x_i`` along them ``(steps, k)``, from the first substep of the step.
       w: the parameters at ``t = steps`` ``(P,)``.
     """
@@ -251,7 +254,8 @@ def central_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, k: int = 1, s
     and ``w <- w + dt v(x)`` (:func:`central_velocity`). Below ``2/eta`` every ``x_i = 0`` and the step is
     gradient flow's. The substeps are a host loop around two compiled functions (the LCP is solved by scipy
     between them; a ``pure_callback`` inside a compiled loop loses float64 when the caller's x64 mode is a
-    thread-local context). ``loss_fn`` is a static argument: reuse one function object. ``key``: PRNG key of the random start directions (keyword; ``None``: key 0).
+    thread-local context). ``loss_fn`` is a static argument: reuse one function object.
+    ``key``: PRNG key of the random start directions (keyword; ``None``: key 0).
     Returns a :class:`FlowPath`. Reference: Cohen et al. 2024, arXiv:2410.24206.
     """
     _check_flow_args(eta, steps, substeps)
@@ -272,26 +276,42 @@ def central_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, k: int = 1, s
     return FlowPath(loss, pred, lam, x, w)
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "substeps"))
-def _gradient(loss_fn, w0, eta, steps, substeps):
-    dt = 1.0 / substeps
+@functools.partial(jax.jit, static_argnames=("loss_fn", "steps", "substeps", "method"))
+def _gradient(loss_fn, w0, U0, eta, steps, substeps, max_step, method):
+    def step(carry, _):
+        w, U = carry
+        loss = loss_fn(w)
+        lam, U = top_eigenpairs(loss_fn, w, U, method)
+        n = jnp.maximum(substeps, jnp.ceil(eta * lam[0] / max_step)).astype(jnp.int32)  # Euler substeps
+        dt = 1.0 / n.astype(w.dtype)
+        w = lax.fori_loop(0, n, lambda _, v: v - dt * eta * jax.grad(loss_fn)(v), w)
+        return (w, U), (loss, lam[:1])
 
-    def substep(w, _):
-        loss, g = jax.value_and_grad(loss_fn)(w)
-        return w - dt * eta * g, loss
-
-    def step(w, _):
-        w, losses = lax.scan(substep, w, None, length=substeps)
-        return w, losses[0]
-
-    w, loss = lax.scan(step, w0, None, length=steps)
-    empty = jnp.zeros((steps, 0), w0.dtype)
-    return FlowPath(loss, loss, empty, empty, w)
+    (w, _), (loss, sharp) = lax.scan(step, (w0, U0), None, length=steps)  # sharp (steps, 1)
+    return FlowPath(loss, loss, sharp, jnp.zeros_like(sharp), w)
 
 
-def gradient_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, substeps: int = 4) -> FlowPath:
-    """Gradient flow ``dw/dt = -eta grad L(w)`` (time in steps) by explicit Euler substeps ``dt = 1/substeps``:
-    the central flow with ``Sigma = 0``, for contrast. Returns a :class:`FlowPath` with ``k = 0``."""
+def gradient_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, substeps: int = 4, max_step: float = 0.5,
+                  method: str = "lobpcg", key=None) -> FlowPath:
+    """Gradient flow ``dw/dt = -eta grad L(w)`` (time in steps) by explicit Euler substeps: the central flow
+    with ``Sigma = 0``, for contrast. Returns a :class:`FlowPath` whose ``eigenvalues`` ``(steps, 1)`` are
+    the sharpness ``S`` at the start of each step (``sigma2`` zeros, ``predicted`` = ``loss``).
+
+    Each step takes ``n = max(substeps, ceil(eta S / max_step))`` substeps of ``dt = 1/n`` with ``S`` the
+    top Hessian eigenvalue at the step's start (:func:`top_eigenpairs`, ``method`` as there, warm-started;
+    ``key``: PRNG key of its start direction, ``None``: key 0), so that ``eta S dt <= max_step``. Gradient
+    flow is free to sharpen far past ``2/eta``; a fixed ``dt`` would turn its Euler scheme unstable once
+    ``eta S dt > 2`` (it oscillates instead of descending). The reference code's ``stable`` flow
+    (alex-damian/central_flows_jax, Cohen et al. 2024, arXiv:2410.24206) chooses its substeps the same way,
+    with ``max_step = 0.5``.
+    """
     _check_flow_args(eta, steps, substeps)
+    if not 0 < max_step <= 2:
+        raise ValueError(f"max_step: must be in (0, 2] (Euler is unstable beyond 2), got {max_step}")
+    if method not in EIGENSOLVERS:
+        raise ValueError(f"method: must be one of {list(EIGENSOLVERS)}, got {method!r}")
     w0 = jnp.asarray(w0)
-    return _gradient(loss_fn, w0, jnp.asarray(eta, w0.dtype), steps, substeps)
+    key = jax.random.key(0) if key is None else key
+    U0 = jax.random.normal(key, (w0.shape[0], 1), w0.dtype)  # (P, 1) start direction
+    return _gradient(loss_fn, w0, U0, jnp.asarray(eta, w0.dtype), steps, substeps,
+                     jnp.asarray(max_step, w0.dtype), method)
