@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+from typing import Callable, Mapping, Sequence
+
 import numpy as np
 
+from learnmech.atlas.keys import key
 from learnmech.increasing import increasing
 
 __all__ = [
@@ -17,6 +20,8 @@ __all__ = [
     "log_window_mean",
     "log_average",
     "log_discrepancy",
+    "per_seed",
+    "worst",
 ]
 
 
@@ -142,3 +147,13 @@ def log_discrepancy(examples, loss_k, loss_1) -> float:
     if not np.all(np.isfinite(lk) & (lk > 0)):
         return float("inf")
     return log_average(e, np.abs(np.log(lk) - np.log(l1)))
+
+
+def per_seed(infos: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Every seed's numbers as summary scalars ``seed/<j>/<name>``, ``infos[j]`` the numbers of seed ``j``."""
+    return {key("seed", j, name): value for j, info in enumerate(infos) for name, value in info.items()}
+
+
+def worst(judged: Sequence[Mapping[str, float]], name: str, pick: Callable = max) -> float:
+    """``pick`` (``max`` or ``min``: the worst direction of the rule) of ``name`` over the judged seeds; NaN if none."""
+    return float(pick([s[name] for s in judged])) if judged else float("nan")

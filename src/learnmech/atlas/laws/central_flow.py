@@ -80,6 +80,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve
 from learnmech.atlas.keys import key
+from learnmech.atlas.metrics import per_seed, worst
 from learnmech.atlas.rules import Check, Rules, count_diverged, diverged, reached
 from learnmech.nets import MLP
 from learnmech.observe import mse
@@ -230,16 +231,14 @@ def _seed(cfg: Config, m, j: int) -> dict[str, float]:
 
 def summarize(cfg: Config, prediction, measurement):
     """Per seed (keys ``seed/<j>/...``, :func:`_seed`) and the worst seed's numbers for the rules."""
-    out, seeds = {}, [_seed(cfg, measurement, j) for j in range(cfg.seeds)]
-    for j, info in enumerate(seeds):
-        out.update({key("seed", j, name): value for name, value in info.items()})
+    seeds = [_seed(cfg, measurement, j) for j in range(cfg.seeds)]
     judged = [s for s in seeds if "cf_error" in s]
-    worst = lambda name, f: f([s[name] for s in judged]) if judged else float("nan")  # noqa: E731
+    out = per_seed(seeds)
     out.update(diverged=count_diverged(measurement["gd_loss"]), seeds=float(cfg.seeds),
                seeds_reached=float(sum("onset" in s for s in seeds)), seeds_judged=float(len(judged)),
-               cf_error=worst("cf_error", max), gf_error=worst("gf_error", max), ratio=worst("ratio", min),
-               sharpness_error=worst("sharpness_error", max), cf_error_gaussian=worst("cf_error_gaussian", max),
-               gf_error_gaussian=worst("gf_error_gaussian", max))
+               ratio=worst(judged, "ratio", min))
+    out.update({name: worst(judged, name) for name in ("cf_error", "gf_error", "sharpness_error", "cf_error_gaussian",
+                                                      "gf_error_gaussian")})
     return out
 
 

@@ -78,6 +78,7 @@ from pydantic import Field, field_validator, model_validator
 
 from learnmech.atlas.contract import Claim, ClaimConfig, Curve
 from learnmech.atlas.keys import key
+from learnmech.atlas.metrics import per_seed, worst
 from learnmech.atlas.rules import Check, Guard, Rules, count_diverged, diverged, reached
 from learnmech.nets import MLP
 from learnmech.observe.collapse import collapse_metrics
@@ -246,20 +247,16 @@ def _seed(measurement, j: int) -> dict[str, float]:
 def summarize(cfg: Config, prediction, measurement):
     """Per seed (``seed/j/...``, :func:`_seed`), then the worst seed: smallest NC1 fall, largest rho over
     metrics, largest final cosine gap and NCC disagreement; counts of seeds reaching / judged."""
-    out, seeds = {}, []
-    for j in range(measurement["nc1"].y.shape[0]):
-        info = _seed(measurement, j)
-        out.update({key("seed", j, name): value for name, value in info.items()})
-        seeds.append(info)
+    seeds = [_seed(measurement, j) for j in range(measurement["nc1"].y.shape[0])]
     judged = [s for s in seeds if "nc1_fall" in s]
-    worst = lambda f, name: f([s[name] for s in judged]) if judged else float("nan")  # noqa: E731
     rhos = [s[f"rho_{m}"] for s in judged for m in METRICS]
+    out = per_seed(seeds)
     out.update(diverged=count_diverged(measurement["loss"]), seeds=float(len(seeds)),
                seeds_zero_error=float(sum("zero_error_epoch" in s for s in seeds)), seeds_judged=float(len(judged)),
-               min_nc1_fall=worst(min, "nc1_fall"),
+               min_nc1_fall=worst(judged, "nc1_fall", min),
                max_rho=float(np.max(rhos)) if rhos and not np.any(np.isnan(rhos)) else float("nan"),
-               max_cosine_gap=worst(max, "cosine_gap"), max_nc4_end=worst(max, "nc4_end"))
-    out.update({f"max_rho_{m}": worst(max, f"rho_{m}") for m in METRICS})
+               max_cosine_gap=worst(judged, "cosine_gap"), max_nc4_end=worst(judged, "nc4_end"))
+    out.update({f"max_rho_{m}": worst(judged, f"rho_{m}") for m in METRICS})
     return out
 
 
