@@ -10,6 +10,7 @@ so a test can tell the first result from a redo's.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -24,6 +25,10 @@ class Config(ClaimConfig):
 
 
 SLEEP = {"seconds": 0.0}
+
+# A process started in the background by a shell without job control inherits SIGINT ignored (POSIX), and so
+# would every test process under it: restore Python's handler, so that an interrupt is one whatever the parent.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _predict(cfg):
