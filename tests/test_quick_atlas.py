@@ -43,13 +43,28 @@ EXPECTED = {c.id: QUICK_VERDICTS.get(c.id, "holds") for c in CLAIMS}
 runner = CliRunner()
 
 
+def run_quick_atlas(folder: Path, skip: list[str]) -> dict:
+    """``learnmech atlas --quick --json`` (less the ``--skip`` claims) on a fresh store, then once more on it."""
+    store = folder / "learnmech.duckdb"
+    first = runner.invoke(app, ["atlas", "--quick", *skip, "--store", str(store), "--json"])
+    again = runner.invoke(app, ["atlas", "--quick", *skip, "--store", str(store), "--json"])
+    return {"store": store, "first": first, "again": again}
+
+
+def redecide_from_the_store(claim, store: Path) -> None:
+    """The stored quick verdict of ``claim`` is the one its rules give again on its stored summary."""
+    rid = run_id(claim.id, claim.make_config("quick").model_dump(mode="json"), __version__)
+    with Store.open(store, create=False, read_only=True) as db:
+        verdict = stored_verdict(db, rid)
+        summary = record_from_columns(db.series(rid, source="summary"), "summary")
+    again = claim.decide(summary)
+    assert (again.status, again.metric) == (verdict.status, verdict.metric)
+    np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12)
+
+
 @pytest.fixture(scope="module")
 def quick_atlas(tmp_path_factory):
-    """``learnmech atlas --quick --json`` (less the transformer claims) on a fresh store, then once more on it."""
-    store = tmp_path_factory.mktemp("atlas") / "learnmech.duckdb"
-    first = runner.invoke(app, ["atlas", "--quick", *SKIP, "--store", str(store), "--json"])
-    again = runner.invoke(app, ["atlas", "--quick", *SKIP, "--store", str(store), "--json"])
-    return {"store": store, "first": first, "again": again}
+    return run_quick_atlas(tmp_path_factory.mktemp("atlas"), SKIP)
 
 
 def test_every_quick_verdict_is_the_one_reported(quick_atlas):
@@ -68,14 +83,10 @@ def test_second_run_skips_everything(quick_atlas):
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
 def test_quick_verdict_is_redecided_from_the_store(claim, quick_atlas):
-    rid = run_id(claim.id, claim.make_config("quick").model_dump(mode="json"), __version__)
+    redecide_from_the_store(claim, quick_atlas["store"])
     with Store.open(quick_atlas["store"], create=False, read_only=True) as db:
-        verdict = stored_verdict(db, rid)
-        summary = record_from_columns(db.series(rid, source="summary"), "summary")
+        rid = run_id(claim.id, claim.make_config("quick").model_dump(mode="json"), __version__)
         figures = [Path(p) for kind, p in db.artifacts(rid) if kind == "figure"]
-    again = claim.decide(summary)
-    assert (again.status, again.metric) == (verdict.status, verdict.metric)
-    np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12)
     assert {p.suffix for p in figures} == {".png", ".svg"} and all(p.exists() for p in figures)
 
 
