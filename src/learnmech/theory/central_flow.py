@@ -86,6 +86,7 @@ __all__ = [
     "eigenvalue_gradients",
     "gradient_flow",
     "one_eigenvalue_sigma2",
+    "start_directions",
     "predicted_loss",
     "top_eigenpairs",
 ]
@@ -244,8 +245,23 @@ def _check_flow_args(eta, steps, substeps):
         raise ValueError(f"substeps: must be an int >= 1, got {substeps!r}")
 
 
+def start_directions(n: int, k: int, dtype=jnp.float64) -> jax.Array:
+    """``(n, k)`` deterministic start directions for the eigensolver: a Weyl sequence, column ``j`` the
+    fractional parts of ``(i + 1) sqrt(p_j)`` minus 1/2 (``p_j`` the ``j``-th prime). The columns are
+    equidistributed and linearly independent, so generic (no eigenvector is orthogonal to them but by a
+    coincidence of measure zero), with no randomness in theory/.
+    """
+    primes, c = [], 2
+    while len(primes) < k:
+        if all(c % p for p in primes):
+            primes.append(c)
+        c += 1
+    i = np.arange(1, n + 1, dtype=np.float64)[:, None]  # (n, 1)
+    return jnp.asarray(np.mod(i * np.sqrt(np.asarray(primes, np.float64))[None, :], 1.0) - 0.5, dtype)  # (n, k)
+
+
 def central_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, k: int = 1, substeps: int = 4,
-                 method: str = "lobpcg", key=None) -> FlowPath:
+                 method: str = "lobpcg") -> FlowPath:
     """Integrate the central flow from ``w0`` ``(P,)`` for ``steps`` GD steps (``steps * substeps`` Euler
     substeps of ``dt = 1 / substeps``), tracking the top ``k`` Hessian eigenvalues.
 
@@ -255,15 +271,13 @@ def central_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, k: int = 1, s
     gradient flow's. The substeps are a host loop around two compiled functions (the LCP is solved by scipy
     between them; a ``pure_callback`` inside a compiled loop loses float64 when the caller's x64 mode is a
     thread-local context). ``loss_fn`` is a static argument: reuse one function object.
-    ``key``: PRNG key of the random start directions (keyword; ``None``: key 0).
-    Returns a :class:`FlowPath`. Reference: Cohen et al. 2024, arXiv:2410.24206.
+    The eigensolver starts from :func:`start_directions`. Returns a :class:`FlowPath`. Reference: Cohen et al. 2024, arXiv:2410.24206.
     """
     _check_flow_args(eta, steps, substeps)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k: must be an int >= 1, got {k!r}")
     w0 = jnp.asarray(w0)
-    key = jax.random.key(0) if key is None else key
-    U = jax.random.normal(key, (w0.shape[0], k), w0.dtype)  # (P, k) start directions
+    U = start_directions(w0.shape[0], k, w0.dtype)  # (P, k)
     eta_, dt, w = jnp.asarray(eta, w0.dtype), jnp.asarray(1.0 / substeps, w0.dtype), w0
     rows = []
     for i in range(steps * substeps):
@@ -292,14 +306,14 @@ def _gradient(loss_fn, w0, U0, eta, steps, substeps, max_step, method):
 
 
 def gradient_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, substeps: int = 4, max_step: float = 0.5,
-                  method: str = "lobpcg", key=None) -> FlowPath:
+                  method: str = "lobpcg") -> FlowPath:
     """Gradient flow ``dw/dt = -eta grad L(w)`` (time in steps) by explicit Euler substeps: the central flow
     with ``Sigma = 0``, for contrast. Returns a :class:`FlowPath` whose ``eigenvalues`` ``(steps, 1)`` are
     the sharpness ``S`` at the start of each step (``sigma2`` zeros, ``predicted`` = ``loss``).
 
     Each step takes ``n = max(substeps, ceil(eta S / max_step))`` substeps of ``dt = 1/n`` with ``S`` the
-    top Hessian eigenvalue at the step's start (:func:`top_eigenpairs`, ``method`` as there, warm-started;
-    ``key``: PRNG key of its start direction, ``None``: key 0), so that ``eta S dt <= max_step``. Gradient
+    top Hessian eigenvalue at the step's start (:func:`top_eigenpairs`, ``method`` as there, warm-started
+    from :func:`start_directions`), so that ``eta S dt <= max_step``. Gradient
     flow is free to sharpen far past ``2/eta``; a fixed ``dt`` would turn its Euler scheme unstable once
     ``eta S dt > 2`` (it oscillates instead of descending). The reference code's ``stable`` flow
     (alex-damian/central_flows_jax, Cohen et al. 2024, arXiv:2410.24206) chooses its substeps the same way,
@@ -311,7 +325,6 @@ def gradient_flow(loss_fn: FlatLoss, w0, eta: float, steps: int, *, substeps: in
     if method not in EIGENSOLVERS:
         raise ValueError(f"method: must be one of {list(EIGENSOLVERS)}, got {method!r}")
     w0 = jnp.asarray(w0)
-    key = jax.random.key(0) if key is None else key
-    U0 = jax.random.normal(key, (w0.shape[0], 1), w0.dtype)  # (P, 1) start direction
+    U0 = start_directions(w0.shape[0], 1, w0.dtype)  # (P, 1)
     return _gradient(loss_fn, w0, U0, jnp.asarray(eta, w0.dtype), steps, substeps,
                      jnp.asarray(max_step, w0.dtype), method)
