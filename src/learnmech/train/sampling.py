@@ -30,7 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from learnmech.train.shuffle import permute
+from learnmech.train.shuffle import default_rounds, permute, permute_with, round_material
 
 __all__ = ["SAMPLINGS", "draw_batch", "epoch_positions", "epochs_read"]
 
@@ -46,11 +46,26 @@ def epochs_read(n_examples: int, batch_size: int, steps: int) -> float:
     return steps * batch_size / n_examples
 
 
-def epoch_positions(key: jax.Array, positions: jax.Array, n: int) -> jax.Array:
-    """Example read at stream position ``p``: ``permute(fold_in(key, p // n), p mod n, n)`` (elementwise)."""
+def epoch_positions(key: jax.Array, positions: jax.Array, n: int, epochs: int | None = None) -> jax.Array:
+    """Example read at stream position ``p``: ``permute(fold_in(key, p // n), p mod n, n)`` (elementwise).
+
+    ``epochs``: ``None``, or a static bound on how many consecutive epochs ``positions`` touch (from the
+    epoch of the smallest position on). The round material of each epoch's permutation
+    (:func:`~learnmech.train.shuffle.round_material`) is then drawn once per epoch and shared by the
+    positions in it, instead of once per position: the same examples, fewer hashes. A training step's
+    ``B`` consecutive positions touch at most ``(B - 1) // n + 2`` epochs.
+    """
     positions = jnp.asarray(positions)
-    epoch_keys = jax.vmap(lambda p: jax.random.fold_in(key, p // n))(positions.ravel())
-    examples = jax.vmap(lambda k, p: permute(k, p % n, n))(epoch_keys, positions.ravel())
+    flat = positions.ravel()
+    if epochs is None:
+        epoch_keys = jax.vmap(lambda p: jax.random.fold_in(key, p // n))(flat)
+        examples = jax.vmap(lambda k, p: permute(k, p % n, n))(epoch_keys, flat)
+        return examples.reshape(positions.shape)
+    first = jnp.min(flat) // n
+    rounds = default_rounds(n)
+    table = jax.vmap(lambda e: round_material(jax.random.fold_in(key, first + e), n, rounds))(jnp.arange(epochs))
+    which = flat // n - first  # (P,) row of the position's epoch in the table
+    examples = jax.vmap(lambda w, p: permute_with(jax.tree.map(lambda t: t[w], table), p % n, n))(which, flat)
     return examples.reshape(positions.shape)
 
 
@@ -63,7 +78,7 @@ def _indices(sampling: str, batch_size: int, key: jax.Array, step: jax.Array, n:
     if sampling in STREAMS:
         positions = step * batch_size + jnp.arange(batch_size)  # (B,)
         if sampling == "epochs":
-            return epoch_positions(key, positions, n)
+            return epoch_positions(key, positions, n, epochs=(batch_size - 1) // n + 2)
         return jax.vmap(lambda p: jax.random.randint(jax.random.fold_in(key, p), (), 0, n))(positions)
     step_key = jax.random.fold_in(key, step)
     if sampling == "with_replacement":

@@ -14,7 +14,8 @@ card shuffle", CRYPTO 2012, arXiv:1208.1176). Round ``r`` draws a constant ``K_r
 ``X`` and ``X'`` name each other's partner and share ``X_hat``, so each round is an involution of
 ``Z_n`` and the composition of rounds is a bijection whatever ``K_r`` and ``F_r`` are. Here ``K_r``
 and ``F_r(x)`` (one bit) come from ``jax.random`` keys folded from ``key`` (``fold_in(key, r)``, then
-``fold_in(., x)``): two threefry hashes per element and round.
+``fold_in(., x)``). ``K_r`` and the key of ``F_r`` depend on the key alone: they are drawn once per key
+(:func:`round_material`) and shared by every index, so a round costs one threefry hash per element.
 
 Rounds. The paper shows that the swap-or-not shuffle approaches a uniform random permutation with a
 number of rounds that grows like ``log n`` (their analysis holds even when all ``n`` points are
@@ -26,11 +27,12 @@ exactly and the uniformity of where an index lands over many keys (chi-square).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["default_rounds", "permute"]
+__all__ = ["Rounds", "default_rounds", "permute", "permute_with", "round_material"]
 
 
 def default_rounds(n: int) -> int:
@@ -38,19 +40,38 @@ def default_rounds(n: int) -> int:
     return 6 * math.ceil(math.log2(max(n, 2))) + 12
 
 
-def _round(key: jax.Array, r, x: jax.Array, n: int) -> jax.Array:
-    """One swap-or-not round on a scalar ``x`` in ``Z_n`` (an involution of ``Z_n``)."""
-    round_key = jax.random.fold_in(key, r)
-    k_const, k_bits = jax.random.split(round_key)
-    K = jax.random.randint(k_const, (), 0, n, dtype=x.dtype)  # K_r uniform in Z_n
-    partner = jnp.mod(K - x, n)  # X' = K_r - X mod n
-    xhat = jnp.maximum(x, partner)  # the pair's shared name
-    bit = jax.random.bits(jax.random.fold_in(k_bits, xhat), (), jnp.uint32) & 1  # F_r(X_hat)
-    return jnp.where(bit == 1, partner, x)
+class Rounds(NamedTuple):
+    """The round material of one key: ``constants[r]`` is ``K_r``, ``bit_keys[r]`` the key of ``F_r``."""
+
+    constants: jax.Array  # (rounds,) in Z_n
+    bit_keys: jax.Array  # (rounds,) jax.random keys
 
 
-def _permute_one(key: jax.Array, x: jax.Array, n: int, rounds: int) -> jax.Array:
-    return jax.lax.fori_loop(0, rounds, lambda r, v: _round(key, r, v, n), x)
+def _dtype(n: int):
+    return jnp.int32 if n < 2**31 else jnp.int64
+
+
+def round_material(key: jax.Array, n: int, rounds: int) -> Rounds:
+    """``K_r`` and the key of ``F_r`` for every round ``r`` of ``pi_key`` (one vectorised draw per key).
+
+    Round ``r`` splits ``fold_in(key, r)`` into ``(k_const, k_bits)``; ``K_r = randint(k_const, 0, n)``.
+    They do not depend on the index, so every index permuted under one key shares them.
+    """
+    parts = jax.vmap(lambda r: jax.random.split(jax.random.fold_in(key, r)))(jnp.arange(rounds))  # (rounds, 2)
+    constants = jax.vmap(lambda k: jax.random.randint(k, (), 0, n, dtype=_dtype(n)))(parts[:, 0])
+    return Rounds(constants, parts[:, 1])
+
+
+def permute_with(material: Rounds, x: jax.Array, n: int) -> jax.Array:
+    """``pi(x)`` for a scalar ``x`` in ``Z_n`` under the rounds of ``material`` (:func:`round_material`)."""
+
+    def one_round(r, x):
+        partner = jnp.mod(material.constants[r] - x, n)  # X' = K_r - X mod n
+        xhat = jnp.maximum(x, partner)  # the pair's shared name
+        bit = jax.random.bits(jax.random.fold_in(material.bit_keys[r], xhat), (), jnp.uint32) & 1  # F_r(X_hat)
+        return jnp.where(bit == 1, partner, x)
+
+    return jax.lax.fori_loop(0, material.constants.shape[0], one_round, x)
 
 
 def permute(key: jax.Array, index, n: int, rounds: int | None = None) -> jax.Array:
@@ -74,7 +95,7 @@ def permute(key: jax.Array, index, n: int, rounds: int | None = None) -> jax.Arr
     rounds = default_rounds(n) if rounds is None else rounds
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"rounds: must be an int >= 0, got {rounds!r}")
-    dtype = jnp.int32 if n < 2**31 else jnp.int64
-    x = jnp.mod(jnp.asarray(index).astype(dtype), n)
-    flat = jax.vmap(lambda v: _permute_one(key, v, n, rounds))(x.ravel())
+    x = jnp.mod(jnp.asarray(index).astype(_dtype(n)), n)
+    material = round_material(key, n, rounds)
+    flat = jax.vmap(lambda v: permute_with(material, v, n))(x.ravel())
     return flat.reshape(x.shape)
