@@ -29,14 +29,20 @@ OUTSIDE_SUITE = ("hparams.mup-transfer-lm", "hparams.depth-transfer", "laws.lm-s
 # The coarse-law claims' quick presets run in tests/test_quick_atlas_coarse.py, a second module, so that the two
 # halves of the quick atlas run on the suite's two workers side by side.
 COARSE = ("conservation.balancedness", "laws.neural-collapse", "laws.feature-ansatz", "laws.central-flow")
-CLAIMS = [c for c in all_claims().values() if c.id not in OUTSIDE_SUITE + COARSE]
-SKIP = [arg for claim_id in OUTSIDE_SUITE + COARSE for arg in ("--skip", claim_id)]
+# The solvable models and the three limits of issue 19 run in tests/test_quick_atlas_solvable.py, a third module.
+SOLVABLE = ("solvable.teacher-student", "solvable.max-margin", "kernel.hea", "limits.signal-propagation",
+            "limits.richness-lr")
+CLAIMS = [c for c in all_claims().values() if c.id not in OUTSIDE_SUITE + COARSE + SOLVABLE]
+SKIP = [arg for claim_id in OUTSIDE_SUITE + COARSE + SOLVABLE for arg in ("--skip", claim_id)]
 
 # The quick presets' verdicts as measured and reported in the README: a claim that does not hold, or cannot
 # be judged, is data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
 QUICK_VERDICTS: dict[str, str] = {  # claim id -> "fails" | "inconclusive", where the quick verdict is not "holds"
     "laws.neural-collapse": "fails",  # NC1 falls 1.5x over the terminal phase, not 10x (README, docs/claims.md)
     "laws.central-flow": "fails",  # the flow's loss is 25% from smoothed GD's, not 10%, and 1.7x closer than GF
+    "solvable.teacher-student": "fails",  # the seed-mean eps_g curve is 18% from the ODE's (tail of late escapes)
+    "solvable.max-margin": "fails",  # ||w||/log t is 40% short of ||w_hat|| at 1e5 steps (theory: an O(1) offset)
+    "limits.signal-propagation": "fails",  # the fitted correlation depth at sigma_w^2 = 3 is 19% from xi_c
 }
 QUICK_FAILS = {c for c, v in QUICK_VERDICTS.items() if v == "fails"}
 EXPECTED = {c.id: QUICK_VERDICTS.get(c.id, "holds") for c in CLAIMS}

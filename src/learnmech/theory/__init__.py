@@ -20,6 +20,16 @@ from learnmech.theory.conservation import (
     neuron_step_change,
     scale_step_change,
 )
+from learnmech.theory.committee import (
+    erf_integrals,
+    escape_time,
+    generalisation_error,
+    integrate_overlaps,
+    order_parameter_rhs,
+    OverlapPath,
+    plateau_error_small_lr,
+    symmetric_fixed_point,
+)
 from learnmech.theory.coord_exponents import init_exponents, update_exponents
 from learnmech.theory.dln import mode_trajectory, mode_trajectory_two_layer, predicted_loss, t_half, t_half_two_layer
 from learnmech.theory.dual import (
@@ -43,6 +53,16 @@ from learnmech.theory.eigenlearning import (
     overfitting_coefficient,
     target_coefficients,
 )
+from learnmech.theory.hea import (
+    gaussian_level_coefficients,
+    gaussian_mehler_eigenvalues,
+    hea_learning_curve,
+    hea_modes,
+    HeaModes,
+    hermite_features,
+    hermite_target_coefficients,
+    principal_components,
+)
 from learnmech.theory.kernel_fluctuations import FluctuationConstants, kernel_fluctuations, mean_kernels
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
@@ -56,6 +76,14 @@ from learnmech.theory.linearized import (
     linearized_train_outputs_gd,
 )
 from learnmech.theory.lr_transfer import ADAM_LR_SLOPES, predicted_lr_shift
+from learnmech.theory.max_margin import (
+    hard_margin,
+    HardMargin,
+    kkt_residuals,
+    norm_offset,
+    predicted_angle,
+    predicted_norm_ratio,
+)
 from learnmech.theory.parameterization import (
     Exponents,
     get_parameterization,
@@ -64,11 +92,28 @@ from learnmech.theory.parameterization import (
     PARAMETERIZATIONS,
     shift,
 )
+from learnmech.theory.richness import (
+    crossover_gamma,
+    lazy_edge_coefficient,
+    lr_exponents,
+    predicted_optimal_lr,
+    toy_optimal_lr,
+    toy_sharpness,
+)
 from learnmech.theory.scaling_forms import FORMS, get_form, reduced_form, ScalingForm, user_form
 from learnmech.theory.scaling_limits import first_limit, mean_square_limit_linear, noise_limit, stability_limit
 from learnmech.theory.scaling_forms import predict as predict_scaling
 from learnmech.theory.scaling_frontier import compute_optimal, frontier_problem, tokens_per_parameter
 from learnmech.theory.sgd_linear import b_crit_linear, b_simple_linear, sgd_second_moments
+from learnmech.theory.signal_propagation import (
+    chi_1,
+    correlation_map,
+    critical_sigma_w2,
+    length_fixed_point,
+    length_map,
+    mean_field,
+    MeanField,
+)
 from learnmech.theory.spectral import predicted_learning_curve_exponent
 from learnmech.theory.stability import adam_preconditioner, stability_threshold
 
@@ -79,6 +124,22 @@ __all__ = [
     "predicted_loss",
     "t_half",
     "t_half_two_layer",
+    # the soft committee machine (online SGD, order-parameter ODEs)
+    "erf_integrals",
+    "escape_time",
+    "generalisation_error",
+    "integrate_overlaps",
+    "order_parameter_rhs",
+    "OverlapPath",
+    "plateau_error_small_lr",
+    "symmetric_fixed_point",
+    # the implicit bias of gradient descent: the max-margin direction
+    "hard_margin",
+    "HardMargin",
+    "kkt_residuals",
+    "norm_offset",
+    "predicted_angle",
+    "predicted_norm_ratio",
     # activations and their duals; infinite-width kernels
     "Activation",
     "ACTIVATIONS",
@@ -92,6 +153,14 @@ __all__ = [
     "named_activation",
     "nngp_ntk",
     "quadrature",
+    # signal propagation in deep random networks: order, chaos and depth scales
+    "chi_1",
+    "correlation_map",
+    "critical_sigma_w2",
+    "length_fixed_point",
+    "length_map",
+    "mean_field",
+    "MeanField",
     # finite-width fluctuations of the kernels
     "FluctuationConstants",
     "kernel_fluctuations",
@@ -108,6 +177,15 @@ __all__ = [
     "overfitting_coefficient",
     "predicted_learning_curve_exponent",
     "target_coefficients",
+    # the Hermite eigenstructure ansatz: kernel eigenvalues from the data covariance
+    "gaussian_level_coefficients",
+    "gaussian_mehler_eigenvalues",
+    "hea_learning_curve",
+    "hea_modes",
+    "HeaModes",
+    "hermite_features",
+    "hermite_target_coefficients",
+    "principal_components",
     # linearised training and the lazy/rich limits
     "angle_to_nearest",
     "isotropic_alignment",
@@ -118,6 +196,13 @@ __all__ = [
     "linearized_test_outputs_gd",
     "linearized_train_outputs",
     "linearized_train_outputs_gd",
+    # the optimal learning rate across richness
+    "crossover_gamma",
+    "lazy_edge_coefficient",
+    "lr_exponents",
+    "predicted_optimal_lr",
+    "toy_optimal_lr",
+    "toy_sharpness",
     # parameterisations (SP, NTK, muP) and what they predict
     "ADAM_LR_SLOPES",
     "Exponents",

@@ -72,7 +72,7 @@ from learnmech.theory.eigenlearning import kernel_eigensystem, learning_curve, t
 from learnmech.theory.kernels import nngp_ntk
 from learnmech.theory.krr import kernel_ridge
 
-__all__ = ["CLAIM", "Config"]
+__all__ = ["CLAIM", "Config", "Pool", "krr_draws"]
 
 SYNTHETIC_MAX_REL_ERR = 0.10  # CLAIMS.md
 REAL_MAX_REL_ERR = 0.15  # CLAIMS.md
@@ -207,7 +207,7 @@ def predict(cfg: Config):
     return out
 
 
-def _draws(pool: Pool, delta: float, n: int, draws: int, rng: np.random.Generator):
+def krr_draws(pool: Pool, delta: float, n: int, draws: int, rng: np.random.Generator):
     """Test (population, noisy labels) and train MSE of ``draws`` KRR fits on ``n`` distinct pool points."""
     size, outputs = pool.target.shape
     eps = np.sqrt(pool.noise_var)
@@ -232,7 +232,7 @@ def measure(cfg: Config, progress=None):
         test = np.empty((cfg.seeds, grids[name].size))  # (draws, T)
         train = np.empty_like(test)
         for j, n in enumerate(grids[name]):
-            test[:, j], train[:, j] = _draws(pool, delta, int(n), cfg.seeds, rng)
+            test[:, j], train[:, j] = krr_draws(pool, delta, int(n), cfg.seeds, rng)
             done += 1
             if progress is not None:
                 progress("kernel.eigenlearning", done, total)
