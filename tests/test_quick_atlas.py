@@ -68,6 +68,37 @@ def redecide_from_the_store(claim, store: Path) -> None:
     np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12)
 
 
+def quick_atlas_part(ids: tuple[str, ...], folder: str):
+    """The fixture and the two tests of one more part of the quick atlas: the claims ``ids`` on their own store.
+
+    A module runs them with ``quick_atlas, test_a, test_b = quick_atlas_part(IDS, "folder")``.
+    """
+    claims = [c for c in all_claims().values() if c.id in ids]
+    skip = [arg for claim_id in all_claims() if claim_id not in ids for arg in ("--skip", claim_id)]
+    expected = {c.id: QUICK_VERDICTS.get(c.id, "holds") for c in claims}
+
+    @pytest.fixture(scope="module", name="quick_atlas")
+    def part(tmp_path_factory):
+        return run_quick_atlas(tmp_path_factory.mktemp(folder), skip)
+
+    def test_every_quick_verdict_is_the_one_reported_and_a_second_run_skips(quick_atlas):
+        assert len(claims) == len(ids)
+        result = quick_atlas["first"]
+        assert result.exit_code == (1 if "fails" in expected.values() else 0), result.output
+        outcomes = json.loads(result.stdout)
+        assert [o["state"] for o in outcomes] == ["done"] * len(claims), result.stderr
+        assert {o["claim"]: o["verdict"]["status"] for o in outcomes} == expected
+        again = json.loads(quick_atlas["again"].stdout)
+        assert [o["state"] for o in again] == ["skipped"] * len(claims)
+
+    @pytest.mark.parametrize("claim", claims, ids=[c.id for c in claims])
+    def test_quick_verdict_is_redecided_from_the_store(claim, quick_atlas):
+        redecide_from_the_store(claim, quick_atlas["store"])
+
+    return part, test_every_quick_verdict_is_the_one_reported_and_a_second_run_skips, \
+        test_quick_verdict_is_redecided_from_the_store
+
+
 @pytest.fixture(scope="module")
 def quick_atlas(tmp_path_factory):
     return run_quick_atlas(tmp_path_factory.mktemp("atlas"), SKIP)

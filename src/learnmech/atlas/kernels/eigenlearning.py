@@ -72,7 +72,7 @@ from learnmech.theory.eigenlearning import kernel_eigensystem, learning_curve, t
 from learnmech.theory.kernels import nngp_ntk
 from learnmech.theory.krr import kernel_ridge
 
-__all__ = ["CLAIM", "Config", "Pool", "krr_draws"]
+__all__ = ["CLAIM", "Config", "Pool", "REAL_SIZES", "check_training_sizes", "krr_draws", "training_sizes"]
 
 SYNTHETIC_MAX_REL_ERR = 0.10  # CLAIMS.md
 REAL_MAX_REL_ERR = 0.15  # CLAIMS.md
@@ -106,12 +106,22 @@ class Config(ClaimConfig):
     def _grid_fits_every_pool(self):
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"datasets: must be distinct, got {self.datasets}")
-        for name in self.datasets:
-            largest = self.n_max_fraction * _pool_size(self, name)
-            if largest < 2 * self.n_min:
-                raise ValueError(f"n_min: must be at most half of n_max_fraction * pool size = {largest:.0f} "
-                                 f"for {name}, got {self.n_min}")
+        check_training_sizes(self.n_min, self.n_max_fraction, {name: _pool_size(self, name) for name in self.datasets})
         return self
+
+
+def check_training_sizes(n_min: int, n_max_fraction: float, pools: dict[str, int]) -> None:
+    """``ValueError`` (naming ``n_min``) unless every pool's largest training set is at least ``2 n_min``."""
+    for name, pool in pools.items():
+        largest = n_max_fraction * pool
+        if largest < 2 * n_min:
+            raise ValueError(f"n_min: must be at most half of n_max_fraction * pool size = {largest:.0f} "
+                             f"for {name}, got {n_min}")
+
+
+def training_sizes(n_min: int, n_max_fraction: float, pool: int, points: int) -> np.ndarray:
+    """Training-set sizes: ``points`` log-spaced from ``n_min`` to ``n_max_fraction * pool``, as distinct integers."""
+    return np.unique(np.round(np.geomspace(n_min, n_max_fraction * pool, points))).astype(np.int64)
 
 
 def _pool_size(cfg: Config, name: str) -> int:
@@ -121,8 +131,7 @@ def _pool_size(cfg: Config, name: str) -> int:
 
 
 def _n_grid(cfg: Config, name: str) -> np.ndarray:
-    n_max = cfg.n_max_fraction * _pool_size(cfg, name)
-    return np.unique(np.round(np.geomspace(cfg.n_min, n_max, cfg.n_points))).astype(np.int64)
+    return training_sizes(cfg.n_min, cfg.n_max_fraction, _pool_size(cfg, name), cfg.n_points)
 
 
 @dataclass(frozen=True)
