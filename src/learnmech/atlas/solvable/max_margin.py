@@ -33,7 +33,16 @@ leaving ``-sum alpha log alpha / sum alpha = -0.59, +3.74`` against ``log t = 8.
 still 7% and 57% off). The summary reports the predicted ratio at the last step beside
 the measured one, the predicted asymptotic angle ``arctan(a / (log k + c))``, and the smallest
 non-support margin gap ``m_2 - 1``: the asymptotic form describes ``w_k`` only once
-``(m_2 - 1) log k >> 1`` (digits: ``m_2 - 1 = 0.0086``, far from it at any reachable ``k``).
+``(m_2 - 1) log k >> 1`` (digits: ``m_2 - 1 = 0.0086``, far from it at any reachable ``k``; synthetic:
+``0.037``, so ``(m_2 - 1) log k = 0.5`` at ``k = 1e6``: also pre-asymptotic. Measured at ``1e6`` (seed 0):
+``c = w_hat . (w_k - w_hat log k) / ||w_hat||^2 = -4.85`` and ``-3.15`` against ``-5.58`` and ``-3.49``, and
+``r = w_k - w_hat log k`` still moves by 1.05 and 0.39 over the last two decades).
+
+What the R^2 rule can tell apart (not a change of the rule): over two decades ending at ``1e6``, ``1/log k``
+spans only a factor 1.5, so any smooth decay is nearly linear in it: ``k^-0.05``, ``k^-0.2``,
+``1/sqrt(log k)`` and ``1/log^2 k`` all give ``R^2 >= 0.99`` against ``1/log k`` with a free intercept. The
+fits here have positive intercepts (0.056 synthetic, 0.070 digits at ``1e6``, against end angles 0.094 and
+0.204), which a ``1/log t`` decay to zero would not leave.
 
 Presets (measured on the shared 2-core machine under load ~8, so wall times are inflated; CPU time in
 brackets): tiny ``1e3`` steps, 7-10 s (3.1 s CPU), fails (R^2 0.924, norm 0.32); quick ``1e5`` steps (two
