@@ -41,6 +41,10 @@ in the same run: a jitted ``jnp.dot`` of 2048 x 2048 matrices (at the start and 
 the denominator of ``MFU``) and of the model's size class, ``(B T) x d`` times ``d x 4 d`` (its MLP input
 layer, the largest matmul of a step; ``MFU(class)`` uses it).
 
+Before them, the same-work comparison in the process's CPU seconds (``time.process_time`` over the same spans,
+fastest of the repeats): the baseline's over ``learnmech``'s, >= 1 when the driver spends no more CPU. It counts
+work, not waiting, so another job on the machine moves it far less than the wall-clock ratios.
+
 Printed LAST, one greppable line per row (``learnmech`` tokens/s over the same-work baseline's; >= 1
 means the driver is not slower)::
 
@@ -166,15 +170,16 @@ class Baseline:
         seconds = time.perf_counter() - start
         return seconds, float(self.evaluate(carry[0]))
 
-    def time_same_work(self, peak: float, val_steps: np.ndarray, how: str) -> tuple[float, float]:
-        """Seconds to train to ``val_steps[-1]`` with the held-out loss fetched at every ``val_steps`` after 0."""
+    def time_same_work(self, peak: float, val_steps: np.ndarray, how: str) -> tuple[float, float, float]:
+        """Seconds to train to ``val_steps[-1]`` with the held-out loss fetched at every ``val_steps`` after 0, the
+        loss after, and the process's CPU seconds over the same span."""
         carry = self.fresh()
         float(self.evaluate(carry[0]))  # step 0, before the clock as in train_lm's first chunk
-        start, done, value = time.perf_counter(), 0, float("nan")
+        start, cpu, done, value = time.perf_counter(), time.process_time(), 0, float("nan")
         for target in val_steps[val_steps > 0].tolist():
             carry = self.advance(carry, peak, target - done, how)
             value, done = float(self.evaluate(carry[0])), target
-        return time.perf_counter() - start, value
+        return time.perf_counter() - start, value, time.process_time() - cpu
 
 
 # --------------------------------------------------------------------------- learnmech
@@ -182,12 +187,13 @@ class Baseline:
 
 def time_train_lm(cfg: tf.TransformerConfig, corpus, rates, steps: int) -> dict:
     """One ``train_lm`` call; seconds from the step-0 chunk's ``progress`` to the last (module docstring)."""
-    marks: list[tuple[int, float]] = []
+    marks: list[tuple[int, float, float]] = []
     result = train_lm(cfg, corpus, learning_rates=list(rates), steps=steps, seeds=1, recipe=RECIPE,
-                      progress=lambda done, total: marks.append((done, time.perf_counter())))
+                      progress=lambda done, total: marks.append((done, time.perf_counter(), time.process_time())))
     if marks[0][0] != 0 or marks[-1][0] != steps:
         raise RuntimeError(f"train_lm's first chunk is not step 0 or its last is not {steps}: {marks}")
-    return {"seconds": marks[-1][1] - marks[0][1], "setup": result.seconds - (marks[-1][1] - marks[0][1]),
+    return {"seconds": marks[-1][1] - marks[0][1], "cpu": marks[-1][2] - marks[0][2],
+            "setup": result.seconds - (marks[-1][1] - marks[0][1]),
             "chunks": len(marks), "val_loss": np.asarray(result.val_loss).ravel(),
             "diverged": int(np.sum(result.diverged))}
 
@@ -245,8 +251,9 @@ def measure_width(cfg, corpus, data, held_out, val_steps, steps: int, repeats: i
         how = how or min(("fori", "python"), key=times.get)
         run = time_train_lm(cfg, corpus, [LEARNING_RATE], steps)
         lm = run if lm is None or run["seconds"] < lm["seconds"] else lm
-        t, losses["same"] = base.time_same_work(LEARNING_RATE, val_steps, how)
-        times["same"] = min(times.get("same", np.inf), t)
+        times["lm cpu"] = min(times.get("lm cpu", np.inf), run["cpu"])
+        t, losses["same"], cpu = base.time_same_work(LEARNING_RATE, val_steps, how)
+        times["same"], times["same cpu"] = min(times.get("same", np.inf), t), min(times.get("same cpu", np.inf), cpu)
     return {"times": times, "losses": losses, "how": how, "lm": lm, "base": base}
 
 
@@ -262,7 +269,7 @@ def measure_ensemble(base: Baseline, how: str, cfg, corpus, val_steps, steps: in
         run = time_train_lm(cfg, corpus, ENSEMBLE_RATES, steps)
         lm = run if lm is None or run["seconds"] < lm["seconds"] else lm
         timed = [base.time_same_work(rate, val_steps, how) for rate in ENSEMBLE_RATES]
-        seconds, losses = min(seconds, sum(t for t, _ in timed)), [loss for _, loss in timed]
+        seconds, losses = min(seconds, sum(t for t, _, _ in timed)), [loss for _, loss, _ in timed]
     return {"lm": lm, "seconds": seconds, "losses": losses, "how": how}
 
 
@@ -352,6 +359,9 @@ def main(argv=None) -> None:
           + ("n/a" if others is None else f"{others:.0%} of the machine")
           + (" -- CONTENDED, timings unreliable" if others is not None and others > 0.1 else ""))
     print()
+    for d, r in results.items():  # CPU seconds of the whole process: less sensitive to other load than wall time
+        print(f"ratio baseline/learnmech process CPU seconds, same work, d{d}: "
+              f"{r['times']['same cpu'] / r['times']['lm cpu']:.3f}")
     for d in results:
         print(f"ratio learnmech/baseline train-only tokens/s d{d}: "
               f"{speeds[d]['lm'] / max(speeds[d]['fori'], speeds[d]['python']):.2f}")
