@@ -11,6 +11,7 @@ from scipy import integrate, optimize
 
 from learnmech.atlas.execute import execute_run
 from learnmech.atlas.limits import signal_propagation as claim
+from learnmech.atlas.limits import trainable_depth as td
 from learnmech.theory import signal_propagation as sp
 
 SB2 = 0.05
@@ -105,6 +106,44 @@ def test_fitters_recover_known_numbers():
     assert xi == pytest.approx(7.5, rel=1e-10)
     scan = np.array([1.5, 1.6, 1.7, 1.8, 1.9])
     assert claim._critical_from_scan(scan, 0.2 * (scan - 1.73) - 0.1 * (scan - 1.73) ** 2) == pytest.approx(1.73)
+
+
+def test_boundary_interpolates_a_known_crossing_in_log_depth():
+    # synthetic heat-map column: accuracy falls linearly in ln D from 0.9 at D = 4 to 0.1 at D = 128, so the
+    # threshold 0.5 (halfway) is crossed exactly at D* = sqrt(4 * 128) = 22.63 (geometric midpoint)
+    depths = np.array([4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128], float)
+    acc = 0.9 - 0.8 * np.log(depths / 4) / np.log(32)
+    threshold = td.trainable_threshold(0.9, claim.TRAIN_FRACTION)
+    assert threshold == pytest.approx(0.5, abs=1e-15)  # 0.1 + 0.5 (0.9 - 0.1)
+    assert td.boundary_depth(depths, acc, threshold) == pytest.approx(math.sqrt(4 * 128), rel=1e-12)  # linear in ln D
+
+
+def test_boundary_takes_the_first_crossing_and_reads_divergence_as_chance():
+    depths = np.array([4.0, 8.0, 16.0, 32.0, 64.0])
+    # a NaN (diverged) cell counts as chance 0.1: crossing between 8 (acc 0.7) and 16 (NaN -> 0.1) at
+    # t = (0.7 - 0.4) / (0.7 - 0.1) = 0.5 of the ln step: D* = 8 * 2^0.5; the later recovery (0.6) is ignored
+    acc = np.array([0.8, 0.7, np.nan, 0.6, 0.1])
+    assert td.boundary_depth(depths, acc, 0.4) == pytest.approx(8 * math.sqrt(2), rel=1e-12)
+    assert math.isnan(td.boundary_depth(depths, np.full(5, 0.9), 0.4))  # never crossed: outside the grid
+    assert math.isnan(td.boundary_depth(depths, np.full(5, 0.2), 0.4))  # shallowest already below
+    with pytest.raises(ValueError, match="fraction"):
+        td.trainable_threshold(0.9, 1.5)
+
+
+def test_trainable_depths_give_k_and_its_spread():
+    # two sigma_w^2 whose crossings sit at exactly 6 xi_c and 9 xi_c: k = 6, 9, mean 7.5, spread 0.2
+    cfg = claim.Config(ordered=(1.2,), chaotic=(3.0,), scan=(1.6, 1.8, 2.0), train_depths=(4, 128))
+    xi = {0: 5.0, 1: 8.0}
+    depths = np.array([4.0, 128.0])
+    measurement, prediction = {}, {}
+    for i, k in ((0, 6.0), (1, 9.0)):
+        t = math.log(k * xi[i] / 4) / math.log(32)  # where D* = k xi_c sits between 4 and 128 in ln D
+        low = 0.5 - (0.9 - 0.5) * (1 - t) / t  # the deep cell's accuracy that puts the 0.5 crossing there
+        measurement[f"accuracy/{i}"] = claim.Curve(depths, np.array([[0.9, low]]))
+        prediction[f"xi_c/{i}"] = xi[i]
+    out = claim._trainable_depths(cfg, prediction, measurement)
+    assert (out["k/0"], out["k/1"]) == (pytest.approx(6.0, rel=1e-12), pytest.approx(9.0, rel=1e-12))
+    assert out["k_spread"] == pytest.approx(0.2, rel=1e-12)  # |6 / 7.5 - 1| = |9 / 7.5 - 1| = 0.2
 
 
 def test_config_refuses_bad_input():
