@@ -108,14 +108,17 @@ def assert_nothing_left(tag: str, grace: float = 20.0) -> None:
     assert not left, f"processes left running: {[(p.pid, p.name()) for p in left]}"
 
 
-def busy_worker(tag: str):
+def busy_worker(tag: str, seen: dict | None = None):
     """A Ray worker of this sweep that is executing a run (its process title names the task).
 
     Titles are read first (one cheap read per process) and the environment only of a busy worker:
     reading every process's environment takes long enough on a loaded machine for the sweep to end.
+    ``seen`` counts the Ray process titles met (for the failure message).
     """
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"]
+        if seen is not None and cmd and cmd[0].startswith("ray::"):
+            seen[cmd[0][:30]] = seen.get(cmd[0][:30], 0) + 1
         if not cmd or not cmd[0].startswith("ray::execute_run"):
             continue
         try:
@@ -150,19 +153,28 @@ def ray_sweep(spec, tmp_path_factory):
     sweep = Sweep(spec, store, "--backend", "ray")
     try:
         sweep.wait_for(1)
-        busy = {"runs": cli("runs", "--store", str(store)),
-                "check": cli("check", "dln.modes", "--store", str(store))}
+        # The two other processes try the busy store while the victim is sought: one after the other they can take
+        # longer on a loaded machine (each imports learnmech) than the whole sweep takes.
+        busy: dict[str, subprocess.CompletedProcess] = {}
+        tries = [threading.Thread(target=lambda k=k, a=a: busy.__setitem__(k, cli(*a)))
+                 for k, a in (("runs", ("runs", "--store", str(store))),
+                              ("check", ("check", "dln.modes", "--store", str(store))))]
+        for t in tries:
+            t.start()
         sweep.wait_for(6)
-        victim, end = None, time.monotonic() + 60
+        victim, end, seen = None, time.monotonic() + 60, {}
         while victim is None and time.monotonic() < end:
-            victim = busy_worker(sweep.tag)
+            victim = busy_worker(sweep.tag, seen)
             time.sleep(0.01)
         assert victim is not None, (f"no Ray worker was found executing a run in 60 s ({len(sweep.finished())} of "
                                     f"{POINTS} runs finished; the sweep "
-                                    f"{'had ended' if sweep.proc.poll() is not None else 'was running'})")
+                                    f"{'had ended' if sweep.proc.poll() is not None else 'was running'}; Ray "
+                                    f"processes seen: {seen})")
         done_before = len(sweep.finished())
         pids_before = {p.pid for p in tagged(sweep.tag)}
         victim.send_signal(signal.SIGKILL)
+        for t in tries:
+            t.join()
         rc, summary = sweep.result()
     except BaseException:
         sweep.kill()
@@ -218,6 +230,7 @@ def test_ray_worker_killed_every_run_done_exactly_once(ray_sweep):
 
 def test_second_process_on_a_busy_store_is_told_so(ray_sweep):
     pid = ray_sweep["driver"]
+    assert set(ray_sweep["busy"]) == {"runs", "check"}
     for name, result in ray_sweep["busy"].items():
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode == 2, (name, result.stderr)

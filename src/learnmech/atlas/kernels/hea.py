@@ -78,7 +78,7 @@ class Config(ClaimConfig):
     seeds: int = Field(32, ge=2, le=4096, description="training sets drawn per n (per data set)")
     datasets: tuple[Dataset, ...] = Field(("mnist5k", "digits"), min_length=1,
                                           description="real data sets: the judged one and those reported beside it")
-    judged: Dataset = Field("mnist5k", description="the data set whose learning curve is judged (CLAIMS.md: mnist5k)")
+    judged: Dataset = Field("mnist5k", description="the data set whose learning curve is judged (the specification judges mnist5k)")
     bandwidth: float = Field(4.0, gt=0, le=100, description="sigma in units of sqrt(tr Sigma) (paper: 4)")
     ridge: float = Field(1e-3, ge=0, le=10, description="delta on the Gram matrix (K(x, x) = 1; paper: 1e-3)")
     modes: int = Field(1000, ge=2, le=20_000, description="HEA modes for the target coefficients (at most N/4)")
