@@ -11,7 +11,7 @@ depths ``L ~ k xi_c`` (Schoenholz et al. report ``k ~ 6``).
 Experiment. Random tanh networks ``h^{l+1} = sqrt(sigma_w^2 / N) G^{l+1} tanh(h^l) + sigma_b g^{l+1}``
 (``G``, ``g`` standard normal, float64), first layer from inputs ``x`` in ``R^d`` with ``sqrt(sigma_w^2 / d)``.
 Every ``sigma_w^2`` of a seed uses the same ``G``, ``g`` (common random numbers), drawn layer by layer
-inside one compiled ``lax.scan``. Per ``sigma_w^2`` and seed:
+in numpy (``propagate``). Per ``sigma_w^2`` and seed:
 
 - *length inputs*: ``n_length`` points with ``|x|^2 / d = 1`` (so ``q^1 = sigma_w^2 + sigma_b^2``, not
   ``q*``): ``q^l = |h^l|^2 / N``;
