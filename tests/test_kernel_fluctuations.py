@@ -109,10 +109,11 @@ def test_constant_matches_monte_carlo_over_networks(depth):
 
     Tolerance 8%: the RMS over 600 seeds has a relative standard error of ~2% here (measured from
     the spread of the squared errors, and asserted below), the neglected terms are O(depth / width)
-    (< 1% at depth 2 against the exact kernel chain at widths 256-4096), the theory's Monte Carlo 0.3%.
+    (< 1% at depth 2 against the exact kernel chain at widths 256-4096); the theory's quadratures are exact
+    to 1e-8.
     """
     x, width, seeds = _inputs(), 256, 600
-    c = kernel_fluctuations(x, depth=depth, activation="relu", weight_var=SIGMA_W2, draws=200_000, seed=1)
+    c = kernel_fluctuations(x, depth=depth, activation="relu", weight_var=SIGMA_W2)
     ref = nngp_ntk(x, depth=depth, activation="relu", weight_var=SIGMA_W2, dtype=np.float64)
     nngp, ntk = _networks(jnp.asarray(x, jnp.float32), depth, width, seeds, seed=depth)
     for name, k_hat, k, predicted in (("nngp", nngp, ref.nngp, c.nngp), ("ntk", ntk, ref.ntk, c.ntk)):
@@ -130,13 +131,12 @@ def test_one_layer_relu_on_orthogonal_inputs_matches_the_closed_form():
     K^1 = 2 on the diagonal, 2/pi off it. NTK: the unit's summand is 2 (relu_a relu_b + w^2 1[u_a > 0]
     1[u_b > 0] K^0_ab) (w the readout weight), so on the diagonal Var = 4 (E[(relu^2 + q w^2 1)^2] - 4)
     = 4 (6 + 4 + 6 - 4) = 48 and Theta = 4; off the diagonal K^0_ab = 0 and it is the NNGP's.
-    Tolerance 1%: the Monte Carlo's standard error at 200,000 draws is ~0.3% (returned, asserted)."""
-    c = kernel_fluctuations(math.sqrt(3.0) * np.eye(3), depth=1, activation="relu", weight_var=SIGMA_W2,
-                            draws=200_000, seed=3)
+    Tolerance 1e-8: the four-point expectations are quadratures of stated tolerance 1e-8 (ReLU's
+    derivative jumps at 0, which leaves a lower-tail error of about 1e-7 at worst per moment)."""
+    c = kernel_fluctuations(math.sqrt(3.0) * np.eye(3), depth=1, activation="relu", weight_var=SIGMA_W2)
     off = 4 * (1 - 1 / math.pi**2)
     nngp = math.sqrt((3 * 20 + 6 * off) / (3 * 4 + 6 * (2 / math.pi) ** 2))
     ntk = math.sqrt((3 * 48 + 6 * off) / (3 * 16 + 6 * (2 / math.pi) ** 2))
-    assert c.nngp_mc_error < 0.005 and c.ntk_mc_error < 0.005
-    assert c.nngp == pytest.approx(nngp, rel=0.01)  # 2.3775
-    assert c.ntk == pytest.approx(ntk, rel=0.01)  # 1.8119
+    assert c.nngp == pytest.approx(nngp, rel=1e-8)  # 2.37740
+    assert c.ntk == pytest.approx(ntk, rel=1e-7)  # 1.8119
     assert c.nngp_layers == pytest.approx([c.nngp**2])

@@ -18,7 +18,7 @@ from scipy import integrate
 from learnmech.nets import MLP
 from learnmech.theory.dual import ACTIVATIONS, gelu, named_activation, quadrature
 from learnmech.theory.kernels import nngp_ntk
-from learnmech.theory.quadrature import ERROR_TOL
+from learnmech.theory.quadrature import cross_expectations, ERROR_TOL
 
 VARIANCES = (0.1, 1.0, 10.0, 100.0)  # 100: where unbounded activations take the recursion
 
@@ -200,3 +200,28 @@ def test_a_polynomial_is_integrated_to_rounding():
             v, dv = dual(jnp.float64(q1), jnp.float64(q2), jnp.float64(c))
             assert float(v) == pytest.approx(9 * q1 * q2 * c + 6 * c**3, rel=1e-11)
             assert float(dv) == pytest.approx(9 * (q1 * q2 + 2 * c * c), rel=1e-11)
+
+
+def _cross_reference(f, g, q1, q2, c):
+    """E[f(u) g(v)] by the nested adaptive quadrature of :func:`_reference`."""
+    slope, sd = c / q1, math.sqrt(max(q2 - c * c / q1, 0.0))
+    return _normal_mean(lambda u: f(u) * _normal_mean(g, slope * u, sd), 0.0, math.sqrt(q1))
+
+
+def test_cross_expectations_of_different_functions_match_nested_quadrature():
+    # The four-point moments of the kernel fluctuations: E[g(u) h(v)] with g != h, including ReLU's
+    # derivative (a jump at 0, whose lower radial tail the rule cuts at ~e^{-16}) and tanh products.
+    # Tolerance 1e-8 relative to the Cauchy-Schwarz scale sqrt(E g(u)^2 E h(v)^2) (the module's ERROR_TOL).
+    relu, step = (lambda x: max(x, 0.0)), (lambda x: 1.0 if x > 0 else 0.0)
+    pairs = [(lambda u: jnp.maximum(u, 0.0) ** 3, lambda u: jnp.maximum(u, 0.0), lambda x: relu(x) ** 3, relu),
+             (lambda u: jnp.maximum(u, 0.0) ** 2 * (u > 0), lambda u: (u > 0) * 1.0, lambda x: relu(x) ** 2 * step(x), step),
+             (lambda u: jnp.tanh(u) ** 3, jnp.tanh, lambda x: math.tanh(x) ** 3, math.tanh),
+             (lambda u: jnp.tanh(u) * (1 - jnp.tanh(u) ** 2), lambda u: 1 - jnp.tanh(u) ** 2,
+              lambda x: math.tanh(x) * (1 - math.tanh(x) ** 2), lambda x: 1 - math.tanh(x) ** 2)]
+    cases = ((2.0, 2.0, 0.8), (1.3, 0.7, -0.5), (3.0, 3.0, 3.0))
+    with jax.enable_x64(True):
+        got = cross_expectations([(f, g) for f, g, _, _ in pairs], *(jnp.asarray([cs[i] for cs in cases]) for i in range(3)))
+    for (_, _, f, g), values in zip(pairs, got):
+        for (q1, q2, c), value in zip(cases, np.asarray(values)):
+            scale = math.sqrt(_cross_reference(f, f, q1, q1, q1) * _cross_reference(g, g, q2, q2, q2))
+            assert abs(value - _cross_reference(f, g, q1, q2, c)) <= ERROR_TOL * scale, (q1, q2, c)

@@ -67,7 +67,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["ERROR_TOL", "FINE", "Rule", "RULE", "expectations", "expectations_error", "gaussian_mean"]
+__all__ = ["ERROR_TOL", "FINE", "Rule", "RULE", "cross_expectations", "expectations", "expectations_error",
+           "gaussian_mean"]
 
 ERROR_TOL = 1e-8  # stated tolerance, relative to sqrt(E[f(u)^2] E[f(v)^2]) (module docstring)
 KAPPA = 0.5  # angular feature width in units of 1/s: measured best of 0.5, 1, 2
@@ -142,8 +143,8 @@ def _centred(fns: Sequence[Callable], dtype) -> tuple[tuple[Callable, ...], tupl
     return tuple((lambda x, f=f, v=v: f(x) - v) for f, v in zip(fns, values)), values
 
 
-def _product_sums(f1s, s1, s2, theta, rule: Rule):
-    """``(1/2pi) int int r e^{-r^2/2} [f1(ar) f1(br) + f1(-ar) f1(-br)]`` for each ``f1``, shape of ``theta``."""
+def _product_sums(pairs, s1, s2, theta, rule: Rule):
+    """``(1/2pi) int int r e^{-r^2/2} [f1(ar) g1(br) + f1(-ar) g1(-br)]`` for each pair ``(f1, g1)``, shape of ``theta``."""
     r, wr = _radial(s1, s2, rule)  # (..., radial)
     feature, direction, length, scale = _arcs(s1, s2, theta)  # (4, ...)
     nodes, weights = np.polynomial.legendre.leggauss(rule.angular)
@@ -159,13 +160,13 @@ def _product_sums(f1s, s1, s2, theta, rule: Rule):
         w_alpha = w * span[arc] * eps[arc] * jnp.cosh(tau)  # (...)
         ar = (s1 * jnp.cos(alpha))[..., None] * r  # (..., radial)
         br = (s2 * jnp.cos(alpha - theta))[..., None] * r
-        new = tuple(acc + w_alpha * jnp.sum(wr * (f(ar) * f(br) + f(-ar) * f(-br)), axis=-1)
-                    for acc, f in zip(sums, f1s))
+        new = tuple(acc + w_alpha * jnp.sum(wr * (f(ar) * g(br) + f(-ar) * g(-br)), axis=-1)
+                    for acc, (f, g) in zip(sums, pairs))
         return new, None
 
     arcs = jnp.repeat(jnp.arange(4), rule.angular)
     xs = (arcs, jnp.tile(nodes, 4), jnp.tile(weights, 4))
-    init = tuple(jnp.zeros_like(theta) for _ in f1s)
+    init = tuple(jnp.zeros_like(theta) for _ in pairs)
     sums, _ = jax.lax.scan(add_node, init, xs)
     return tuple(s / (2 * math.pi) for s in sums)
 
@@ -181,13 +182,28 @@ def expectations(fns: Sequence[Callable], q1, q2, c, rule: Rule = RULE) -> tuple
     >>> round(float(v), 5)  # E[tanh(u)^2], u ~ N(0, 1)
     0.39429
     """
+    return cross_expectations([(f, f) for f in fns], q1, q2, c, rule)
+
+
+def cross_expectations(pairs: Sequence[tuple[Callable, Callable]], q1, q2, c,
+                       rule: Rule = RULE) -> tuple[jax.Array, ...]:
+    """``E[f(u) g(v)]`` for each pair ``(f, g)`` of scalar elementwise functions, ``(u, v)`` as in
+    :func:`expectations` (the same polar rule: both functions have their features at 0).
+
+    With ``f = f(0) + f1`` and ``g = g(0) + g1``:
+    ``E[f(u) g(v)] = f(0) g(0) + f(0) E[g1(v)] + g(0) E[f1(u)] + E[f1(u) g1(v)]``.
+    A function with a jump at 0 (the derivative of ReLU) is integrated too: the jump sits on an arc's
+    end, and its radial integrand no longer vanishes at ``r = 0``, so the grid's lower tail leaves a
+    relative error of about ``e^{-2 below}`` (1e-7 at the default rule) instead of ``e^{-4 below}``.
+    """
     q1, q2, c = jnp.asarray(q1), jnp.asarray(q2), jnp.asarray(c)
     s1, s2, theta = _angle(q1, q2, c)
-    f1s, f0s = _centred(fns, theta.dtype)
-    pairs = _product_sums(f1s, s1, s2, theta, rule)
+    f1s, f0s = _centred([f for f, _ in pairs], theta.dtype)
+    g1s, g0s = _centred([g for _, g in pairs], theta.dtype)
+    sums = _product_sums(tuple(zip(f1s, g1s)), s1, s2, theta, rule)
     out = []
-    for f1, f0, pair in zip(f1s, f0s, pairs):
-        out.append(f0 * f0 + f0 * (gaussian_mean(f1, s1) + gaussian_mean(f1, s2)) + pair)
+    for f1, f0, g1, g0, pair in zip(f1s, f0s, g1s, g0s, sums):
+        out.append(f0 * g0 + f0 * gaussian_mean(g1, s2) + g0 * gaussian_mean(f1, s1) + pair)
     return tuple(out)
 
 
