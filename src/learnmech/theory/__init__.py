@@ -67,6 +67,9 @@ from learnmech.theory.kernel_fluctuations import FluctuationConstants, kernel_fl
 from learnmech.theory.kernels import Kernels, layer_coefficients, nngp_ntk
 from learnmech.theory.krr import kernel_ridge, kernel_ridge_path
 from learnmech.theory.lazy_rich import angle_to_nearest, isotropic_alignment, linearised_movement
+from learnmech.theory.learning_coefficient import Coefficient as LearningCoefficient
+from learnmech.theory.learning_coefficient import normal_crossing, reduced_rank_regression, rrr_case
+from learnmech.theory.learning_coefficient import regular as regular_coefficient
 from learnmech.theory.linearized import (
     linearized_loss,
     linearized_loss_gd,
@@ -243,6 +246,12 @@ __all__ = [
     "momentum_recursion",
     "neuron_step_change",
     "scale_step_change",
+    # singular learning theory: exact local learning coefficients
+    "LearningCoefficient",
+    "normal_crossing",
+    "reduced_rank_regression",
+    "regular_coefficient",
+    "rrr_case",
     # scaling laws (the forms; fits live in learnmech.fit)
     "compute_optimal",
     "FORMS",
