@@ -5,6 +5,9 @@ verdict is not asserted: tiny may be too small for the claim to hold) and is wri
 read back from the store alone, the prediction is what ``predict`` gives again (it is pure), and
 the stored summary, decided again by the claim's rules, gives the stored verdict; the figure was
 written as PNG and SVG. A claim added to the registry is checked here with no other test.
+
+A claim whose own test file checks numbers of its tiny run (``check_tiny_details`` there) is checked on
+this same run, so that each tiny preset runs once in the suite.
 """
 
 from __future__ import annotations
@@ -21,6 +24,29 @@ from learnmech.store import Store
 from learnmech.sweep.payload import record_payload
 
 CLAIMS = list(all_claims().values())
+
+
+def _tiny_details_checks() -> dict:
+    """Claim id -> its test file's ``check_tiny_details(details)`` (tests/ is on sys.path, as for
+    bad_input_matrix); imported here so that the checks stay beside each claim's other tests."""
+    import test_central_flow
+    import test_conservation
+    import test_feature_ansatz
+    import test_hea
+    import test_max_margin
+    import test_richness_lr
+    import test_signal_propagation
+
+    return {"laws.central-flow": test_central_flow.check_tiny_details,
+            "conservation.balancedness": test_conservation.check_tiny_details,
+            "laws.feature-ansatz": test_feature_ansatz.check_tiny_details,
+            "kernel.hea": test_hea.check_tiny_details,
+            "solvable.max-margin": test_max_margin.check_tiny_details,
+            "limits.richness-lr": test_richness_lr.check_tiny_details,
+            "limits.signal-propagation": test_signal_propagation.check_tiny_details}
+
+
+TINY_DETAILS = _tiny_details_checks()
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +75,8 @@ def test_tiny_run_is_reproduced_from_the_store(claim, store):
     tiny = claim.make_config("tiny")
     payload = execute_run(claim, "tiny", tiny.model_dump(mode="json"))
     assert payload.state == "done", payload.error
+    if claim.id in TINY_DETAILS:  # the claim's own numbers on this run
+        TINY_DETAILS[claim.id](verdict_from_row(payload.verdict).details)
     store.begin_run(payload.run_id, claim=claim.id, preset="tiny", config=tiny.model_dump(mode="json"),
                     versions=payload.versions, host=payload.host)
     paths = [Path(p) for p in record_payload(store, payload)]
@@ -68,6 +96,10 @@ def test_tiny_run_is_reproduced_from_the_store(claim, store):
     again = claim.decide(summary)  # re-decided from the store alone
     assert (again.status, again.metric) == (verdict.status, verdict.metric)
     np.testing.assert_allclose(again.value, verdict.value, rtol=1e-12, equal_nan=True)
+
+
+def test_every_tiny_details_check_names_a_registered_claim():
+    assert set(TINY_DETAILS) <= {c.id for c in CLAIMS}  # a renamed claim would silently skip its checks
 
 
 def test_rules_decide_guards_then_checks_and_decisive_failures_first():

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 
-from learnmech.atlas.execute import execute_run
 from learnmech.atlas.kernels.hea import CLAIM
 from learnmech.theory.eigenlearning import learning_curve
 from learnmech.theory.hea import (gaussian_gram, gaussian_level_coefficients, gaussian_mehler_eigenvalues,
@@ -155,11 +154,11 @@ def test_bad_input_raises_value_error(call):
         call()
 
 
-def test_tiny_preset_runs_and_both_checks_are_numbers():
-    cfg = CLAIM.make_config("tiny")
-    payload = execute_run(CLAIM, "tiny", cfg.model_dump(mode="json"))
-    assert payload.state == "done", payload.error
-    details = payload.verdict["details"]
+def check_tiny_details(details: dict) -> None:
+    """The tiny run's verdict details: both checks are numbers within reach.
+
+    tests/test_claim_conformance.py runs every claim's tiny preset once and calls this with its details.
+    """
     # measured under load: 2.2% (eigenvalues, 8-D pool of 256) and 3.5% (digits pool of 128, 3 draws)
     assert details["synthetic/eigenvalue_median_rel_err"] < 0.10
     assert details["judged_test_mse_mean_rel_err"] < 0.20

@@ -175,14 +175,6 @@ def test_summary_and_verdict_on_constructed_runs():
     assert ncc.status == "fails" and ncc.metric == "max NCC disagreement at the end"
 
 
-def test_tiny_preset_runs():
-    from learnmech.atlas.execute import execute_run
-    from learnmech.atlas.laws.neural_collapse import CLAIM
-
-    payload = execute_run(CLAIM, "tiny", CLAIM.make_config("tiny").model_dump(mode="json"))
-    assert payload.state == "done", payload.error
-
-
 # ---------------------------------------------------------------------------------------------
 # The experiment's conventions (audit of the failing verdict): update rule, schedule, probed layer
 

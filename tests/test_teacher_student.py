@@ -14,7 +14,6 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 from scipy.special import erf
 
-from learnmech.atlas.execute import execute_run
 from learnmech.atlas.solvable.teacher_student import CLAIM, online_sgd
 from learnmech.theory.committee import (erf_integrals, escape_time, generalisation_error, integrate_overlaps,
                                         joint_covariance, order_parameter_rhs, plateau_error_small_lr, plateau_index,
@@ -194,9 +193,3 @@ def test_config_refuses_arrays_that_do_not_fit(override, field):
         CLAIM.make_config("tiny", override)
     for preset in ("tiny", "quick", "full"):  # the presets stay far below the limits
         CLAIM.make_config(preset)
-
-
-def test_tiny_preset_runs():
-    cfg = CLAIM.make_config("tiny")
-    payload = execute_run(CLAIM, "tiny", cfg.model_dump(mode="json"))
-    assert payload.state == "done", payload.error

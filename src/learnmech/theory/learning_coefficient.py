@@ -19,7 +19,8 @@ measures at a true parameter equals these values when the true parameter's neigh
 the singularity analysed here. Aoyagi & Watanabe's value for reduced-rank regression is the global one,
 the minimum over the true set ``{B A = W0}``; it is attained at its most singular points, where the
 ``H - r`` hidden directions beyond the rank carry nothing in either layer (for ``r = 0``: ``A = B = 0``).
-At other true points (say ``A != 0``, ``B = 0`` when ``r = 0``) the local coefficient is larger.
+At other true points the local coefficient is larger or, with a smaller multiplicity, equal (for
+``M = H = N = 1``, ``r = 0``: at ``(a, b) = (1, 0)`` ``K ~ b^2`` gives ``(1/2, 1)``, at the origin ``(1/2, 2)``).
 """
 
 from __future__ import annotations
