@@ -51,6 +51,7 @@ from learnmech.observe.curvature import (
 )
 from learnmech.observe.ensemble_curvature import ensemble_sharpness
 from learnmech.observe.kernel_metrics import kernel_alignment, ntk_drift
+from learnmech.observe.llc import estimate_llc, llc_probe, LLCEstimate
 from learnmech.observe.loss import mse, mse_loss
 from learnmech.observe.modes import input_output_map, mode_strengths
 from learnmech.observe.nngp import empirical_nngp, readout_nngp
@@ -165,7 +166,11 @@ __all__ = [
     "power_correlations",
     "spectrum",
     "Spectrum",
+    # the local learning coefficient (SGLD)
+    "estimate_llc",
+    "LLCEstimate",
     # probes for the driver's schedule
+    "llc_probe",
     "noise_scale_probe",
     "ntk_probe",
     "preconditioned_sharpness_probe",
