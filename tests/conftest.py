@@ -20,6 +20,41 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def tiny_payload(tmp_path_factory):
+    """``tiny_payload(claim)``: ``execute_run(claim, "tiny", <the tiny config>)``, computed once per test run.
+
+    The conformance test (tests/test_claim_conformance.py) runs every claim's tiny preset; a claim's own
+    test file that checks the same run's numbers gets it from here instead of running it again. Under
+    pytest-xdist the workers of one run share a folder (the parent of each worker's base temporary
+    folder, which belongs to this run only): the first worker to finish a run writes it there, atomically,
+    and the others read it. Two workers asking at the same moment both compute it (no lock, no waiting).
+    """
+    import pickle
+
+    from learnmech.atlas.execute import execute_run
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-payloads"
+    shared.mkdir(exist_ok=True)
+    seen = {}
+
+    def get(claim):
+        if claim.id not in seen:
+            path = shared / f"{claim.id}.pickle"
+            if path.exists():
+                seen[claim.id] = pickle.loads(path.read_bytes())
+            else:
+                payload = execute_run(claim, "tiny", claim.make_config("tiny").model_dump(mode="json"))
+                part = path.with_name(f"{path.name}.{os.getpid()}")
+                part.write_bytes(pickle.dumps(payload))
+                os.replace(part, path)  # readers see a whole file or none
+                seen[claim.id] = payload
+        return seen[claim.id]
+
+    return get
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_running():
     """At the end of the session no process started by a test is still running (zombies are not running)."""

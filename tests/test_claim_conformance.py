@@ -7,7 +7,8 @@ the stored summary, decided again by the claim's rules, gives the stored verdict
 written as PNG and SVG. A claim added to the registry is checked here with no other test.
 
 A claim whose own test file checks numbers of its tiny run (``check_tiny_details`` there) is checked on
-this same run, so that each tiny preset runs once in the suite.
+this same run, and a claim test file that needs the tiny run's curves gets this same run from the
+``tiny_payload`` fixture (tests/conftest.py), so that each tiny preset runs once in the suite.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from learnmech.atlas import all_claims
 from learnmech.atlas.contract import PRESETS, Curve
-from learnmech.atlas.execute import execute_run, record_from_columns, verdict_from_row
+from learnmech.atlas.execute import record_from_columns, verdict_from_row
 from learnmech.store import Store
 from learnmech.sweep.payload import record_payload
 
@@ -66,14 +67,14 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
-def test_tiny_run_is_reproduced_from_the_store(claim, store):
+def test_tiny_run_is_reproduced_from_the_store(claim, store, tiny_payload):
     assert set(PRESETS) <= set(claim.presets), f"{claim.id}: presets {sorted(claim.presets)}"
     for preset in PRESETS:
         cfg = claim.make_config(preset)
         assert claim.config.model_validate_json(cfg.model_dump_json()) == cfg
     assert claim.statement and claim.references and claim.pillar
     tiny = claim.make_config("tiny")
-    payload = execute_run(claim, "tiny", tiny.model_dump(mode="json"))
+    payload = tiny_payload(claim)  # execute_run(claim, "tiny", tiny config), once per test run (conftest.py)
     assert payload.state == "done", payload.error
     if claim.id in TINY_DETAILS:  # the claim's own numbers on this run
         TINY_DETAILS[claim.id](verdict_from_row(payload.verdict).details)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from learnmech.data import text
 from learnmech.nets import transformer
 from learnmech.atlas.contract import Curve
+from learnmech.atlas.execute import record_from_columns, verdict_from_row
 from learnmech.atlas.hparams import depth_transfer as dt
 from learnmech.atlas.keys import key
 from learnmech.data.text import stdlib_corpus
@@ -135,12 +136,14 @@ def test_guards_grid_edge_and_not_trained():
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    cfg = dt.CLAIM.make_config("tiny")
-    prediction = dt.predict(cfg)
-    measurement = dt.measure(cfg)
-    summary, verdict = dt.CLAIM.evaluate(cfg, prediction, measurement)
-    return cfg, prediction, measurement, summary, verdict
+def tiny(tiny_payload):
+    """The tiny run as execute_run gives it, once per test run (tests/conftest.py; the conformance test
+    runs the same one), read back from its long-format columns as the store gives it back."""
+    payload = tiny_payload(dt.CLAIM)
+    assert payload.state == "done", payload.error
+    prediction, measurement, summary = (record_from_columns(payload.series, source)
+                                        for source in ("theory", "experiment", "summary"))
+    return dt.CLAIM.make_config("tiny"), prediction, measurement, summary, verdict_from_row(payload.verdict)
 
 
 def _vertex(lrs, mean):

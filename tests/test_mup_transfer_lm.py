@@ -10,6 +10,7 @@ import pytest
 from learnmech.data import text
 from learnmech.nets import transformer
 from learnmech.atlas.contract import Curve
+from learnmech.atlas.execute import record_from_columns, verdict_from_row
 from learnmech.atlas.hparams import mup_transfer_lm as lm
 from learnmech.atlas.keys import key
 from learnmech.data.text import stdlib_corpus
@@ -29,12 +30,14 @@ def _vertex(lrs: np.ndarray, mean: np.ndarray) -> tuple[float, bool]:
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    cfg = CLAIM.make_config("tiny")
-    prediction = CLAIM.predict(cfg)
-    measurement = CLAIM.measure(cfg)
-    summary, verdict = CLAIM.evaluate(cfg, prediction, measurement)
-    return cfg, prediction, measurement, summary, verdict
+def tiny(tiny_payload):
+    """The tiny run as execute_run gives it, once per test run (tests/conftest.py; the conformance test
+    runs the same one), read back from its long-format columns as the store gives it back."""
+    payload = tiny_payload(CLAIM)
+    assert payload.state == "done", payload.error
+    prediction, measurement, summary = (record_from_columns(payload.series, source)
+                                        for source in ("theory", "experiment", "summary"))
+    return CLAIM.make_config("tiny"), prediction, measurement, summary, verdict_from_row(payload.verdict)
 
 
 def test_unigram_entropy_matches_closed_forms():
