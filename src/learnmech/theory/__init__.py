@@ -70,6 +70,7 @@ from learnmech.theory.lazy_rich import angle_to_nearest, isotropic_alignment, li
 from learnmech.theory.learning_coefficient import Coefficient as LearningCoefficient
 from learnmech.theory.learning_coefficient import normal_crossing, reduced_rank_regression, rrr_case
 from learnmech.theory.learning_coefficient import regular as regular_coefficient
+from learnmech.theory.localised_posterior import crossing_expectation, gaussian_expectation
 from learnmech.theory.linearized import (
     linearized_loss,
     linearized_loss_gd,
@@ -252,6 +253,8 @@ __all__ = [
     "reduced_rank_regression",
     "regular_coefficient",
     "rrr_case",
+    "crossing_expectation",
+    "gaussian_expectation",
     # scaling laws (the forms; fits live in learnmech.fit)
     "compute_optimal",
     "FORMS",
