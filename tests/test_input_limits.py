@@ -59,10 +59,10 @@ FLOAT_FIELDS = list(_fields(float))
 
 
 def test_the_float_fields_found_cover_the_registry():
-    # 28 claims; all but universal.data-spectra have float fields (61 in all before the transformer claims), and
+    # 31 claims; all but universal.data-spectra have float fields (61 in all before the transformer claims), and
     # 8 are lists of floats: s of the three dln claims, sigmas, alphas, teacher_angles, gd_lrs, flops_range (and,
     # since the coarse-law claims, etas and lr_drops).
-    assert len(all_claims()) == 28
+    assert len(all_claims()) == 31
     assert len({claim.id for claim, _, _ in FLOAT_FIELDS}) >= 18 and len(FLOAT_FIELDS) >= 61
     assert sum(isinstance(v, tuple) for _, _, v in FLOAT_FIELDS) >= 8
 
@@ -93,7 +93,7 @@ def test_every_integer_field_refuses_integers_beyond_64_bits():
 
 def test_seed_fields_are_bounded_to_32_bits_by_their_name():
     seeds = [(claim, name) for claim, name, _ in _fields(int) if name.endswith("seed")]
-    assert {name for _, name in seeds} == {"data_seed", "teacher_seed", "split_seed", "init_seed"}
+    assert {name for _, name in seeds} == {"data_seed", "teacher_seed", "split_seed", "init_seed", "llc_seed"}
     for claim, name in seeds:
         assert getattr(claim.make_config("quick", {name: SEED_LIMIT - 1}), name) == 2**32 - 1  # the largest allowed
         for bad in (SEED_LIMIT, 2**64):

@@ -39,6 +39,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "learnmech.atlas.hparams.depth_transfer",
     "learnmech.atlas.universal.representations",
     "learnmech.atlas.universal.data_spectra",
+    "learnmech.atlas.universal.fourier_features",
     "learnmech.atlas.dev.llc_calibration",
     "learnmech.atlas.dev.stagewise",
 )

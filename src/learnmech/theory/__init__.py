@@ -71,6 +71,7 @@ from learnmech.theory.learning_coefficient import Coefficient as LearningCoeffic
 from learnmech.theory.learning_coefficient import normal_crossing, reduced_rank_regression, rrr_case
 from learnmech.theory.learning_coefficient import regular as regular_coefficient
 from learnmech.theory.localised_posterior import crossing_expectation, gaussian_expectation
+from learnmech.theory.modular import fourier_concentration, gromov_accuracy, gromov_weights, grid_phases, pair_power
 from learnmech.theory.linearized import (
     linearized_loss,
     linearized_loss_gd,
@@ -255,6 +256,12 @@ __all__ = [
     "rrr_case",
     "crossing_expectation",
     "gaussian_expectation",
+    # modular addition: Gromov's analytic network and the Fourier concentration of weights
+    "fourier_concentration",
+    "gromov_accuracy",
+    "gromov_weights",
+    "grid_phases",
+    "pair_power",
     # scaling laws (the forms; fits live in learnmech.fit)
     "compute_optimal",
     "FORMS",
