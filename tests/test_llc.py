@@ -199,6 +199,12 @@ def test_runaway_and_acceptance_diagnostics():
     # a maximum of the loss: nbeta a > gamma, the loss falls without bound yet stays finite over 200 draws
     falling = run(lambda w, x: -one_d(w, x), 1e-3)
     assert bool(jnp.all(jnp.isfinite(falling.trace))) and bool(falling.runaway.all())
+    # the top of a double well (w^2 - 1)^2: the chains fall into a well within the burn-in and stay there,
+    # stationary, at an excess of -1 per draw; their estimate (~ -nbeta) is below -d/2 and flags them
+    well = lambda w, x: jnp.mean(x) * jnp.sum((w ** 2 - 1.0) ** 2)  # noqa: E731
+    settled = run(well, 1e-3)
+    assert bool(jnp.all(jnp.isfinite(settled.trace))) and bool(settled.runaway.all())
+    assert float(jnp.max(settled.per_chain)) < -0.5 * NBETA
 
 
 def test_probe_in_the_trainer_equals_estimate_llc_on_the_same_parameters():

@@ -35,11 +35,14 @@ Diagnostics.
   minibatches ``2 draws`` (the proposal is evaluated again on the step's batch).
 - ``runaway``: a chain whose loss runs away, up or down: a non-finite draw, or a last-quarter mean excess
   ``|nbeta (L - L*)|`` above ``runaway_ratio`` times the larger of the second quarter's and ``d / 2``
-  (``d``: number of parameters; quarters of the kept draws; fewer than 4 kept draws: non-finite only).
+  (``d``: number of parameters; quarters of the kept draws; fewer than 4 kept draws: only the other two rules).
   ``d / 2`` is the LLC of a regular model, the most a chain that stays near a minimum ``w*`` averages (a
   quadratic loss gives ``sum_i nbeta a_i / (2 (nbeta a_i + gamma)) <= d / 2``), so a stationary chain is
   flagged only by a fluctuation of ``runaway_ratio`` times that; a loss that falls without bound (``w*``
-  near a saddle or a maximum, ``nbeta`` times the negative curvature above ``gamma``) is flagged too.
+  near a saddle or a maximum, ``nbeta`` times the negative curvature above ``gamma``) is flagged too. So is
+  a chain whose estimate is below ``-d / 2``: near a minimum every draw's excess is ``>= 0`` (up to the
+  batch's noise), so a chain that found loss that much lower than ``L*`` started at a saddle or a maximum,
+  even when its descent ended within the burn-in and its kept draws are stationary.
 - ``spread``: standard deviation of the per-chain estimates over chains (``ddof = 1``; NaN for one chain),
   ``stderr = spread / sqrt(chains)``.
 
@@ -150,11 +153,12 @@ def _runaway(excess, nbeta, d: int, ratio):
     """``(C,)`` bool from ``excess (C, K)`` = kept draws minus ``L*`` (rule in the module docstring)."""
     bad = ~jnp.all(jnp.isfinite(excess), axis=1)
     K = excess.shape[1]
-    if K < 4:  # no quarters to compare: only non-finite draws count
-        return bad
+    if K < 4:  # no quarters to compare: non-finite draws and an estimate below a minimum's count
+        return bad | (nbeta * jnp.mean(excess, axis=1) < -d / 2)
     second = jnp.abs(nbeta * jnp.mean(excess[:, K // 4: K // 2], axis=1))  # (C,)
     last = jnp.abs(nbeta * jnp.mean(excess[:, 3 * K // 4:], axis=1))  # (C,)
-    return bad | (last > ratio * jnp.maximum(second, d / 2))
+    below = nbeta * jnp.mean(excess, axis=1) < -d / 2  # (C,) lower than a minimum allows
+    return bad | (last > ratio * jnp.maximum(second, d / 2)) | below
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "chains", "draws", "burn_in", "batch_size"))

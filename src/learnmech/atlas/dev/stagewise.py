@@ -46,10 +46,11 @@ learned mode's curvature ``~ 2 nbeta s_r`` must dominate ``gamma`` at the end, a
 the setting that estimates the final minimum, so the plateau values are strongly negative: the summary reports
 them beside the exact rank-``k`` values with the fraction of chains the estimator flags as run away
 (``stage/<k>/runaway``). Quick preset, measured: -8759 on the rank-0 plateau (``-nbeta`` x the 8.5 of loss
-left to learn is -9231), -313 on the rank-1 plateau (-543), 6.10 at the end (exact 6). The runaway flag (last
-quarter of the kept draws against the second) rarely fires there: the descent is over within the burn-in, so a
-negative estimate, impossible at a minimum, is the sign of a saddle. The rise at each drop then says that the
-chain no longer finds lower loss nearby, not that the estimator measures ``lambda(k)`` on the plateau.
+left to learn is -9231), -313 on the rank-1 plateau (-543), 6.10 at the end (exact 6). The descent is over
+within the burn-in, so the kept draws are stationary; the estimator flags every such chain (``runaway`` = 1 on
+both plateaus, 0 at the end) by its estimate below ``-d/2``, impossible near a minimum. The rise at each drop
+then says that the chain no longer finds lower loss nearby, not that the estimator measures ``lambda(k)`` on
+the plateau.
 
 Verdict (the specification): final LLC (mean over seeds) within 20% of ``lambda(M, H, N, r)``; the LLC after
 each drop exceeds the LLC before it, every drop of every seed. Guards: no member diverged; every member shows
