@@ -32,8 +32,10 @@ COARSE = ("conservation.balancedness", "laws.neural-collapse", "laws.feature-ans
 # The solvable models and the three limits of issue 19 run in tests/test_quick_atlas_solvable.py, a third module.
 SOLVABLE = ("solvable.teacher-student", "solvable.max-margin", "kernel.hea", "limits.signal-propagation",
             "limits.richness-lr")
-CLAIMS = [c for c in all_claims().values() if c.id not in OUTSIDE_SUITE + COARSE + SOLVABLE]
-SKIP = [arg for claim_id in OUTSIDE_SUITE + COARSE + SOLVABLE for arg in ("--skip", claim_id)]
+# Development and the Fourier features of issue 20 run in tests/test_quick_atlas_dev.py, a fourth module.
+DEVELOPMENT = ("dev.llc-calibration", "dev.stagewise", "universal.fourier-features")
+CLAIMS = [c for c in all_claims().values() if c.id not in OUTSIDE_SUITE + COARSE + SOLVABLE + DEVELOPMENT]
+SKIP = [arg for claim_id in OUTSIDE_SUITE + COARSE + SOLVABLE + DEVELOPMENT for arg in ("--skip", claim_id)]
 
 # The quick presets' verdicts as measured and reported in the README: a claim that does not hold, or cannot
 # be judged, is data, kept visible here so that any change of verdict (either way) is noticed. Default: holds.
@@ -43,6 +45,8 @@ QUICK_VERDICTS: dict[str, str] = {  # claim id -> "fails" | "inconclusive", wher
     "solvable.teacher-student": "fails",  # the seed-mean eps_g curve is 18% from the ODE's (tail of late escapes)
     "solvable.max-margin": "fails",  # ||w||/log t is 40% short of ||w_hat|| at 1e5 steps (theory: an O(1) offset)
     "limits.signal-propagation": "fails",  # the fitted correlation depth at sigma_w^2 = 3 is 19% from xi_c
+    "dev.llc-calibration": "fails",  # the normal crossing (1, 1) (multiplicity 2) reads 35% low at n beta = 80
+    "universal.fourier-features": "fails",  # 84% of a ReLU net's neurons concentrated after 3,000 steps, not 90%
 }
 QUICK_FAILS = {c for c, v in QUICK_VERDICTS.items() if v == "fails"}
 EXPECTED = {c.id: QUICK_VERDICTS.get(c.id, "holds") for c in CLAIMS}
