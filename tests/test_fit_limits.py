@@ -136,10 +136,15 @@ def test_large_table_is_screened_on_a_subsample_and_polished_on_all_points(large
     assert fit.objective == pytest.approx(ref.fun, rel=1e-10)
     for name, value in get_form("chinchilla").to_natural(ref.x).items():
         assert fit.params[name] == pytest.approx(value, rel=1e-6), name  # same optimum
-    # the full objective is stationary at the result, not at the subsample's optimum
+    # the full objective is stationary at the result, not at the subsample's optimum; that optimum
+    # from the same independent reference (scipy BFGS on the numpy objective of the subsample, started
+    # at the full optimum; it agrees with fit_form's on the subsample to 1e-10 in the coordinates, checked once)
     keep = np.sort(np.random.default_rng(SUBSAMPLE_SEED).choice(n.size, SUBSAMPLE_ROWS, replace=False))
-    sub = fit_form("chinchilla", {"n": n[keep], "d": d[keep]}, loss[keep], starts=FEW_STARTS)
-    g_fit, g_sub = (np.max(np.abs(j.grad(np.asarray(x)))) for x in (fit.coords, sub.coords))
+    j_sub = _numpy_objective(n[keep], d[keep], loss[keep])
+    sub = scipy.optimize.minimize(j_sub, ref.x, jac=j_sub.grad, method="BFGS",
+                                  options={"gtol": 1e-10, "maxiter": 10_000})
+    assert np.max(np.abs(j_sub.grad(sub.x))) < 1e-8  # the subsample's optimum itself
+    g_fit, g_sub = (np.max(np.abs(j.grad(np.asarray(x)))) for x in (fit.coords, sub.x))
     assert g_fit < 1e-7 < 1e-1 < g_sub  # the subsample's own optimum is far from the full one
     # 2% noise on 20,000 runs: the known law is recovered to about a percent
     assert fit.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.01)

@@ -5,7 +5,8 @@ replaced it:
 * a healthy store was refused as "truncated" after a few runs (a file-length heuristic; DuckDB trims
   free blocks at checkpoints) -- now DuckDB judges, by reading every table;
 * an interrupted ``--force`` redo deleted the finished run -- now the redo is written beside it and
-  swapped in when it finishes (SIGINT and SIGKILL tried on a real subprocess);
+  swapped in when it finishes (SIGINT and SIGKILL sent to the redo running in a real subprocess; the runs
+  before and after it, which test nothing about a process, run in this one);
 * ``export`` replaced each Parquet file on its own -- now the set is swapped in whole (a kill injected
   at every step of it);
 * a FIFO given as the store hung; a store with a dropped column gave a BinderException; rich markup
@@ -15,6 +16,7 @@ replaced it:
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import shutil
 import signal
@@ -91,12 +93,33 @@ def _slow_claim(store: Path, seconds: float, *flags: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _slow_claim_module():
+    """tests/slow_claim.py imported here, the SIGINT handler this process had left as it was."""
+    previous = signal.getsignal(signal.SIGINT)  # the module restores Python's handler for its own process
+    spec = importlib.util.spec_from_file_location("learnmech_test_slow_claim", HERE / "slow_claim.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the Config's annotations through its module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return module
+
+
+def _slow_claim_here(capsys, store: Path, seconds: float, force: bool = False) -> list[str]:
+    """``python tests/slow_claim.py STORE SECONDS [--force]`` run in this process; the lines it printed."""
+    module = sys.modules.get("learnmech_test_slow_claim") or _slow_claim_module()
+    capsys.readouterr()
+    module.main(str(store), seconds, force)
+    return capsys.readouterr().out.splitlines()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_an_interrupted_redo_keeps_the_finished_result(tmp_path, sig):
+def test_an_interrupted_redo_keeps_the_finished_result(tmp_path, capsys, sig):
+    """Only the interrupted redo needs a process of its own (to be sent ``sig``); the store it leaves is then
+    read, skipped and redone here, through the same ``slow_claim.main`` as the subprocess runs."""
     path = tmp_path / "s.duckdb"
-    first = _slow_claim(path, 0.0)
-    out, errs = first.communicate(timeout=120)
-    assert first.returncode == 0 and out.splitlines()[-1] == "done 1.0", errs
+    assert _slow_claim_here(capsys, path, 0.0)[-1] == "done 1.0"
     with Store.open(path, read_only=True) as store:
         (rec,) = store.runs()
         verdict, series, figures = store.verdict(rec.run_id), store.series(rec.run_id), store.artifacts(rec.run_id)
@@ -105,7 +128,6 @@ def test_an_interrupted_redo_keeps_the_finished_result(tmp_path, sig):
     redo.send_signal(sig)
     redo.communicate(timeout=60)
     assert redo.returncode != 0
-    print(f"{sig.name}: redo exited with {redo.returncode}")
     with Store.open(path, read_only=True) as store:
         (after,) = store.runs()
         assert after.status == "done" and after.redo["status"] == "running"
@@ -115,18 +137,17 @@ def test_an_interrupted_redo_keeps_the_finished_result(tmp_path, sig):
         assert store.artifacts(rec.run_id) == figures and all(Path(p).exists() for _, p in figures)
     result = runner.invoke(app, ["runs", "--store", str(path)])
     assert "done (redo unfinished)" in result.stdout, result.output
-    again = _slow_claim(path, 0.0)  # without --force: skipped, and the earlier result kept
-    out, _ = again.communicate(timeout=120)
-    assert out.splitlines()[-1] == "skipped 1.0"
-    redo = _slow_claim(path, 0.5, "--force")  # a redo that finishes replaces the result in one step
-    out, _ = redo.communicate(timeout=120)
-    assert out.splitlines()[-1] == "done 1.5"
+    # without --force: skipped, and the earlier result kept
+    assert _slow_claim_here(capsys, path, 0.0)[-1] == "skipped 1.0"
+    # a redo that finishes replaces the result in one step (0.25: exact in binary, so the printed value is 1.25)
+    assert _slow_claim_here(capsys, path, 0.25, force=True)[-1] == "done 1.25"
     with Store.open(path, read_only=True) as store:
         (final,) = store.runs()
-        assert final.redo is None and store.verdict(rec.run_id)["value"] == 1.5
+        assert final.redo is None and store.verdict(rec.run_id)["value"] == 1.25
         arts = store.artifacts(rec.run_id)
         assert arts != figures and all(Path(p).exists() for _, p in arts)
     assert not any(Path(p).exists() for _, p in figures)  # the replaced figures are gone
+    print(f"{sig.name}: redo exited with {redo.returncode}")  # after the runs here, whose output capsys reads
 
 
 # -- export swapped in whole ---------------------------------------------------------------------

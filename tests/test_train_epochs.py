@@ -18,25 +18,38 @@ from learnmech.train.shuffle import default_rounds
 
 # ---------------------------------------------------------------- the keyed permutation
 
+# permute is integer arithmetic and threefry bits: XLA's optimisation level cannot change its results, and
+# without LLVM optimisation each permute program compiles in a fraction of the time (the compile is the cost).
+FAST_COMPILE = {"xla_backend_optimization_level": "0"}
+
+
+def _compiled(fn, *args):
+    """``fn(*args)`` as one jitted program compiled with :data:`FAST_COMPILE`, as a numpy array."""
+    return np.asarray(jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)(*args))
+
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 1000])
 def test_permute_is_a_bijection_of_range_n(n):
     keys = jax.random.split(jax.random.key(n), 2)
-    orders = np.asarray(jax.vmap(lambda k: permute(k, jnp.arange(n), n))(keys))  # (2, n)
+    orders = _compiled(jax.vmap(lambda k: permute(k, jnp.arange(n), n)), keys)  # (2, n)
     assert orders.dtype == np.int32
     for out in orders:
         np.testing.assert_array_equal(np.sort(out), np.arange(n))  # every example exactly once
 
 
 def test_permute_works_elementwise_on_any_shape():
-    key = jax.random.key(1)
-    flat = np.asarray(permute(key, jnp.arange(12), 12))
-    np.testing.assert_array_equal(np.asarray(permute(key, jnp.arange(12).reshape(3, 4), 12)), flat.reshape(3, 4))
-    np.testing.assert_array_equal(np.asarray(permute(key, jnp.arange(12, 24), 12)), flat)  # indices taken mod n
+    def three(key):  # the same key on a flat range, its (3, 4) reshape, and the range shifted by n
+        return permute(key, jnp.arange(12), 12), permute(key, jnp.arange(12).reshape(3, 4), 12), \
+            permute(key, jnp.arange(12, 24), 12)
+
+    flat, grid, shifted = jax.jit(three).lower(jax.random.key(1)).compile(compiler_options=FAST_COMPILE)(
+        jax.random.key(1))
+    np.testing.assert_array_equal(np.asarray(grid), np.asarray(flat).reshape(3, 4))
+    np.testing.assert_array_equal(np.asarray(shifted), np.asarray(flat))  # indices taken mod n
 
 
 def test_two_keys_give_different_orders():
-    a, b = (np.asarray(permute(jax.random.key(s), jnp.arange(100), 100)) for s in (0, 1))
+    a, b = _compiled(jax.vmap(lambda s: permute(jax.random.key(s), jnp.arange(100), 100)), jnp.arange(2))
     assert np.mean(a != b) > 0.9  # two uniform permutations of 100 agree on ~1 point on average
     assert default_rounds(1000) == 6 * 10 + 12 and default_rounds(1) == 18  # the documented count
     with pytest.raises(ValueError, match="n: the domain size"):
@@ -53,7 +66,7 @@ def test_images_are_uniform_over_keys():
     """
     n, K = 7, 4200
     keys = jax.random.split(jax.random.key(2026), K)
-    images = np.asarray(jax.vmap(lambda k: permute(k, jnp.arange(2), n))(keys))  # (K, 2)
+    images = _compiled(jax.vmap(lambda k: permute(k, jnp.arange(2), n)), keys)  # (K, 2)
     pairs = np.zeros((n, n))
     np.add.at(pairs, (images[:, 0], images[:, 1]), 1)
     assert np.all(np.diag(pairs) == 0)  # a permutation never sends 0 and 1 to the same example

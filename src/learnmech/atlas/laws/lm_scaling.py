@@ -306,9 +306,9 @@ CLAIM = Claim(
                 "arXiv:2406.19146"),
     config=Config,
     presets={
-        "tiny": {"budgets": (4e7, 1.2e8, 3.6e8), "d_models": (8, 16, 24), "seq_len": 16, "batch_size": 8,
+        "tiny": {"budgets": (3.2e7, 9.6e7, 2.88e8), "d_models": (8, 16, 24), "seq_len": 16, "batch_size": 8,
                  "lr_log2_min": -8.0, "lr_log2_max": -4.0, "lr_log2_step": 2.0, "min_steps": 2,
-                 "eval_windows": 8, "n_boot": 20},
+                 "eval_windows": 4, "n_boot": 20},
         "quick": {"budgets": (6e8, 1.8e9, 5.4e9, 1.62e10), "d_models": (4, 6, 8, 12, 16), "n_heads": 2,
                   "batch_size": 32, "min_steps": 8, "lr_log2_min": -8.0, "lr_log2_max": -1.0},
         "full": {"budgets": (1.2e10, 3.6e10, 1.1e11, 3.3e11, 1e12), "d_models": (16, 24, 32, 48, 64, 80),

@@ -383,8 +383,8 @@ CLAIM = Claim(
                 "Huh, Cheung, Wang & Isola 2024, arXiv:2405.07987"),
     config=Config,
     presets={
-        "tiny": {"seeds": 3, "widths": (16, 128), "n_test": 40, "batch_size": 32, "steps": 400, "points": 2,
-                 "learning_rate": 1e-2, "metrics": METRICS, "knn_k": 5, "theory_units": 500},
+        "tiny": {"seeds": 3, "widths": (16, 128), "n_test": 40, "batch_size": 32, "steps": 100, "points": 2,
+                 "learning_rate": 1e-2, "metrics": METRICS, "knn_k": 5, "theory_units": 100},
         "quick": {},
         "full": {"dataset": "mnist5k", "seeds": 8, "widths": (16, 32, 64, 128, 256, 512), "n_test": 1000,
                  "steps": 2000, "points": 20, "metrics": METRICS, "pad_widths": False},
