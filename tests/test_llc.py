@@ -259,9 +259,9 @@ def test_equinox_linear_regression_at_its_least_squares_solution():
 
 @pytest.mark.parametrize("field, value", [("chains", 0), ("draws", 0), ("step", 0.0), ("gamma", -1.0),
                                           ("beta", 0.0), ("burn_in", 10), ("batch_size", 11), ("batch_size", 0),
-                                          ("n", 1), ("runaway_ratio", float("nan"))])
+                                          ("n", 1), ("runaway_ratio", float("nan")), ("draws", 2**25)])
 def test_bad_settings_raise_one_line_naming_the_field(field, value):
-    kw = {"key": jax.random.key(0), "draws": 10, field: value}
+    kw = {"key": jax.random.key(0), "draws": 10, field: value, **({"chains": 2} if value == 2**25 else {})}
     with pytest.raises(ValueError, match=f"^{field}:"):
         estimate_llc(quadratic, {"w": jnp.asarray(W_STAR)}, jnp.ones(10), **kw)
     if field not in ("batch_size",) or value == 0:  # the data-dependent bound is checked when the probe runs

@@ -47,8 +47,8 @@ Diagnostics.
   ``stderr = spread / sqrt(chains)``.
 
 Everything is traceable (chains ``vmap`` ed over their keys, steps a ``lax.scan``); memory is
-``O(chains x (d + draws))`` for the chains' states and traces, plus the loss's own activations for
-``chains`` evaluations at once; no parameter history is kept. :func:`llc_probe` runs the estimator as a
+``O(chains x (d + draws))`` for the chains' states and traces (``chains x draws <= MAX_DRAWS = 2^25``), plus
+the loss's own activations for ``chains`` evaluations at once; no parameter history is kept. :func:`llc_probe` runs the estimator as a
 :class:`learnmech.train.Probe` on the trainer's schedule.
 """
 
@@ -68,6 +68,8 @@ from learnmech.train import Probe
 __all__ = ["LLCEstimate", "estimate_llc", "llc_probe"]
 
 Loss = Callable[[Any, Any], jax.Array]
+
+MAX_DRAWS = 2**25  # chains x draws: the traces and acceptances kept, 2 x 268 MB in float64 at the limit
 
 
 class LLCEstimate(NamedTuple):
@@ -111,6 +113,9 @@ def _check_settings(*, n, beta, gamma, step, chains, draws, burn_in, batch_size,
     for field, value in (("chains", chains), ("draws", draws)):
         if not _is_int(value) or value < 1:
             raise ValueError(f"{field}: must be an int >= 1, got {value!r}")
+    if chains * draws > MAX_DRAWS:
+        raise ValueError(f"draws: chains x draws must be <= {MAX_DRAWS:,} (every draw's loss and acceptance are "
+                         f"kept), got {chains} x {draws} = {chains * draws:,}")
     if not _is_int(burn_in) or not 0 <= burn_in < draws:
         raise ValueError(f"burn_in: must be an int in [0, draws) = [0, {draws}), got {burn_in!r}")
     if n is not None and (not _is_int(n) or n < 2):
