@@ -147,3 +147,24 @@ def test_rules_on_hand_made_numbers():
     nothing = _summary(members_generalised=0.0, min_delay_ratio=float("nan"), min_concentrated=float("nan"))
     assert CLAIM.decide(nothing).status == "inconclusive"
     assert RULES.decisive_failures
+
+
+def test_diverged_members_of_each_activation_are_counted_apart():
+    # quadratic seed 0 and ReLU seed 0 share a seed row but are two members: both diverged is 2, not 1
+    from learnmech.atlas.contract import Curve
+    from learnmech.atlas.keys import key
+    from learnmech.atlas.universal.fourier_features import summarize
+
+    cfg = CLAIM.make_config("tiny")
+    steps = np.array([0.0, 10.0, 20.0])
+    good, bad = np.array([0.5, 0.2, 0.1]), np.array([0.5, np.nan, np.nan])
+    measurement = {}
+    for act in cfg.activations:
+        rows = np.stack([bad] + [good] * (cfg.seeds - 1))  # seed 0 diverged in every activation
+        measurement[key("loss", act)] = Curve(steps, rows)
+        measurement[key("train_accuracy", act)] = Curve(steps, np.stack([np.array([0.1, 0.5, 1.0])] * cfg.seeds))
+        measurement[key("test_accuracy", act)] = Curve(steps, np.stack([np.array([0.0, 0.2, 0.4])] * cfg.seeds))
+        measurement[key("concentration", act)] = Curve(np.arange(3.0), np.full((cfg.seeds, 3), 0.9))
+        measurement[key("contribution", act)] = Curve(np.arange(3.0), np.ones((cfg.seeds, 3)))
+    summary = summarize(cfg, {"analytic_accuracy": 1.0, "analytic_accuracy_grid": 1.0}, measurement)
+    assert summary["diverged"] == float(len(cfg.activations))
