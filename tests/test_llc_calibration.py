@@ -154,3 +154,16 @@ def test_gaussian_expectation_against_monte_carlo_and_its_limit():
     mc = N * np.mean(0.5 * t * np.einsum("si,ij,sj->s", w, sigma, w))
     assert gaussian_expectation(a, N, t, g) == pytest.approx(mc, rel=0.01)
     assert gaussian_expectation(a, N, 1e12, g) == pytest.approx(3 * N / 2, rel=1e-9)  # d/2 as gamma/t -> 0
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_crossing_expectation_of_a_steep_single_power_against_scipy(p):
+    # K = w^(2p)/2: the cut-off exp(-t K) turns over on a scale 1/(2p) in ln w, which the grid follows (step
+    # spacing/p); quad to 1e-12, tolerance 1e-8
+    t, g = 587.0, 1.0
+    f = lambda w: np.exp(-t * w ** (2 * p) / 2 - g * w * w / 2)  # noqa: E731
+    num = integrate.quad(lambda w: t * w ** (2 * p) / 2 * f(w), 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
+    den = integrate.quad(f, 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
+    assert crossing_expectation((p,), 1.0, t, g) == pytest.approx(num / den, rel=1e-8)
+    with pytest.raises(ValueError, match="^gamma:"):
+        crossing_expectation((p,), 1.0, t, 0.0)

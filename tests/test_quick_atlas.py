@@ -46,6 +46,7 @@ QUICK_VERDICTS: dict[str, str] = {  # claim id -> "fails" | "inconclusive", wher
     "solvable.max-margin": "fails",  # ||w||/log t is 40% short of ||w_hat|| at 1e5 steps (theory: an O(1) offset)
     "limits.signal-propagation": "fails",  # the fitted correlation depth at sigma_w^2 = 3 is 19% from xi_c
     "dev.llc-calibration": "fails",  # the normal crossing (1, 1) (multiplicity 2) reads 35% low at n beta = 80
+    "dev.stagewise": "inconclusive",  # every plateau chain descends off its saddle (flagged): no rise to judge
     "universal.fourier-features": "fails",  # 84% of a ReLU net's neurons concentrated after 3,000 steps, not 90%
 }
 QUICK_FAILS = {c for c, v in QUICK_VERDICTS.items() if v == "fails"}

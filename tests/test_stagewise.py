@@ -93,7 +93,7 @@ def test_rises_treats_nan_as_not_rising():
 
 def _summary(**changes):
     base = {"diverged": 0.0, "members_with_r_drops": 1.0, "members_with_rank_steps": 1.0, "final_acceptance": 0.98,
-            "final_rel_err": 0.05, "drops_with_rise": 1.0}
+            "final_rel_err": 0.05, "drops_with_rise": 1.0, "plateau_runaway": 0.0}
     return {**base, **changes}
 
 
@@ -104,6 +104,8 @@ def _summary(**changes):
     ({"members_with_r_drops": 2 / 3}, "inconclusive", "fraction of members with r drops"),
     ({"final_acceptance": 0.85, "final_rel_err": 0.5}, "inconclusive", "mean MALA acceptance at the final probe"),
     ({"diverged": 1.0}, "inconclusive", "diverged members"),
+    # flagged plateau chains: the rise is not judged, even when it is there
+    ({"plateau_runaway": 1.0}, "inconclusive", "fraction of plateau chains that ran away"),
 ])
 def test_rules_on_hand_made_summaries(changes, status, metric):
     verdict = decide(S.RULES, _summary(**changes))

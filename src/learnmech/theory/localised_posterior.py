@@ -33,15 +33,29 @@ def crossing_expectation(powers, scale: float, t: float, gamma: float, spacing: 
 
     The integrand is even in every ``w_j``: integrate over ``w > 0`` in ``u_j = ln w_j`` (``dw_j = w_j du_j``),
     where it is smooth with double-exponential tails on the right and ``e^{u}`` tails on the left, by the
-    trapezoid rule with step ``spacing`` on ``[-25, ln(12/sqrt(gamma))]`` (the mass left out on the left is
-    ``O(e^-25)``; the rule converges spectrally: relative error below 1e-8 at the default). ``d <= 3``.
+    trapezoid rule on ``[-25, ln(12/sqrt(gamma))]`` (the mass left out on the left is ``O(e^-25)``) with step
+    ``spacing / p_j`` on axis ``j``: the cut-off ``exp(-t K)`` turns over in ``u_j`` on a scale ``1/(2 p_j)``.
+    The rule converges spectrally: relative error about 1e-9 at the default for every ``p_j <= 4`` (against
+    ``scipy.integrate.quad`` and a finer grid). ``1 <= d <= 3``, ``gamma > 0``; the grid is summed one slab of
+    the first axis at a time, so memory is that of one slab (at most ``(25 p_max / spacing)^2`` points).
     """
-    p = np.asarray(powers, dtype=np.float64)
-    u = np.arange(-25.0, np.log(12.0 / np.sqrt(gamma)), spacing)  # (G,)
-    axis = lambda v, j: np.expand_dims(v, tuple(k for k in range(p.size) if k != j))  # noqa: E731  (G,) on axis j
-    log_tk = np.log(t * scale / 2) + sum(axis(2 * pj * u, j) for j, pj in enumerate(p))  # (G,)*d: ln(t K)
-    log_rest = sum(axis(u - 0.5 * gamma * np.exp(2 * u), j) for j in range(p.size))  # ln prod_j w_j e^{-gamma w_j^2/2}
-    tk = np.exp(log_tk)
-    log_rho = log_rest - tk
-    rho = np.exp(log_rho - log_rho.max())
-    return float(np.sum(tk * rho) / np.sum(rho))
+    p = np.asarray(powers, dtype=np.float64).ravel()
+    if not 1 <= p.size <= 3 or np.any(~np.isfinite(p)) or np.any(p <= 0):
+        raise ValueError(f"powers: must be 1 to 3 numbers > 0, got {powers!r}")
+    if not (np.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma: must be a finite number > 0 (the grid ends at ln(12/sqrt(gamma))), got {gamma!r}")
+    top = np.log(12.0 / np.sqrt(gamma))
+    grids = [np.arange(-25.0, top, spacing / pj) for pj in p]  # u_j per axis
+    rest = [u - 0.5 * gamma * np.exp(2 * u) for u in grids]  # ln(w_j e^{-gamma w_j^2 / 2}) per axis
+    shift = sum(r.max() for r in rest)  # >= ln rho everywhere (t K >= 0): no overflow
+    log_tk0 = np.log(t * scale / 2)
+    tail = [np.expand_dims(2 * pj * u, tuple(k for k in range(p.size - 1) if k != j))
+            for j, (pj, u) in enumerate(zip(p[1:], grids[1:]))]  # the other axes, broadcast against each other
+    tail_rest = [np.expand_dims(r, tuple(k for k in range(p.size - 1) if k != j)) for j, r in enumerate(rest[1:])]
+    num = den = 0.0
+    for u0, r0 in zip(grids[0], rest[0]):  # one slab of the first axis at a time
+        log_tk = log_tk0 + 2 * p[0] * u0 + sum(tail, np.zeros(()))
+        rho = np.exp(r0 + sum(tail_rest, np.zeros(())) - np.exp(log_tk) - shift)
+        num += float(np.sum(np.exp(log_tk) * rho))
+        den += float(np.sum(rho))
+    return num / den
