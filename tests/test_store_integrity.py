@@ -16,7 +16,6 @@ replaced it:
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import shutil
 import signal
@@ -34,6 +33,7 @@ from typer.testing import CliRunner
 from learnmech.cli import app
 from learnmech.store import Store, files
 from learnmech.store import store as store_module
+from test_kill_resume import _slow_claim_module
 
 runner = CliRunner()
 HERE = Path(__file__).parent
@@ -91,19 +91,6 @@ def test_four_checks_in_a_row_on_one_store(tmp_path, monkeypatch):
 def _slow_claim(store: Path, seconds: float, *flags: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(HERE / "slow_claim.py"), str(store), str(seconds), *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _slow_claim_module():
-    """tests/slow_claim.py imported here, the SIGINT handler this process had left as it was."""
-    previous = signal.getsignal(signal.SIGINT)  # the module restores Python's handler for its own process
-    spec = importlib.util.spec_from_file_location("learnmech_test_slow_claim", HERE / "slow_claim.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the Config's annotations through its module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return module
 
 
 def _slow_claim_here(capsys, store: Path, seconds: float, force: bool = False) -> list[str]:
