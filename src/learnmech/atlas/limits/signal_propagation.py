@@ -229,7 +229,7 @@ def propagate(x, tangents, sigma_w2_rows, sigma_w2_tangents, base_index, pair_a,
     Returns ``q`` ``(depth, rows)`` (``|h^l|^2 / N``), ``h_a . h_b / N`` for the rows ``pair_a``, ``pair_b``
     ``(depth, pairs)`` and the tangents' log-growth ``ln(|delta^{l+1}|^2 / |delta^l|^2)`` ``(depth - 1,
     tangents)``; tangent ``j`` sits on row ``base_index[j]`` and has ``sigma_w^2 = sigma_w2_tangents[j]``.
-    numpy (BLAS matmuls, PCG64 normals): a jitted ``lax.scan`` of the same loop took 5 s to compile, more
+    numpy (BLAS matmuls, PCG64 normals): a jitted scan of the same loop (JAX) took 5 s to compile, more
     than the whole ``tiny`` run.
     """
     rng = np.random.default_rng(seed)

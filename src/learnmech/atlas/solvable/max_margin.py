@@ -15,7 +15,7 @@ Experiment: (i) synthetic: ``n_synthetic`` points ``x = y separation e_1 + N(0, 
 redrawn while ``y x_1 < cut`` (separable through the origin by construction); (ii) scikit-learn digits,
 two classes (0 vs 1), pixels standardised over the chosen images, constant pixels dropped (52 of 64
 remain); separable, which :func:`~learnmech.theory.max_margin.hard_margin` checks. GD for ``steps`` steps
-with the project's trainer (:func:`learnmech.train.train`, a traced ``fori_loop`` between observation
+with the project's trainer (:func:`learnmech.train.train`, a traced loop between observation
 points), ``w`` recorded at ``per_decade`` log-spaced steps per decade from ``k = 10``.
 
 Verdict (CLAIMS.md): over the last two decades of ``k`` the angle ``theta_k`` between ``w_k`` and ``w_hat``
